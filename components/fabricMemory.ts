@@ -1,0 +1,43 @@
+import * as pulumi from "@pulumi/pulumi";
+import { FamFile } from "../providers/famFile";
+
+/** The QEMU group on Debian: QEMU runs as libvirt-qemu and must map the file. */
+export const FAM_GROUP = "libvirt-qemu";
+export const FAM_MODE = 0o660;
+
+export interface FabricMemoryArgs {
+  /** Absolute path of the FAM backing file. No default: the cluster passes `fame:famPath`. */
+  path: pulumi.Input<string>;
+  /** Size in bytes, a power of two. No default: the cluster passes `fame:famSize`. */
+  sizeBytes: pulumi.Input<number>;
+  /**
+   * Delete the file when this resource is deleted. Default: false, the file is
+   * kept on `pulumi destroy` (it is user data).
+   */
+  deleteOnDestroy?: boolean;
+}
+
+/**
+ * The fabric-attached memory: one host file every node maps through IVSHMEM.
+ * Adopts an existing file of the right size untouched, grows in place, never
+ * shrinks, and by default outlives the stack.
+ */
+export class FabricMemory extends pulumi.ComponentResource {
+  readonly path: pulumi.Output<string>;
+  readonly sizeBytes: pulumi.Output<number>;
+  readonly file: FamFile;
+
+  constructor(name: string, args: FabricMemoryArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("fame:memory:FabricMemory", name, {}, opts);
+    const deleteOnDestroy = args.deleteOnDestroy ?? false;
+    this.file = new FamFile(
+      `${name}-file`,
+      { path: args.path, sizeBytes: args.sizeBytes, group: FAM_GROUP, mode: FAM_MODE, deleteOnDestroy },
+      // Without the opt-in Pulumi forgets the resource on delete and leaves the file alone.
+      { parent: this, retainOnDelete: !deleteOnDestroy },
+    );
+    this.path = this.file.path;
+    this.sizeBytes = this.file.sizeBytes;
+    this.registerOutputs({ path: this.path, sizeBytes: this.sizeBytes });
+  }
+}

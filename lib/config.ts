@@ -1,0 +1,309 @@
+/**
+ * Stack configuration: resolution (stack value, else FAME_* variable, else the
+ * schema default) and validation. Pure: host facts come in as arguments, so
+ * the same rules serve the program, the tests and the preview.
+ */
+import * as path from "node:path";
+import { CONFIG_KEYS, type ConfigKey, type KeySpec, SCHEMA } from "./schema";
+import { GiB, TiB, formatSize, isPowerOfTwo, parseSize } from "./units";
+
+export type Accel = "auto" | "kvm" | "tcg";
+
+/** Validated, typed configuration. */
+export interface FameConfig {
+  nodes: number;
+  dir: string;
+  famPath: string;
+  famSizeBytes: number;
+  famDeleteOnDestroy: boolean;
+  vcpus: number;
+  vdramKiB: number;
+  vfsGbytes: number;
+  user: string;
+  mirror: string;
+  proxy: string;
+  l4fame: string;
+  kernel: string;
+  hostbase: string;
+  octets123: string;
+  libvirtUri: string;
+  accel: Accel;
+  famezSocket: string;
+  kernelPath: string;
+  initrdPath: string;
+  cmdline: string;
+  verbose: boolean;
+}
+
+/** Where a resolved value came from, for messages and for env.sh. */
+export type Source = "stack" | "env" | "default" | "computed";
+
+export interface RawValue {
+  value: string;
+  source: Source;
+  /** The environment variable that supplied the value, when source is "env". */
+  envVar?: string;
+}
+
+export type RawConfig = Record<ConfigKey, RawValue>;
+
+export const MIN_VDRAM_KIB = 786432;
+export const MAX_NODES = 253;
+export const MIN_FAM_BYTES = GiB;
+export const WARN_FAM_BYTES = 256 * GiB;
+export const MAX_FAM_BYTES = TiB;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `invalid fame configuration (nothing was changed):\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+function specDefault(spec: KeySpec): string | undefined {
+  return spec.default === undefined ? undefined : String(spec.default);
+}
+
+/**
+ * Resolves every key. A stack value wins, except that a value equal to the
+ * schema default counts as unset when a FAME_* variable is present: the Pulumi
+ * CLI injects Pulumi.yaml defaults into the stack config, so "left at the
+ * default" and "unset" cannot be told apart.
+ */
+export function resolveRaw(
+  get: (key: ConfigKey) => string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  ctx: { project: string; stack: string },
+): RawConfig {
+  const out = {} as RawConfig;
+  for (const key of CONFIG_KEYS) {
+    const spec: KeySpec = SCHEMA[key];
+    const stackValue = get(key);
+    const def = specDefault(spec);
+    const fromEnv = (spec.env ?? [])
+      .map((name) => ({ name, value: env[name] }))
+      .find((e) => e.value !== undefined && e.value !== "");
+    if (stackValue !== undefined && (stackValue !== def || !fromEnv)) {
+      out[key] = { value: stackValue, source: stackValue === def ? "default" : "stack" };
+    } else if (fromEnv?.value !== undefined) {
+      out[key] = { value: fromEnv.value, source: "env", envVar: fromEnv.name };
+    } else if (def !== undefined) {
+      out[key] = { value: def, source: "default" };
+    } else {
+      out[key] = { value: "", source: "computed" };
+    }
+  }
+  if (out.dir.value === "") {
+    out.dir = { value: `/var/lib/fame/${ctx.project}-${ctx.stack}`, source: "computed" };
+  }
+  if (out.famPath.value === "") {
+    out.famPath = { value: path.posix.join(out.dir.value, "FAM"), source: "computed" };
+  }
+  return out;
+}
+
+/** Facts about the host that some rules need; absent facts skip those rules. */
+export interface HostFacts {
+  /** Total host RAM in KiB, for the nodes x DRAM warning. */
+  memTotalKiB?: number;
+}
+
+export interface Validated {
+  config: FameConfig;
+  warnings: string[];
+}
+
+const HOSTBASE_RE = /^[a-z][a-z0-9-]{0,7}$/;
+const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
+const URI_RE = /^[a-z][a-z0-9+]*:\/\/[^\s]*$/;
+const UNSAFE_PATH_RE = /[\0\n\r]/;
+
+function describe(key: ConfigKey, raw: RawValue): string {
+  const origin = raw.source === "env" ? ` (from ${raw.envVar})` : "";
+  return `fame:${key} = ${JSON.stringify(raw.value)}${origin}`;
+}
+
+/** Validates resolved values; throws one ConfigError listing every problem. */
+export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const bad = (key: ConfigKey, rule: string) => problems.push(`${describe(key, raw[key])}: ${rule}`);
+
+  const int = (key: ConfigKey, min: number, max: number, rule?: string): number => {
+    const text = raw[key].value.trim();
+    const n = /^[+-]?\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(n)) {
+      bad(key, `must be an integer${rule ? ` (${rule})` : ""}`);
+      return Number.NaN;
+    }
+    if (n < min || n > max) bad(key, rule ?? `must be between ${min} and ${max}`);
+    return n;
+  };
+  const bool = (key: ConfigKey): boolean => {
+    const text = raw[key].value.trim().toLowerCase();
+    if (["true", "yes", "1", "on"].includes(text)) return true;
+    if (["false", "no", "0", "off", ""].includes(text)) return false;
+    bad(key, "must be true or false");
+    return false;
+  };
+  const absPath = (key: ConfigKey, optional: boolean): string => {
+    const value = raw[key].value;
+    if (value === "" && optional) return "";
+    if (!path.posix.isAbsolute(value)) bad(key, "must be an absolute path");
+    else if (UNSAFE_PATH_RE.test(value)) bad(key, "must not contain NUL or newline characters");
+    else if (value.endsWith("/") && value !== "/") bad(key, "must name a file, not end with '/'");
+    return value === "" ? "" : path.posix.normalize(value);
+  };
+  const url = (key: ConfigKey, optional: boolean): string => {
+    const value = raw[key].value.trim();
+    if (value === "" && optional) return "";
+    let ok = false;
+    try {
+      const u = new URL(value);
+      ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+    } catch {
+      ok = false;
+    }
+    if (!ok) bad(key, "must be an http:// or https:// URL");
+    return value;
+  };
+
+  const nodes = int("nodes", 1, MAX_NODES, `must be an integer from 1 to ${MAX_NODES}`);
+  if (Number.isSafeInteger(nodes) && nodes >= 1 && nodes <= MAX_NODES && !isPowerOfTwo(nodes)) {
+    warnings.push(
+      `fame:nodes = ${nodes} is not a power of two: FAM books are divided evenly among nodes and the remainder is unused`,
+    );
+  }
+
+  const famSizeBytes = parseSize(raw.famSize.value) ?? Number.NaN;
+  if (Number.isNaN(famSizeBytes)) {
+    bad("famSize", "must be a size such as 16G (units K, M, G, T)");
+  } else if (!isPowerOfTwo(famSizeBytes)) {
+    bad("famSize", "must be a power of two (1G, 2G, 4G, ... 256G)");
+  } else if (famSizeBytes < MIN_FAM_BYTES) {
+    bad("famSize", "must be at least 1G");
+  } else if (famSizeBytes > MAX_FAM_BYTES) {
+    bad("famSize", "must be at most 1T");
+  } else if (famSizeBytes > WARN_FAM_BYTES) {
+    warnings.push(
+      `fame:famSize = ${formatSize(famSizeBytes)} is above 256G, the largest size FAME is known to work with`,
+    );
+  }
+
+  const vcpus = int("vcpus", 1, 64);
+  const vdramKiB = int(
+    "vdram",
+    MIN_VDRAM_KIB,
+    64 * 1024 * 1024,
+    `must be an integer number of KiB from ${MIN_VDRAM_KIB} to 67108864 (64 GiB)`,
+  );
+  if (
+    host.memTotalKiB !== undefined &&
+    Number.isSafeInteger(nodes) &&
+    Number.isSafeInteger(vdramKiB) &&
+    nodes * vdramKiB > host.memTotalKiB
+  ) {
+    warnings.push(
+      `fame:nodes x fame:vdram = ${nodes} x ${vdramKiB} KiB exceeds this host's ${host.memTotalKiB} KiB of RAM`,
+    );
+  }
+  const vfsGbytes = int("vfsGbytes", 2, 2048);
+
+  const user = raw.user.value;
+  if (!USER_RE.test(user)) {
+    bad("user", "must be a Linux user name: lower-case letter or _, then letters, digits, _ or -");
+  } else if (user === "root") {
+    bad("user", "must not be root (the node user is the unprivileged account)");
+  }
+
+  const mirror = url("mirror", false);
+  const proxy = url("proxy", true);
+  const l4fame = url("l4fame", true);
+  const kernel = raw.kernel.value;
+  if (!PACKAGE_RE.test(kernel)) bad("kernel", "must be a Debian package name");
+
+  const hostbase = raw.hostbase.value;
+  if (!HOSTBASE_RE.test(hostbase)) {
+    bad(
+      "hostbase",
+      "must be 1 to 8 characters, start with a lower-case letter and contain only a-z, 0-9 and '-' (it names the bridge br_<hostbase>, and Linux limits interface names)",
+    );
+  }
+
+  const octets123 = raw.octets123.value.trim();
+  const parts = octets123.split(".");
+  if (parts.length !== 3 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) {
+    bad("octets123", "must be exactly three dot-separated octets 0..255, such as 192.168.42");
+  } else {
+    const first = Number(parts[0]);
+    if (first === 0 || first === 127 || first >= 224) {
+      bad("octets123", "must not be in 0.0.0.0/8, 127.0.0.0/8 (loopback) or 224.0.0.0/3");
+    } else if (!isPrivate(parts.map(Number))) {
+      warnings.push(
+        `fame:octets123 = ${octets123} is not a private (RFC 1918) range; nodes will shadow public addresses`,
+      );
+    }
+  }
+
+  const libvirtUri = raw.libvirtUri.value.trim();
+  if (!URI_RE.test(libvirtUri)) bad("libvirtUri", "must be a libvirt URI such as qemu:///system");
+
+  const accel = raw.accel.value.trim() as Accel;
+  if (!["auto", "kvm", "tcg"].includes(accel)) bad("accel", "must be one of auto, kvm, tcg");
+
+  const before = problems.length;
+  const dir = absPath("dir", false);
+  // A famPath computed from a bad dir is not a second problem.
+  const famPath =
+    raw.famPath.source === "computed" && problems.length > before
+      ? raw.famPath.value
+      : absPath("famPath", false);
+  const famezSocket = absPath("famezSocket", true);
+  const bootProblems = problems.length;
+  const kernelPath = absPath("kernelPath", true);
+  const initrdPath = absPath("initrdPath", true);
+  if (problems.length === bootProblems && (kernelPath === "") !== (initrdPath === "")) {
+    bad(initrdPath === "" ? "initrdPath" : "kernelPath", "kernelPath and initrdPath must be set together");
+  }
+  const cmdline = raw.cmdline.value;
+  if (UNSAFE_PATH_RE.test(cmdline)) bad("cmdline", "must be one line");
+
+  const famDeleteOnDestroy = bool("famDeleteOnDestroy");
+  const verbose = bool("verbose");
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    config: {
+      nodes,
+      dir,
+      famPath,
+      famSizeBytes,
+      famDeleteOnDestroy,
+      vcpus,
+      vdramKiB,
+      vfsGbytes,
+      user,
+      mirror,
+      proxy,
+      l4fame,
+      kernel,
+      hostbase,
+      octets123,
+      libvirtUri,
+      accel,
+      famezSocket,
+      kernelPath,
+      initrdPath,
+      cmdline,
+      verbose,
+    },
+    warnings,
+  };
+}
+
+function isPrivate([a, b]: number[]): boolean {
+  return a === 10 || (a === 172 && (b ?? 0) >= 16 && (b ?? 0) <= 31) || (a === 192 && b === 168);
+}

@@ -1,0 +1,84 @@
+/**
+ * Operations on the FAM backing file. The file is user data: nothing here
+ * truncates, shrinks or replaces an existing file. Creation uses O_EXCL so a
+ * file that appears between check and create is never clobbered; growth only
+ * ever extends (bytes below the old size are untouched).
+ */
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+
+export interface FamStat {
+  isFile: boolean;
+  sizeBytes: number;
+  /** Permission bits, e.g. 0o660. */
+  mode: number;
+  gid: number;
+  uid: number;
+  /** Bytes actually allocated on disk (sparse files use less). */
+  allocatedBytes: number;
+}
+
+export async function statFam(file: string): Promise<FamStat | undefined> {
+  try {
+    const st = await fs.stat(file);
+    return {
+      isFile: st.isFile(),
+      sizeBytes: st.size,
+      mode: st.mode & 0o7777,
+      gid: st.gid,
+      uid: st.uid,
+      allocatedBytes: st.blocks * 512,
+    };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** Group id from /etc/group; undefined when the group does not exist. */
+export async function groupId(name: string, groupFile = "/etc/group"): Promise<number | undefined> {
+  const text = await fs.readFile(groupFile, "utf8");
+  for (const line of text.split("\n")) {
+    const [group, , gid] = line.split(":");
+    if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  return undefined;
+}
+
+/** Creates a new sparse file of `sizeBytes`; fails with EEXIST rather than touch an existing one. */
+export async function createFam(file: string, sizeBytes: number): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  const handle = await fs.open(file, "wx", 0o660);
+  try {
+    await handle.truncate(sizeBytes);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Extends the file to `sizeBytes`. Refuses to shrink: that would cut user data. */
+export async function growFam(file: string, sizeBytes: number): Promise<void> {
+  const handle = await fs.open(file, "r+");
+  try {
+    const { size } = await handle.stat();
+    if (size > sizeBytes) {
+      throw new Error(
+        `refusing to shrink FAM file ${file} from ${size} to ${sizeBytes} bytes: ${size - sizeBytes} bytes of data would be cut`,
+      );
+    }
+    if (size < sizeBytes) await handle.truncate(sizeBytes);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Sets group and mode so QEMU (running as libvirt-qemu) can map the file. */
+export async function setAccess(file: string, gid: number, mode: number): Promise<void> {
+  await fs.chown(file, -1, gid);
+  await fs.chmod(file, mode);
+}
+
+/** Deletes the file. Only called when the user opted in to deleting FAM. */
+export async function removeFam(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+}

@@ -1,0 +1,155 @@
+/**
+ * The stack configuration schema: every `fame:` key, its type, default and the
+ * FAME_* environment variable of the original configurator that stands in for
+ * it. This table is the single source of defaults: the program applies them
+ * (the SDK does not, and mocks never see Pulumi.yaml), and a test checks that
+ * Pulumi.yaml declares exactly the same keys, types and defaults.
+ */
+
+export type ConfigType = "string" | "integer" | "boolean";
+
+export interface KeySpec {
+  type: ConfigType;
+  /** Default as Pulumi.yaml declares it. Absent: computed by the program (see `description`). */
+  default?: string | number | boolean;
+  /** Environment variables consulted, in order, when the stack leaves the key at its default. */
+  env?: readonly string[];
+  description: string;
+}
+
+export const SCHEMA = {
+  nodes: {
+    type: "integer",
+    default: 4,
+    env: ["FAME_NODES"],
+    description: "Number of node VMs, 1..253 (a power of two wastes no FAM books).",
+  },
+  dir: {
+    type: "string",
+    env: ["FAME_DIR"],
+    description:
+      "Absolute artifact directory (console logs, Librarian INI, env.sh). Default: /var/lib/fame/<project>-<stack>.",
+  },
+  famPath: {
+    type: "string",
+    env: ["FAME_FAM"],
+    description: "Absolute path of the FAM backing file shared by all nodes. Default: <dir>/FAM.",
+  },
+  famSize: {
+    type: "string",
+    default: "16G",
+    description:
+      "FAM size: a power of two from 1G to 256G (above 256G is accepted with a warning, 1T at most). Units K, M, G, T (binary).",
+  },
+  famDeleteOnDestroy: {
+    type: "boolean",
+    default: false,
+    description:
+      "Opt-in: let `pulumi destroy` (or removing the FAM resource) delete the FAM file. Off: the file is always kept.",
+  },
+  vcpus: {
+    type: "integer",
+    default: 2,
+    env: ["FAME_VCPUS"],
+    description: "Virtual CPUs per node, 1..64.",
+  },
+  vdram: {
+    type: "integer",
+    default: 786432,
+    env: ["FAME_VDRAM"],
+    description: "DRAM per node in KiB, at least 786432.",
+  },
+  vfsGbytes: {
+    type: "integer",
+    default: 6,
+    env: ["FAME_VFS_GBYTES"],
+    description: "Size in GB of the golden image and of each node's disk, 2..2048.",
+  },
+  user: {
+    type: "string",
+    default: "l4mdc",
+    env: ["FAME_USER"],
+    description: "Normal (non-root) user on each node, with passwordless sudo.",
+  },
+  mirror: {
+    type: "string",
+    default: "http://deb.debian.org/debian",
+    env: ["FAME_MIRROR"],
+    description: "Debian mirror the golden image is built from.",
+  },
+  proxy: {
+    type: "string",
+    default: "",
+    env: ["FAME_PROXY", "http_proxy"],
+    description: "HTTP proxy used to reach the mirror; also written into the nodes' apt config.",
+  },
+  l4fame: {
+    type: "string",
+    default: "",
+    env: ["FAME_L4FAME"],
+    description: "Optional L4FAME apt repository (empty: not used).",
+  },
+  kernel: {
+    type: "string",
+    default: "linux-image-4.14.0-l4fame",
+    env: ["FAME_KERNEL"],
+    description: "Kernel package taken from the L4FAME repository when it is configured.",
+  },
+  hostbase: {
+    type: "string",
+    default: "node",
+    env: ["FAME_HOSTBASE"],
+    description:
+      "Node name prefix, at most 8 characters, a valid host name start; also names the network and bridge br_<hostbase>.",
+  },
+  octets123: {
+    type: "string",
+    default: "192.168.42",
+    env: ["FAME_OCTETS123"],
+    description: "First three octets of the node subnet; node N is <octets123>.N, torms is .254.",
+  },
+  libvirtUri: {
+    type: "string",
+    default: "qemu:///system",
+    env: ["FAME_LIBVIRT_URI"],
+    description: "libvirt connection URI used for every virsh call.",
+  },
+  accel: {
+    type: "string",
+    default: "auto",
+    env: ["FAME_ACCEL"],
+    description:
+      "auto (kvm when the host CPU flags show vmx or svm and /dev/kvm exists, else tcg), kvm or tcg.",
+  },
+  famezSocket: {
+    type: "string",
+    default: "",
+    env: ["FAME_IVSHMSG"],
+    description: "Optional absolute path of a FAME-Z server socket; adds an ivshmem-doorbell device.",
+  },
+  kernelPath: {
+    type: "string",
+    default: "",
+    description: "Absolute path of a kernel to boot the nodes with (direct kernel boot).",
+  },
+  initrdPath: {
+    type: "string",
+    default: "",
+    description: "Absolute path of the initrd that goes with kernelPath.",
+  },
+  cmdline: {
+    type: "string",
+    default: "console=ttyS0",
+    description:
+      "Kernel command line; fame appends systemd.hostname=<node> and fame.node=<N> per node.",
+  },
+  verbose: {
+    type: "boolean",
+    default: false,
+    env: ["FAME_VERBOSE"],
+    description: "Log each host operation the providers perform.",
+  },
+} as const satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof SCHEMA;
+export const CONFIG_KEYS = Object.keys(SCHEMA) as ConfigKey[];

@@ -1,0 +1,349 @@
+/**
+ * libvirt XML for fame's network and domains: built from plain specs and
+ * parsed back into the same specs (so `read` reports what libvirt really has).
+ * All XML goes through fast-xml-parser; nothing is concatenated by hand.
+ */
+import { XMLBuilder, XMLParser } from "fast-xml-parser";
+import { PCI_SLOTS } from "./plan";
+
+export const QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0";
+export const FAME_NS = "https://fame.dev/xmlns/libvirt/1";
+
+// Paths (dot-joined) whose elements are always lists, whatever their count.
+const ARRAY_PATHS = new Set([
+  "network.dns.host",
+  "network.dns.host.hostname",
+  "network.ip",
+  "network.ip.dhcp.host",
+  "domain.devices.disk",
+  "domain.devices.interface",
+  "domain.devices.serial",
+  "domain.qemu:commandline.qemu:arg",
+]);
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@_",
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: true,
+  isArray: (_name: string, jpath: unknown) => ARRAY_PATHS.has(String(jpath)),
+});
+
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@_",
+  format: true,
+  suppressEmptyNode: true,
+});
+
+type XmlNode = Record<string, unknown>;
+
+export function parseXml(xml: string): XmlNode {
+  return parser.parse(xml) as XmlNode;
+}
+
+// ---------------------------------------------------------------- network
+
+export interface NetworkHost {
+  mac: string;
+  name: string;
+  ip: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  bridge: string;
+  /** Host (torms) address on the bridge. */
+  ip: string;
+  netmask: string;
+  /** DNS-only names for the host itself, e.g. ["torms"]. */
+  hostNames: string[];
+  /** One static DHCP lease and DNS name per node. */
+  hosts: NetworkHost[];
+}
+
+export function dhcpHostXml(h: NetworkHost): string {
+  return build({ host: { "@_mac": h.mac, "@_name": h.name, "@_ip": h.ip } });
+}
+
+export function dnsHostXml(ip: string, names: string[]): string {
+  return build({ host: { "@_ip": ip, hostname: names } });
+}
+
+export function networkXml(spec: NetworkSpec): string {
+  const dnsHosts = [
+    { "@_ip": spec.ip, hostname: spec.hostNames },
+    ...spec.hosts.map((h) => ({ "@_ip": h.ip, hostname: [h.name] })),
+  ];
+  return build({
+    network: {
+      name: spec.name,
+      forward: { "@_mode": "nat", nat: { port: { "@_start": "1024", "@_end": "65535" } } },
+      bridge: { "@_name": spec.bridge, "@_stp": "off", "@_delay": "0" },
+      dns: { host: dnsHosts },
+      ip: {
+        "@_address": spec.ip,
+        "@_netmask": spec.netmask,
+        dhcp: {
+          host: spec.hosts.map((h) => ({ "@_mac": h.mac, "@_name": h.name, "@_ip": h.ip })),
+        },
+      },
+    },
+  });
+}
+
+/** Parses `virsh net-dumpxml` output back into a NetworkSpec. */
+export function parseNetworkXml(xml: string): NetworkSpec {
+  const net = (parseXml(xml).network ?? {}) as XmlNode;
+  const bridge = (net.bridge ?? {}) as XmlNode;
+  const ip = ((net.ip as XmlNode[] | undefined) ?? [])[0] ?? {};
+  const dhcpHosts = ((ip.dhcp as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
+  const dnsHosts = ((net.dns as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
+  const address = str(ip["@_address"]);
+  const own = dnsHosts.find((h) => str(h["@_ip"]) === address);
+  return {
+    name: str(net.name),
+    bridge: str(bridge["@_name"]),
+    ip: address,
+    netmask: str(ip["@_netmask"]) || prefixToNetmask(str(ip["@_prefix"])),
+    hostNames: ((own?.hostname as unknown[] | undefined) ?? []).map(str),
+    hosts: dhcpHosts.map((h) => ({
+      mac: str(h["@_mac"]).toLowerCase(),
+      name: str(h["@_name"]),
+      ip: str(h["@_ip"]),
+    })),
+  };
+}
+
+/** DNS host entries of a network, ip -> names, from `virsh net-dumpxml`. */
+export function parseDnsHosts(xml: string): Map<string, string[]> {
+  const net = (parseXml(xml).network ?? {}) as XmlNode;
+  const dnsHosts = ((net.dns as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
+  return new Map(
+    dnsHosts.map((h) => [str(h["@_ip"]), ((h.hostname as unknown[]) ?? []).map(str)]),
+  );
+}
+
+function prefixToNetmask(prefix: string): string {
+  const bits = Number(prefix);
+  if (!prefix || !Number.isInteger(bits)) return "";
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (mask >>> s) & 255).join(".");
+}
+
+// ---------------------------------------------------------------- domain
+
+export interface DiskSpec {
+  path: string;
+  format: "qcow2" | "raw";
+}
+
+export interface FamAttachment {
+  path: string;
+  sizeBytes: number;
+}
+
+export interface DomainSpec {
+  name: string;
+  /** "kvm" (hardware) or "qemu" (TCG). */
+  type: "kvm" | "qemu";
+  memoryKiB: number;
+  vcpus: number;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  disks: DiskSpec[];
+  network: string;
+  mac: string;
+  consoleLog: string;
+  fam: FamAttachment;
+  /** Optional FAME-Z server socket for an ivshmem-doorbell device ("" = none). */
+  famezSocket: string;
+  /** Identifies the domain as fame's (written to <metadata>). */
+  owner: string;
+}
+
+/** QEMU options parse ',' as a separator; a literal comma is written ',,'. */
+export function qemuOptValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+const hex = (n: number) => `0x${n.toString(16).padStart(2, "0")}`;
+
+function pciAddress(slot: number): XmlNode {
+  return {
+    "@_type": "pci",
+    "@_domain": "0x0000",
+    "@_bus": "0x00",
+    "@_slot": hex(slot),
+    "@_function": "0x0",
+  };
+}
+
+/** The QEMU arguments that attach FAM (and the FAME-Z doorbell) to a node. */
+export function famQemuArgs(fam: FamAttachment, famezSocket: string): string[] {
+  const args = [
+    "-object",
+    `memory-backend-file,mem-path=${qemuOptValue(fam.path)},size=${fam.sizeBytes},id=FAM,share=on`,
+    "-device",
+    `ivshmem-plain,memdev=FAM,bus=pci.0,addr=${hex(PCI_SLOTS.ivshmem)}`,
+  ];
+  if (famezSocket) {
+    args.push(
+      "-chardev",
+      `socket,id=FAMEZ,path=${qemuOptValue(famezSocket)}`,
+      "-device",
+      `ivshmem-doorbell,chardev=FAMEZ,vectors=16,bus=pci.0,addr=${hex(PCI_SLOTS.doorbell)}`,
+    );
+  }
+  return args;
+}
+
+export function domainXml(spec: DomainSpec): string {
+  const disks = spec.disks.map((d, i) => ({
+    "@_type": "file",
+    "@_device": "disk",
+    driver: { "@_name": "qemu", "@_type": d.format },
+    source: { "@_file": d.path },
+    target: { "@_dev": `vd${String.fromCharCode(97 + i)}`, "@_bus": "virtio" },
+    address: pciAddress(PCI_SLOTS.disk + i * 0x10),
+  }));
+  return build({
+    domain: {
+      "@_type": spec.type,
+      "@_xmlns:qemu": QEMU_NS,
+      name: spec.name,
+      metadata: { "fame:node": { "@_xmlns:fame": FAME_NS, "@_owner": spec.owner } },
+      memory: { "@_unit": "KiB", "#text": String(spec.memoryKiB) },
+      vcpu: { "@_placement": "static", "#text": String(spec.vcpus) },
+      os: {
+        type: { "@_arch": "x86_64", "@_machine": "pc", "#text": "hvm" },
+        kernel: spec.kernel,
+        initrd: spec.initrd,
+        cmdline: spec.cmdline,
+      },
+      features: { acpi: "" },
+      // TCG cannot offer the host's CPU model; QEMU's default model is what works.
+      ...(spec.type === "kvm" ? { cpu: { "@_mode": "host-passthrough" } } : {}),
+      on_poweroff: "destroy",
+      on_reboot: "restart",
+      on_crash: "destroy",
+      devices: {
+        disk: disks,
+        controller: { "@_type": "usb", "@_model": "none" },
+        interface: {
+          "@_type": "network",
+          mac: { "@_address": spec.mac },
+          source: { "@_network": spec.network },
+          model: { "@_type": "virtio" },
+          address: pciAddress(PCI_SLOTS.nic),
+        },
+        serial: {
+          "@_type": "pty",
+          log: { "@_file": spec.consoleLog, "@_append": "on" },
+          target: { "@_port": "0" },
+        },
+        console: { "@_type": "pty", target: { "@_type": "serial", "@_port": "0" } },
+        memballoon: { "@_model": "none" },
+      },
+      "qemu:commandline": {
+        "qemu:arg": famQemuArgs(spec.fam, spec.famezSocket).map((value) => ({ "@_value": value })),
+      },
+    },
+  });
+}
+
+/** Parses `virsh dumpxml` output back into a DomainSpec. */
+export function parseDomainXml(xml: string): DomainSpec {
+  const dom = (parseXml(xml).domain ?? {}) as XmlNode;
+  const os = (dom.os ?? {}) as XmlNode;
+  const devices = (dom.devices ?? {}) as XmlNode;
+  const iface = ((devices.interface as XmlNode[] | undefined) ?? [])[0] ?? {};
+  const serial = ((devices.serial as XmlNode[] | undefined) ?? [])[0] ?? {};
+  const args = (
+    ((dom["qemu:commandline"] as XmlNode | undefined)?.["qemu:arg"] as XmlNode[] | undefined) ?? []
+  ).map((a) => str(a["@_value"]));
+  const meta = ((dom.metadata as XmlNode | undefined) ?? {}) as XmlNode;
+  const owner = Object.entries(meta).find(([k]) => k.endsWith(":node"))?.[1] as XmlNode | undefined;
+  const memory = dom.memory as XmlNode | string | undefined;
+  return {
+    name: str(dom.name),
+    type: str(dom["@_type"]) === "kvm" ? "kvm" : "qemu",
+    memoryKiB: toKiB(memory),
+    vcpus: Number(text(dom.vcpu)),
+    kernel: str(os.kernel),
+    initrd: str(os.initrd),
+    cmdline: str(os.cmdline),
+    disks: ((devices.disk as XmlNode[] | undefined) ?? [])
+      .filter((d) => str(d["@_device"]) === "disk")
+      .map((d) => ({
+        path: str((d.source as XmlNode | undefined)?.["@_file"]),
+        format: str((d.driver as XmlNode | undefined)?.["@_type"]) === "raw" ? "raw" : "qcow2",
+      })),
+    network: str((iface.source as XmlNode | undefined)?.["@_network"]),
+    mac: str((iface.mac as XmlNode | undefined)?.["@_address"]).toLowerCase(),
+    consoleLog: str((serial.log as XmlNode | undefined)?.["@_file"]),
+    ...famFromQemuArgs(args),
+    owner: str(owner?.["@_owner"]),
+  };
+}
+
+/** Recovers the FAM attachment and doorbell socket from the qemu:commandline arguments. */
+export function famFromQemuArgs(args: string[]): { fam: FamAttachment; famezSocket: string } {
+  const opt = (prefix: string) => {
+    const value = args.find((a) => a.startsWith(prefix));
+    return value ? splitQemuOpts(value.slice(prefix.length)) : new Map<string, string>();
+  };
+  const mem = opt("memory-backend-file,");
+  const chardev = opt("socket,");
+  return {
+    fam: { path: mem.get("mem-path") ?? "", sizeBytes: Number(mem.get("size") ?? Number.NaN) },
+    famezSocket: chardev.get("id") === "FAMEZ" ? (chardev.get("path") ?? "") : "",
+  };
+}
+
+/** Splits "a=1,b=x,,y" into {a: "1", b: "x,y"} (QEMU's ',,' escape). */
+export function splitQemuOpts(value: string): Map<string, string> {
+  const parts: string[] = [];
+  let current = "";
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === "," && value[i + 1] === ",") {
+      current += ",";
+      i++;
+    } else if (c === ",") {
+      parts.push(current);
+      current = "";
+    } else {
+      current += c;
+    }
+  }
+  parts.push(current);
+  const out = new Map<string, string>();
+  for (const part of parts) {
+    const eq = part.indexOf("=");
+    if (eq > 0) out.set(part.slice(0, eq), part.slice(eq + 1));
+  }
+  return out;
+}
+
+function toKiB(memory: XmlNode | string | undefined): number {
+  const value = Number(text(memory));
+  const unit = typeof memory === "object" ? str(memory["@_unit"]) || "KiB" : "KiB";
+  const scale: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, KiB: 1, k: 1, MiB: 1024, M: 1024, GiB: 1024 ** 2, G: 1024 ** 2 };
+  return value * (scale[unit] ?? 1);
+}
+
+function text(v: unknown): string {
+  if (v !== null && typeof v === "object") return str((v as XmlNode)["#text"]);
+  return str(v);
+}
+
+function str(v: unknown): string {
+  return v === undefined || v === null ? "" : String(v);
+}
+
+function build(obj: XmlNode): string {
+  return builder.build(obj) as string;
+}

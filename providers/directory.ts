@@ -1,0 +1,62 @@
+/**
+ * Dynamic provider for the artifact directory (console logs, INI, env.sh).
+ * Deleting removes the directory only when it is empty: it may hold the FAM
+ * file or logs the user still wants.
+ */
+import * as fs from "node:fs/promises";
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+
+export interface DirectoryInputs {
+  path: string;
+  mode: number;
+}
+export type DirectoryOutputs = DirectoryInputs;
+
+export const directoryProvider = {
+  async check(_olds: Partial<DirectoryOutputs>, news: DirectoryInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!news.path?.startsWith("/")) {
+      failures.push({ property: "path", reason: `${JSON.stringify(news.path)} must be an absolute path` });
+    } else {
+      const st = await fs.stat(news.path).catch(() => undefined);
+      if (st && !st.isDirectory()) {
+        failures.push({ property: "path", reason: `${news.path} exists and is not a directory` });
+      }
+    }
+    return { inputs: news, failures };
+  },
+  async diff(_id: string, olds: DirectoryOutputs, news: DirectoryInputs) {
+    const d = diffProps(olds, news, ["path", "mode"], ["path"], false);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+  async create(inputs: DirectoryInputs) {
+    await fs.mkdir(inputs.path, { recursive: true, mode: inputs.mode });
+    await fs.chmod(inputs.path, inputs.mode);
+    return { id: inputs.path, outs: { ...inputs } satisfies DirectoryOutputs };
+  },
+  async read(id: string, props?: DirectoryOutputs) {
+    const st = await fs.stat(id).catch(() => undefined);
+    if (!st?.isDirectory()) return {};
+    return { id, props: { path: id, mode: props?.mode ?? st.mode & 0o7777 } satisfies DirectoryOutputs };
+  },
+  async update(_id: string, _olds: DirectoryOutputs, news: DirectoryInputs) {
+    await fs.mkdir(news.path, { recursive: true, mode: news.mode });
+    await fs.chmod(news.path, news.mode);
+    return { outs: { ...news } satisfies DirectoryOutputs };
+  },
+  async delete(id: string) {
+    await fs.rmdir(id).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "ENOENT" && e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+    });
+  },
+} satisfies pulumi.dynamic.ResourceProvider<DirectoryInputs, DirectoryOutputs>;
+
+export type DirectoryArgs = { [K in keyof DirectoryInputs]: pulumi.Input<DirectoryInputs[K]> };
+
+export class Directory extends pulumi.dynamic.Resource {
+  declare readonly path: pulumi.Output<string>;
+  constructor(name: string, args: DirectoryArgs, opts?: pulumi.CustomResourceOptions) {
+    super(directoryProvider, name, args, opts, "fame", "Directory");
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Dynamic provider for one node's libvirt domain with the FAM attached over
+ * IVSHMEM. Every setting is updated in place (redefine, then restart a running
+ * node so it boots with the new definition); only the libvirt URI and the
+ * domain name force a replacement.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+import * as virsh from "../lib/host/virsh";
+import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
+
+export interface DomainInputs extends DomainSpec {
+  uri: string;
+  /** Desired power state. */
+  running: boolean;
+  /** Graceful shutdown budget before a forced power-off, in milliseconds. */
+  shutdownTimeoutMs: number;
+}
+
+export type DomainOutputs = DomainInputs;
+
+/** Properties that live in the domain definition: changing one needs a restart. */
+export const DEFINITION_KEYS = [
+  "type",
+  "memoryKiB",
+  "vcpus",
+  "kernel",
+  "initrd",
+  "cmdline",
+  "disks",
+  "network",
+  "mac",
+  "consoleLog",
+  "fam",
+  "famezSocket",
+  "owner",
+] as const satisfies readonly (keyof DomainSpec)[];
+const KEYS = ["uri", "name", ...DEFINITION_KEYS, "running", "shutdownTimeoutMs"] as const;
+const REPLACE_KEYS = ["uri", "name"] as const;
+
+function specOf(inputs: DomainInputs): DomainSpec {
+  const { uri: _u, running: _r, shutdownTimeoutMs: _s, ...spec } = inputs;
+  return spec;
+}
+
+/** Defines the domain and brings it to the desired power state. */
+async function converge(inputs: DomainInputs, restart: boolean): Promise<void> {
+  const { uri, name } = inputs;
+  await virsh.defineDomain(uri, domainXml(specOf(inputs)));
+  const state = await virsh.domainState(uri, name);
+  if (state === "running" && (restart || !inputs.running)) {
+    await virsh.stopDomain(uri, name, inputs.shutdownTimeoutMs);
+  }
+  if (inputs.running) await virsh.startDomain(uri, name);
+}
+
+export const domainProvider = {
+  async check(_olds: Partial<DomainOutputs>, news: DomainInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    const need = (property: string, ok: boolean, reason: string) => {
+      if (!ok) failures.push({ property, reason });
+    };
+    need("name", /^[A-Za-z0-9_.-]{1,64}$/.test(news.name ?? ""), `domain name ${JSON.stringify(news.name)} is not valid`);
+    need("memoryKiB", Number.isSafeInteger(news.memoryKiB) && news.memoryKiB > 0, "memoryKiB must be a positive integer");
+    need("vcpus", Number.isSafeInteger(news.vcpus) && news.vcpus > 0, "vcpus must be a positive integer");
+    need("mac", /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(news.mac ?? ""), `MAC ${JSON.stringify(news.mac)} is not valid`);
+    need("fam", Boolean(news.fam?.path?.startsWith("/")) && news.fam.sizeBytes > 0, "fam needs an absolute path and a size");
+    need("kernel", Boolean(news.kernel?.startsWith("/")), "kernel must be an absolute path");
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: DomainOutputs, news: DomainInputs) {
+    const d = diffProps(olds, news, KEYS, REPLACE_KEYS);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace };
+  },
+
+  async create(inputs: DomainInputs) {
+    const existing = await virsh.domainXml(inputs.uri, inputs.name);
+    if (existing !== undefined) {
+      // Adopt only a domain fame made for this owner (e.g. left by an interrupted run).
+      const owner = parseDomainXml(existing).owner;
+      if (owner !== inputs.owner) {
+        throw new Error(
+          `libvirt domain ${inputs.name} already exists and is not managed by this fame stack (owner ${JSON.stringify(owner)}); remove it (virsh undefine ${inputs.name}) or choose another fame:hostbase`,
+        );
+      }
+    }
+    await converge(inputs, existing !== undefined);
+    return { id: inputs.name, outs: { ...inputs } satisfies DomainOutputs };
+  },
+
+  async read(id: string, props?: DomainOutputs) {
+    const uri = props?.uri;
+    if (!uri) throw new Error(`cannot read domain ${id}: its libvirt URI is unknown`);
+    const xml = await virsh.domainXml(uri, id);
+    if (xml === undefined) return {};
+    const state = await virsh.domainState(uri, id);
+    const outs = {
+      ...parseDomainXml(xml),
+      uri,
+      running: state === "running",
+      shutdownTimeoutMs: props?.shutdownTimeoutMs ?? 60_000,
+    } satisfies DomainOutputs;
+    return { id, props: outs };
+  },
+
+  async update(_id: string, olds: DomainOutputs, news: DomainInputs) {
+    const d = diffProps(olds, news, DEFINITION_KEYS, []);
+    await converge(news, d.changes);
+    return { outs: { ...news } satisfies DomainOutputs };
+  },
+
+  async delete(id: string, props: DomainOutputs) {
+    await virsh.stopDomain(props.uri, id, props.shutdownTimeoutMs);
+    await virsh.undefineDomain(props.uri, id);
+  },
+} satisfies pulumi.dynamic.ResourceProvider<DomainInputs, DomainOutputs>;
+
+export type DomainArgs = { [K in keyof DomainInputs]: pulumi.Input<DomainInputs[K]> };
+
+/** A libvirt domain (one FAME node) as a Pulumi resource. */
+export class Domain extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly mac: pulumi.Output<string>;
+  declare readonly running: pulumi.Output<boolean>;
+  declare readonly fam: pulumi.Output<{ path: string; sizeBytes: number }>;
+
+  constructor(name: string, args: DomainArgs, opts?: pulumi.CustomResourceOptions) {
+    super(domainProvider, name, args, opts, "fame", "Domain");
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Dynamic provider for the libvirt NAT network that joins the nodes. Node
+ * hosts (static DHCP lease + DNS name) are edited live with `net-update`, so
+ * adding or removing nodes never restarts the network.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps, sameValue } from "../lib/diff";
+import * as virsh from "../lib/host/virsh";
+import {
+  type NetworkHost,
+  type NetworkSpec,
+  dhcpHostXml,
+  dnsHostXml,
+  networkXml,
+  parseNetworkXml,
+} from "../lib/xml";
+
+export interface NetworkInputs extends NetworkSpec {
+  uri: string;
+  autostart: boolean;
+}
+
+export interface NetworkOutputs extends NetworkInputs {
+  /** Whether the network is running (always true after create/update). */
+  active: boolean;
+}
+
+const KEYS = ["uri", "name", "bridge", "ip", "netmask", "hostNames", "hosts", "autostart"] as const;
+const REPLACE_KEYS = ["uri", "name", "bridge", "ip", "netmask", "hostNames"] as const;
+
+function byMac(hosts: NetworkHost[]): Map<string, NetworkHost> {
+  return new Map(hosts.map((h) => [h.mac.toLowerCase(), h]));
+}
+
+/** The spec libvirt holds, normalised for comparison (hosts in MAC order). */
+function normalise(spec: NetworkSpec): NetworkSpec {
+  return {
+    ...spec,
+    hosts: [...spec.hosts].sort((a, b) => a.mac.localeCompare(b.mac)),
+  };
+}
+
+/** Adds, removes and changes node hosts live; returns the number of edits. */
+async function syncHosts(
+  uri: string,
+  name: string,
+  have: NetworkHost[],
+  want: NetworkHost[],
+  live: boolean,
+): Promise<number> {
+  const haveByMac = byMac(have);
+  const wantByMac = byMac(want);
+  let edits = 0;
+  for (const [mac, h] of haveByMac) {
+    const w = wantByMac.get(mac);
+    if (w && sameValue(w, h)) continue;
+    await virsh.updateNetwork(uri, name, "delete", "ip-dhcp-host", dhcpHostXml(h), live);
+    await virsh.updateNetwork(uri, name, "delete", "dns-host", dnsHostXml(h.ip, [h.name]), live);
+    edits++;
+  }
+  for (const [mac, w] of wantByMac) {
+    const h = haveByMac.get(mac);
+    if (h && sameValue(w, h)) continue;
+    await virsh.updateNetwork(uri, name, "add", "ip-dhcp-host", dhcpHostXml(w), live);
+    await virsh.updateNetwork(uri, name, "add", "dns-host", dnsHostXml(w.ip, [w.name]), live);
+    edits++;
+  }
+  return edits;
+}
+
+async function ensureRunning(uri: string, name: string, autostart: boolean): Promise<boolean> {
+  const info = await virsh.networkInfo(uri, name);
+  if (!info?.active) await virsh.startNetwork(uri, name);
+  if (info?.autostart !== autostart) await virsh.setNetworkAutostart(uri, name, autostart);
+  return true;
+}
+
+function specOf(inputs: NetworkInputs): NetworkSpec {
+  const { name, bridge, ip, netmask, hostNames, hosts } = inputs;
+  return { name, bridge, ip, netmask, hostNames, hosts };
+}
+
+export const networkProvider = {
+  async check(_olds: Partial<NetworkOutputs>, news: NetworkInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(news.bridge ?? "")) {
+      failures.push({
+        property: "bridge",
+        reason: `bridge name ${JSON.stringify(news.bridge)} must be 1..15 characters of A-Z, a-z, 0-9, '_', '.', '-'`,
+      });
+    }
+    const macs = new Set(news.hosts.map((h) => h.mac.toLowerCase()));
+    const ips = new Set(news.hosts.map((h) => h.ip));
+    if (macs.size !== news.hosts.length || ips.size !== news.hosts.length) {
+      failures.push({ property: "hosts", reason: "node MACs and IPs must be unique" });
+    }
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: NetworkOutputs, news: NetworkInputs) {
+    const d = diffProps(
+      { ...olds, hosts: normalise(olds).hosts },
+      { ...news, hosts: normalise(news).hosts },
+      KEYS,
+      REPLACE_KEYS,
+    );
+    // A network that stopped out of band is restarted by update.
+    const changes = d.changes || olds.active === false;
+    return { changes, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace };
+  },
+
+  async create(inputs: NetworkInputs) {
+    const existing = await virsh.networkXml(inputs.uri, inputs.name);
+    if (existing !== undefined) {
+      // Adopt a network left by an interrupted run, but only if it is the one we would make.
+      const have = parseNetworkXml(existing);
+      const want = specOf(inputs);
+      const { hosts: _h, ...haveShape } = have;
+      const { hosts: _w, ...wantShape } = want;
+      if (!sameValue(haveShape, wantShape)) {
+        throw new Error(
+          `libvirt network ${inputs.name} already exists with a different shape (bridge ${have.bridge}, address ${have.ip}/${have.netmask}); remove it (virsh net-destroy/net-undefine ${inputs.name}) or choose another fame:hostbase`,
+        );
+      }
+      const info = await virsh.networkInfo(inputs.uri, inputs.name);
+      await syncHosts(inputs.uri, inputs.name, have.hosts, want.hosts, info?.active === true);
+    } else {
+      await virsh.defineNetwork(inputs.uri, networkXml(specOf(inputs)));
+    }
+    const active = await ensureRunning(inputs.uri, inputs.name, inputs.autostart);
+    return { id: inputs.name, outs: { ...inputs, active } satisfies NetworkOutputs };
+  },
+
+  async read(id: string, props?: NetworkOutputs) {
+    const uri = props?.uri;
+    if (!uri) throw new Error(`cannot read network ${id}: its libvirt URI is unknown`);
+    const xml = await virsh.networkXml(uri, id);
+    const info = await virsh.networkInfo(uri, id);
+    if (xml === undefined || info === undefined) return {};
+    const spec = parseNetworkXml(xml);
+    const outs = { ...spec, uri, autostart: info.autostart, active: info.active } satisfies NetworkOutputs;
+    return { id, props: outs };
+  },
+
+  async update(_id: string, _olds: NetworkOutputs, news: NetworkInputs) {
+    // Sync against what libvirt really holds, not the recorded state, so drift is repaired too.
+    const xml = await virsh.networkXml(news.uri, news.name);
+    if (xml === undefined) {
+      await virsh.defineNetwork(news.uri, networkXml(specOf(news)));
+    } else {
+      const info = await virsh.networkInfo(news.uri, news.name);
+      await syncHosts(news.uri, news.name, parseNetworkXml(xml).hosts, news.hosts, info?.active === true);
+    }
+    const active = await ensureRunning(news.uri, news.name, news.autostart);
+    return { outs: { ...news, active } satisfies NetworkOutputs };
+  },
+
+  async delete(id: string, props: NetworkOutputs) {
+    await virsh.destroyNetwork(props.uri, id);
+    await virsh.undefineNetwork(props.uri, id);
+  },
+} satisfies pulumi.dynamic.ResourceProvider<NetworkInputs, NetworkOutputs>;
+
+export type NetworkArgs = { [K in keyof NetworkInputs]: pulumi.Input<NetworkInputs[K]> };
+
+/** A libvirt NAT network as a Pulumi resource. */
+export class Network extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly bridge: pulumi.Output<string>;
+  declare readonly ip: pulumi.Output<string>;
+  declare readonly hosts: pulumi.Output<NetworkHost[]>;
+  declare readonly active: pulumi.Output<boolean>;
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.CustomResourceOptions) {
+    super(networkProvider, name, { ...args, active: undefined }, opts, "fame", "Network");
+  }
+}

@@ -1,0 +1,229 @@
+import * as assert from "node:assert/strict";
+import { type RawConfig, ConfigError, resolveRaw, validateConfig } from "../../lib/config";
+import type { ConfigKey } from "../../lib/schema";
+
+const ctx = { project: "fame", stack: "test" };
+
+function raw(overrides: Partial<Record<ConfigKey, string>> = {}, env: Record<string, string> = {}): RawConfig {
+  return resolveRaw((k) => overrides[k], env, ctx);
+}
+
+/** Validates and returns the problems (empty when valid). */
+function problems(overrides: Partial<Record<ConfigKey, string>>): string[] {
+  try {
+    validateConfig(raw(overrides));
+    return [];
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return [...e.problems];
+  }
+}
+
+function assertRefused(key: ConfigKey, value: string, rule: RegExp) {
+  const p = problems({ [key]: value });
+  assert.equal(p.length, 1, `expected one problem for ${key}=${value}, got ${JSON.stringify(p)}`);
+  assert.ok(p[0]?.startsWith(`fame:${key} = ${JSON.stringify(value)}`), p[0]);
+  assert.match(p[0] ?? "", rule);
+}
+
+function assertAccepted(key: ConfigKey, value: string) {
+  assert.deepEqual(problems({ [key]: value }), [], `${key}=${value} should be accepted`);
+}
+
+describe("config resolution", () => {
+  it("applies schema defaults and computes dir and famPath", () => {
+    const { config } = validateConfig(raw());
+    assert.equal(config.nodes, 4);
+    assert.equal(config.vcpus, 2);
+    assert.equal(config.vdramKiB, 786432);
+    assert.equal(config.vfsGbytes, 6);
+    assert.equal(config.user, "l4mdc");
+    assert.equal(config.hostbase, "node");
+    assert.equal(config.octets123, "192.168.42");
+    assert.equal(config.libvirtUri, "qemu:///system");
+    assert.equal(config.accel, "auto");
+    assert.equal(config.famSizeBytes, 16 * 2 ** 30);
+    assert.equal(config.famDeleteOnDestroy, false);
+    assert.equal(config.dir, "/var/lib/fame/fame-test");
+    assert.equal(config.famPath, "/var/lib/fame/fame-test/FAM");
+  });
+
+  it("uses FAME_* variables when the stack leaves a key unset", () => {
+    const r = raw({}, { FAME_DIR: "/srv/fame", FAME_VCPUS: "4", FAME_HOSTBASE: "tm", FAME_IVSHMSG: "/run/famez.sock" });
+    const { config } = validateConfig(r);
+    assert.equal(config.dir, "/srv/fame");
+    assert.equal(config.famPath, "/srv/fame/FAM");
+    assert.equal(config.vcpus, 4);
+    assert.equal(config.hostbase, "tm");
+    assert.equal(config.famezSocket, "/run/famez.sock");
+    assert.equal(r.vcpus.source, "env");
+    assert.equal(r.vcpus.envVar, "FAME_VCPUS");
+  });
+
+  it("prefers FAME_PROXY over http_proxy, and an explicit stack value over both", () => {
+    assert.equal(raw({}, { http_proxy: "http://a:1", FAME_PROXY: "http://b:2" }).proxy.value, "http://b:2");
+    assert.equal(raw({}, { http_proxy: "http://a:1" }).proxy.value, "http://a:1");
+    assert.equal(raw({ proxy: "http://c:3" }, { FAME_PROXY: "http://b:2" }).proxy.value, "http://c:3");
+  });
+
+  it("treats a stack value equal to the CLI-injected default as unset when FAME_* is set", () => {
+    assert.equal(raw({ vcpus: "2" }, { FAME_VCPUS: "8" }).vcpus.value, "8");
+    assert.equal(raw({ vcpus: "3" }, { FAME_VCPUS: "8" }).vcpus.value, "3");
+  });
+
+  it("names the environment variable in messages about its value", () => {
+    try {
+      validateConfig(raw({}, { FAME_VDRAM: "1024" }));
+      assert.fail("should refuse");
+    } catch (e) {
+      assert.match(String(e), /fame:vdram = "1024" \(from FAME_VDRAM\): .*786432/);
+    }
+  });
+
+  it("reports every problem at once", () => {
+    const p = problems({ nodes: "0", famSize: "3G", hostbase: "Bad_Name" });
+    assert.equal(p.length, 3);
+  });
+});
+
+describe("config validation rules", () => {
+  it("nodes: integer 1..253", () => {
+    assertAccepted("nodes", "1");
+    assertAccepted("nodes", "253");
+    assertRefused("nodes", "0", /1 to 253/);
+    assertRefused("nodes", "254", /1 to 253/);
+    assertRefused("nodes", "2.5", /integer/);
+    assertRefused("nodes", "three", /integer/);
+  });
+
+  it("nodes: warns when not a power of two", () => {
+    assert.match(validateConfig(raw({ nodes: "3" })).warnings.join(), /not a power of two/);
+    assert.deepEqual(validateConfig(raw({ nodes: "8" })).warnings, []);
+  });
+
+  it("famSize: power of two, 1G..1T, warning above 256G", () => {
+    assertAccepted("famSize", "1G");
+    assertAccepted("famSize", "256G");
+    assertAccepted("famSize", "1024M");
+    assertAccepted("famSize", "1T");
+    assertRefused("famSize", "512M", /at least 1G/);
+    assertRefused("famSize", "3G", /power of two/);
+    assertRefused("famSize", "2T", /at most 1T/);
+    assertRefused("famSize", "sixteen", /size such as 16G/);
+    assertRefused("famSize", "-16G", /size such as 16G/);
+    assert.match(validateConfig(raw({ famSize: "512G" })).warnings.join(), /above 256G/);
+    assert.deepEqual(validateConfig(raw({ famSize: "256G", nodes: "4" })).warnings, []);
+  });
+
+  it("vcpus: 1..64", () => {
+    assertAccepted("vcpus", "1");
+    assertAccepted("vcpus", "64");
+    assertRefused("vcpus", "0", /between 1 and 64/);
+    assertRefused("vcpus", "65", /between 1 and 64/);
+  });
+
+  it("vdram: at least 786432 KiB", () => {
+    assertAccepted("vdram", "786432");
+    assertAccepted("vdram", "67108864");
+    assertRefused("vdram", "786431", /786432/);
+    assertRefused("vdram", "67108865", /786432 to 67108864/);
+    assertRefused("vdram", "768M", /integer/);
+  });
+
+  it("vdram: warns when nodes x vdram exceeds host RAM", () => {
+    const r = raw({ nodes: "4", vdram: "1048576" });
+    assert.match(validateConfig(r, { memTotalKiB: 4 * 1048576 - 1 }).warnings.join(), /exceeds/);
+    assert.deepEqual(validateConfig(r, { memTotalKiB: 4 * 1048576 }).warnings, []);
+  });
+
+  it("vfsGbytes: 2..2048", () => {
+    assertAccepted("vfsGbytes", "2");
+    assertAccepted("vfsGbytes", "2048");
+    assertRefused("vfsGbytes", "1", /between 2 and 2048/);
+    assertRefused("vfsGbytes", "2049", /between 2 and 2048/);
+  });
+
+  it("user: a Linux user name, not root", () => {
+    assertAccepted("user", "l4mdc");
+    assertAccepted("user", "_dev-1");
+    assertRefused("user", "root", /not be root/);
+    assertRefused("user", "L4MDC", /Linux user name/);
+    assertRefused("user", "a b", /Linux user name/);
+    assertRefused("user", "", /Linux user name/);
+  });
+
+  it("mirror, proxy, l4fame: http(s) URLs; proxy and l4fame optional", () => {
+    assertAccepted("mirror", "https://deb.example.org/debian");
+    assertRefused("mirror", "", /http/);
+    assertRefused("mirror", "ftp://x/debian", /http/);
+    assertAccepted("proxy", "");
+    assertAccepted("proxy", "http://proxy:3128");
+    assertRefused("proxy", "proxy:3128", /http/);
+    assertAccepted("l4fame", "");
+    assertRefused("l4fame", "not a url", /http/);
+  });
+
+  it("kernel: a Debian package name", () => {
+    assertAccepted("kernel", "linux-image-4.14.0-l4fame");
+    assertRefused("kernel", "linux image", /Debian package/);
+  });
+
+  it("hostbase: 1..8 characters, a host name start", () => {
+    assertAccepted("hostbase", "n");
+    assertAccepted("hostbase", "abcdefgh");
+    assertAccepted("hostbase", "tm-node");
+    assertRefused("hostbase", "", /1 to 8/);
+    assertRefused("hostbase", "abcdefghi", /1 to 8/);
+    assertRefused("hostbase", "1node", /lower-case letter/);
+    assertRefused("hostbase", "no_de", /a-z, 0-9/);
+    assertRefused("hostbase", "Node", /lower-case/);
+  });
+
+  it("octets123: three octets, not loopback or multicast", () => {
+    assertAccepted("octets123", "10.0.0");
+    assertAccepted("octets123", "172.31.255");
+    assertRefused("octets123", "192.168", /three/);
+    assertRefused("octets123", "192.168.42.0", /three/);
+    assertRefused("octets123", "192.168.256", /0..255/);
+    assertRefused("octets123", "192.168.042", /three/);
+    assertRefused("octets123", "127.0.0", /loopback/);
+    assertRefused("octets123", "0.1.2", /0.0.0.0/);
+    assertRefused("octets123", "224.1.2", /224/);
+    assert.match(validateConfig(raw({ octets123: "8.8.8" })).warnings.join(), /not a private/);
+  });
+
+  it("libvirtUri: a URI", () => {
+    assertAccepted("libvirtUri", "qemu+ssh://root@host/system");
+    assertRefused("libvirtUri", "system", /libvirt URI/);
+  });
+
+  it("accel: auto, kvm or tcg", () => {
+    assertAccepted("accel", "kvm");
+    assertAccepted("accel", "tcg");
+    assertRefused("accel", "hvf", /auto, kvm, tcg/);
+  });
+
+  it("paths: absolute, one line, files not ending in /", () => {
+    assertRefused("dir", "FAME", /absolute/);
+    assertRefused("famPath", "./FAM", /absolute/);
+    assertRefused("famPath", "/srv/fame/", /not end with/);
+    assertRefused("famPath", "/srv/fa\nm", /newline/);
+    assertAccepted("famPath", "/srv/fame,1/FAM");
+    assertAccepted("famezSocket", "");
+    assertRefused("famezSocket", "famez.sock", /absolute/);
+  });
+
+  it("kernelPath and initrdPath: together or not at all", () => {
+    assert.deepEqual(problems({ kernelPath: "/k", initrdPath: "/i" }), []);
+    assertRefused("kernelPath", "k", /absolute/);
+    const p = problems({ kernelPath: "/k" });
+    assert.equal(p.length, 1);
+    assert.match(p[0] ?? "", /fame:initrdPath = "": kernelPath and initrdPath must be set together/);
+  });
+
+  it("booleans", () => {
+    assert.equal(validateConfig(raw({ famDeleteOnDestroy: "true" })).config.famDeleteOnDestroy, true);
+    assertRefused("famDeleteOnDestroy", "maybe", /true or false/);
+    assertRefused("verbose", "2", /true or false/);
+  });
+});

@@ -1,0 +1,163 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { clusterPlan } from "../../lib/plan";
+import {
+  type DomainSpec,
+  type NetworkSpec,
+  dhcpHostXml,
+  dnsHostXml,
+  domainXml,
+  famFromQemuArgs,
+  famQemuArgs,
+  networkXml,
+  parseDomainXml,
+  parseNetworkXml,
+  splitQemuOpts,
+} from "../../lib/xml";
+
+/** Validates with libvirt's own RelaxNG schemas (libvirt-clients' virt-xml-validate). */
+function virtXmlValidate(xml: string, kind: "domain" | "network"): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-xml-"));
+  try {
+    const file = path.join(dir, `${kind}.xml`);
+    fs.writeFileSync(file, xml);
+    execFileSync("virt-xml-validate", [file, kind], { stdio: "pipe" });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    assert.fail(`virt-xml-validate rejected the ${kind}: ${err.stderr?.toString() ?? err.message}\n${xml}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const plan = clusterPlan({ nodes: 3, hostbase: "tm", octets123: "10.9.8" });
+const netSpec: NetworkSpec = {
+  name: plan.network.name,
+  bridge: plan.network.bridge,
+  ip: plan.network.tormsIp,
+  netmask: plan.network.netmask,
+  hostNames: ["torms"],
+  hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
+};
+
+const domSpec: DomainSpec = {
+  name: "tm01",
+  type: "qemu",
+  memoryKiB: 786432,
+  vcpus: 2,
+  kernel: "/var/lib/fame/vmlinuz",
+  initrd: "/var/lib/fame/initrd.img",
+  cmdline: "console=ttyS0 systemd.hostname=tm01 fame.node=1",
+  disks: [{ path: "/var/lib/fame/tm01.qcow2", format: "qcow2" }],
+  network: "br_tm",
+  mac: "48:50:42:01:01:01",
+  consoleLog: "/var/lib/fame/tm01.console.log",
+  fam: { path: "/srv/odd,dir & <x>/FAM", sizeBytes: 16 * 2 ** 30 },
+  famezSocket: "",
+  owner: "fame/dev",
+};
+
+describe("network XML", () => {
+  const xml = networkXml(netSpec);
+
+  it("is valid for libvirt", () => virtXmlValidate(xml, "network"));
+
+  it("is a NAT network with STP off, torms at .254 and a static lease + DNS name per node", () => {
+    assert.match(xml, /<forward mode="nat">/);
+    assert.match(xml, /<port start="1024" end="65535"\/>/);
+    assert.match(xml, /<bridge name="br_tm" stp="off" delay="0"\/>/);
+    assert.match(xml, /<ip address="10.9.8.254" netmask="255.255.255.0">/);
+    assert.match(xml, /<host ip="10.9.8.254">\s*<hostname>torms<\/hostname>/);
+    assert.match(xml, /<host mac="48:50:42:02:02:02" name="tm02" ip="10.9.8.2"\/>/);
+    assert.match(xml, /<host ip="10.9.8.3">\s*<hostname>tm03<\/hostname>/);
+  });
+
+  it("parses back into the same spec", () => {
+    assert.deepEqual(parseNetworkXml(xml), netSpec);
+  });
+
+  it("parses libvirt's prefix= form and a network with no hosts", () => {
+    const spec = parseNetworkXml(
+      "<network><name>n</name><bridge name='b'/><ip address='10.0.0.254' prefix='24'/></network>",
+    );
+    assert.equal(spec.netmask, "255.255.255.0");
+    assert.deepEqual(spec.hosts, []);
+  });
+
+  it("builds the single-host snippets net-update takes", () => {
+    assert.equal(dhcpHostXml(netSpec.hosts[0]!).trim(), '<host mac="48:50:42:01:01:01" name="tm01" ip="10.9.8.1"/>');
+    assert.match(dnsHostXml("10.9.8.1", ["tm01"]), /^<host ip="10.9.8.1">\s*<hostname>tm01<\/hostname>\s*<\/host>/);
+  });
+});
+
+describe("domain XML", () => {
+  const xml = domainXml(domSpec);
+
+  it("is valid for libvirt", () => virtXmlValidate(xml, "domain"));
+
+  it("passes FAM as a shared memory-backend-file and ivshmem-plain at a fixed PCI slot", () => {
+    assert.deepEqual(famQemuArgs(domSpec.fam, ""), [
+      "-object",
+      "memory-backend-file,mem-path=/srv/odd,,dir & <x>/FAM,size=17179869184,id=FAM,share=on",
+      "-device",
+      "ivshmem-plain,memdev=FAM,bus=pci.0,addr=0x10",
+    ]);
+    assert.match(xml, /<qemu:arg value="memory-backend-file,mem-path=\/srv\/odd,,dir &amp; &lt;x&gt;\/FAM/);
+  });
+
+  it("adds the FAME-Z doorbell only when a socket is configured", () => {
+    const args = famQemuArgs(domSpec.fam, "/run/famez.sock");
+    assert.deepEqual(args.slice(4), [
+      "-chardev",
+      "socket,id=FAMEZ,path=/run/famez.sock",
+      "-device",
+      "ivshmem-doorbell,chardev=FAMEZ,vectors=16,bus=pci.0,addr=0x11",
+    ]);
+    virtXmlValidate(domainXml({ ...domSpec, famezSocket: "/run/famez.sock" }), "domain");
+  });
+
+  it("pins libvirt's PCI devices below the IVSHMEM slot", () => {
+    const slots = [...xml.matchAll(/slot="(0x[0-9a-f]+)"/g)].map((m) => Number(m[1]));
+    assert.deepEqual(slots.sort(), [0x03, 0x04]);
+    assert.match(xml, /<memballoon model="none"\/>/);
+    assert.match(xml, /<controller type="usb" model="none"\/>/);
+  });
+
+  it("uses TCG with QEMU's CPU model, KVM with host-passthrough", () => {
+    assert.match(xml, /<domain type="qemu"/);
+    assert.doesNotMatch(xml, /<cpu/);
+    const kvm = domainXml({ ...domSpec, type: "kvm" });
+    assert.match(kvm, /<domain type="kvm"/);
+    assert.match(kvm, /<cpu mode="host-passthrough"\/>/);
+    virtXmlValidate(kvm, "domain");
+  });
+
+  it("boots the kernel directly, with ACPI for graceful shutdown and a logged serial console", () => {
+    assert.match(xml, /<kernel>\/var\/lib\/fame\/vmlinuz<\/kernel>/);
+    assert.match(xml, /<cmdline>console=ttyS0 systemd.hostname=tm01 fame.node=1<\/cmdline>/);
+    assert.match(xml, /<acpi\/>/);
+    assert.match(xml, /<log file="\/var\/lib\/fame\/tm01.console.log" append="on"\/>/);
+    assert.match(xml, /<mac address="48:50:42:01:01:01"\/>/);
+    assert.match(xml, /<source network="br_tm"\/>/);
+  });
+
+  it("parses back into the same spec", () => {
+    assert.deepEqual(parseDomainXml(xml), domSpec);
+    const withBell = { ...domSpec, famezSocket: "/run/fame,z.sock", disks: [] };
+    assert.deepEqual(parseDomainXml(domainXml(withBell)), withBell);
+  });
+
+  it("reads memory in other units as libvirt may write them", () => {
+    const spec = parseDomainXml("<domain type='kvm'><name>x</name><memory unit='MiB'>768</memory><vcpu>1</vcpu></domain>");
+    assert.equal(spec.memoryKiB, 786432);
+    assert.equal(spec.type, "kvm");
+  });
+
+  it("splits QEMU options honouring the ',,' escape", () => {
+    assert.deepEqual([...splitQemuOpts("a=1,b=x,,y,,,c=3")], [["a", "1"], ["b", "x,y,"], ["c", "3"]]);
+    assert.deepEqual(famFromQemuArgs([]).famezSocket, "");
+  });
+});
