@@ -10,7 +10,7 @@ export const QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0";
 export const FAME_NS = "https://fame.dev/xmlns/libvirt/1";
 
 // Paths (dot-joined) whose elements are always lists, whatever their count.
-const ARRAY_PATHS = new Set([
+const ARRAY_PATHS = [
   "network.dns.host",
   "network.dns.host.hostname",
   "network.ip",
@@ -19,28 +19,34 @@ const ARRAY_PATHS = new Set([
   "domain.devices.interface",
   "domain.devices.serial",
   "domain.qemu:commandline.qemu:arg",
-]);
+];
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: "@_",
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  isArray: (_name: string, jpath: unknown) => ARRAY_PATHS.has(String(jpath)),
-});
+// Parser and builder are made per call: providers are serialized by value,
+// and a library instance captured at module level would not serialize.
+function parser(): XMLParser {
+  return new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: "@_",
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: true,
+    isArray: (_name: string, jpath: unknown) => ARRAY_PATHS.includes(String(jpath)),
+  });
+}
 
-const builder = new XMLBuilder({
-  ignoreAttributes: false,
-  attributeNamePrefix: "@_",
-  format: true,
-  suppressEmptyNode: true,
-});
+function builder(): XMLBuilder {
+  return new XMLBuilder({
+    ignoreAttributes: false,
+    attributeNamePrefix: "@_",
+    format: true,
+    suppressEmptyNode: true,
+  });
+}
 
 type XmlNode = Record<string, unknown>;
 
 export function parseXml(xml: string): XmlNode {
-  return parser.parse(xml) as XmlNode;
+  return parser().parse(xml) as XmlNode;
 }
 
 // ---------------------------------------------------------------- network
@@ -345,5 +351,5 @@ function str(v: unknown): string {
 }
 
 function build(obj: XmlNode): string {
-  return builder.build(obj) as string;
+  return builder().build(obj) as string;
 }

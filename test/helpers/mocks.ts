@@ -1,0 +1,83 @@
+/**
+ * Runs fame's Pulumi program (or a component) under pulumi.runtime.setMocks and
+ * records every resource registration, its inputs and its options.
+ */
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+export interface MockRun {
+  resources: Registered[];
+  ofType(type: string): Registered[];
+}
+
+export function mockRun(): MockRun & { mocks: pulumi.runtime.Mocks } {
+  const resources: Registered[] = [];
+  const mocks: pulumi.runtime.Mocks = {
+    newResource(args) {
+      resources.push({ type: args.type, name: args.name, inputs: args.inputs });
+      // Dynamic providers return their inputs as outputs, as create does.
+      return { id: `${args.name}-id`, state: args.inputs };
+    },
+    call(args) {
+      return args.inputs;
+    },
+  };
+  return { resources, mocks, ofType: (type) => resources.filter((r) => r.type === type) };
+}
+
+/** Resolves an Output's value (mocks never leave values unknown outside preview). */
+export function settle<T>(o: pulumi.Input<T>): Promise<T> {
+  return new Promise((resolve) => {
+    pulumi.output(o).apply((v) => {
+      resolve(v as T);
+      return v;
+    });
+  });
+}
+
+/** Clears every FAME_* variable (and http_proxy) for the duration of a test run. */
+export function withCleanEnv(extra: Record<string, string> = {}): () => void {
+  const saved = { ...process.env };
+  for (const k of Object.keys(process.env)) {
+    if (k.startsWith("FAME_") || k.toLowerCase() === "http_proxy") delete process.env[k];
+  }
+  Object.assign(process.env, extra);
+  return () => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  };
+}
+
+const INDEX = path.join(__dirname, "..", "..", "index.ts");
+
+/**
+ * Loads index.ts afresh with the given `fame:` config under mocks. Returns the
+ * program's exports (as plain values) and the registrations.
+ */
+export async function runProgram(
+  config: Record<string, string>,
+  env: Record<string, string> = {},
+  stack = "test",
+): Promise<MockRun & { exports: Record<string, unknown> }> {
+  const run = mockRun();
+  await pulumi.runtime.setMocks(run.mocks, "fame", stack, false);
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(config).map(([k, v]) => [`fame:${k}`, v])),
+  );
+  const restore = withCleanEnv(env);
+  try {
+    delete require.cache[require.resolve(INDEX)];
+    const mod = require(INDEX) as Record<string, unknown>;
+    const exports: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(mod)) exports[k] = await settle(v as pulumi.Input<unknown>);
+    return { ...run, exports };
+  } finally {
+    restore();
+  }
+}

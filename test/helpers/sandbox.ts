@@ -1,0 +1,50 @@
+/**
+ * A private libvirtd for the tests, started once per run inside a network
+ * namespace and private mount namespace made by test/harness/sandbox.sh, so
+ * no bridge, dnsmasq or guest ever touches the host's network or a libvirtd
+ * the tests did not start. Torn down by the root hook below.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export const ROOT = path.join(__dirname, "..", "..");
+export const RUN_DIR = path.join(ROOT, ".test-run");
+const STATE = path.join(RUN_DIR, "sandbox");
+const SCRIPT = path.join(ROOT, "test", "harness", "sandbox.sh");
+
+let uri: string | undefined;
+
+/** Starts the sandbox on first use and returns its libvirt URI. */
+export function sandboxUri(): string {
+  if (uri) return uri;
+  fs.mkdirSync(STATE, { recursive: true });
+  execFileSync("bash", [SCRIPT, "up", STATE], { stdio: ["ignore", "inherit", "inherit"], timeout: 120_000 });
+  uri = fs.readFileSync(path.join(STATE, "uri"), "utf8").trim();
+  return uri;
+}
+
+/** The network namespace the sandbox runs in (for running commands beside the guests). */
+export function sandboxNetns(): string {
+  sandboxUri();
+  return fs.readFileSync(path.join(STATE, "netns"), "utf8").trim();
+}
+
+export function stopSandbox(): void {
+  if (!uri) return;
+  uri = undefined;
+  execFileSync("bash", [SCRIPT, "down", STATE], { stdio: ["ignore", "inherit", "inherit"], timeout: 120_000 });
+}
+
+/** A fresh scratch directory under .test-run, readable by QEMU (libvirt-qemu). */
+export function scratchDir(name: string): string {
+  const dir = path.join(RUN_DIR, `${name}-${process.pid}-${Date.now()}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(RUN_DIR, 0o755);
+  return dir;
+}
+
+/** virsh against the sandbox (tests inspect libvirt directly, not through fame). */
+export function virshOut(...args: string[]): string {
+  return execFileSync("virsh", ["-q", "-c", sandboxUri(), ...args], { encoding: "utf8" });
+}
