@@ -2,7 +2,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
 import type { FameConfig } from "../lib/config";
-import { type NodePlan, clusterPlan } from "../lib/plan";
+import { clusterPlan, type NodePlan } from "../lib/plan";
 import { Directory } from "../providers/directory";
 import { FabricMemory } from "./fabricMemory";
 import { type BootSource, FameNode } from "./fameNode";

@@ -32,7 +32,13 @@ export class FabricMemory extends pulumi.ComponentResource {
     const deleteOnDestroy = args.deleteOnDestroy ?? false;
     this.file = new FamFile(
       `${name}-file`,
-      { path: args.path, sizeBytes: args.sizeBytes, group: FAM_GROUP, mode: FAM_MODE, deleteOnDestroy },
+      {
+        path: args.path,
+        sizeBytes: args.sizeBytes,
+        group: FAM_GROUP,
+        mode: FAM_MODE,
+        deleteOnDestroy,
+      },
       // Without the opt-in Pulumi forgets the resource on delete and leaves the file alone.
       { parent: this, retainOnDelete: !deleteOnDestroy },
     );

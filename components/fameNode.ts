@@ -74,12 +74,16 @@ export class FameNode extends pulumi.ComponentResource {
         vcpus: args.vcpus ?? 2,
         kernel: args.boot.kernel,
         initrd: args.boot.initrd,
-        cmdline: pulumi.output(args.boot.cmdline ?? "console=ttyS0").apply((c) => nodeCmdline(c, node)),
+        cmdline: pulumi
+          .output(args.boot.cmdline ?? "console=ttyS0")
+          .apply((c) => nodeCmdline(c, node)),
         disks: pulumi.output(args.boot.disks ?? []),
         network: args.network,
         mac: node.mac,
         consoleLog: args.consoleLog,
-        fam: pulumi.all([args.fam.path, args.fam.sizeBytes]).apply(([path, sizeBytes]) => ({ path, sizeBytes })),
+        fam: pulumi
+          .all([args.fam.path, args.fam.sizeBytes])
+          .apply(([path, sizeBytes]) => ({ path, sizeBytes })),
         famezSocket: args.famezSocket ?? "",
         owner: args.owner,
         running: args.running ?? true,

@@ -42,6 +42,10 @@ export class NodeNetwork extends pulumi.ComponentResource {
     this.networkName = this.network.name;
     this.bridge = this.network.bridge;
     this.tormsIp = this.network.ip;
-    this.registerOutputs({ networkName: this.networkName, bridge: this.bridge, tormsIp: this.tormsIp });
+    this.registerOutputs({
+      networkName: this.networkName,
+      bridge: this.bridge,
+      tormsIp: this.tormsIp,
+    });
   }
 }

@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 import { CONFIG_KEYS, type ConfigKey, type KeySpec, SCHEMA } from "./schema";
-import { GiB, TiB, formatSize, isPowerOfTwo, parseSize } from "./units";
+import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
 
 export type Accel = "auto" | "kvm" | "tcg";
 
@@ -130,7 +130,8 @@ function describe(key: ConfigKey, raw: RawValue): string {
 export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const bad = (key: ConfigKey, rule: string) => problems.push(`${describe(key, raw[key])}: ${rule}`);
+  const bad = (key: ConfigKey, rule: string) =>
+    problems.push(`${describe(key, raw[key])}: ${rule}`);
 
   const int = (key: ConfigKey, min: number, max: number, rule?: string): number => {
     const text = raw[key].value.trim();
@@ -266,7 +267,10 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   const kernelPath = absPath("kernelPath", true);
   const initrdPath = absPath("initrdPath", true);
   if (problems.length === bootProblems && (kernelPath === "") !== (initrdPath === "")) {
-    bad(initrdPath === "" ? "initrdPath" : "kernelPath", "kernelPath and initrdPath must be set together");
+    bad(
+      initrdPath === "" ? "initrdPath" : "kernelPath",
+      "kernelPath and initrdPath must be set together",
+    );
   }
   const cmdline = raw.cmdline.value;
   if (UNSAFE_PATH_RE.test(cmdline)) bad("cmdline", "must be one line");

@@ -72,7 +72,11 @@ export function networkPlan(hostbase: string, octets123: string): NetworkPlan {
   };
 }
 
-export function clusterPlan(args: { nodes: number; hostbase: string; octets123: string }): ClusterPlan {
+export function clusterPlan(args: {
+  nodes: number;
+  hostbase: string;
+  octets123: string;
+}): ClusterPlan {
   const nodes: NodePlan[] = [];
   for (let i = 1; i <= args.nodes; i++) {
     nodes.push({

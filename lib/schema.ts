@@ -125,7 +125,8 @@ export const SCHEMA = {
     type: "string",
     default: "",
     env: ["FAME_IVSHMSG"],
-    description: "Optional absolute path of a FAME-Z server socket; adds an ivshmem-doorbell device.",
+    description:
+      "Optional absolute path of a FAME-Z server socket; adds an ivshmem-doorbell device.",
   },
   kernelPath: {
     type: "string",

@@ -79,7 +79,7 @@ export function dnsHostXml(ip: string, names: string[]): string {
 
 export function networkXml(spec: NetworkSpec): string {
   const dnsHosts = [
-    { "@_ip": spec.ip, hostname: spec.hostNames },
+    ...(spec.hostNames.length > 0 ? [{ "@_ip": spec.ip, hostname: spec.hostNames }] : []),
     ...spec.hosts.map((h) => ({ "@_ip": h.ip, hostname: [h.name] })),
   ];
   return build({
@@ -87,7 +87,7 @@ export function networkXml(spec: NetworkSpec): string {
       name: spec.name,
       forward: { "@_mode": "nat", nat: { port: { "@_start": "1024", "@_end": "65535" } } },
       bridge: { "@_name": spec.bridge, "@_stp": "off", "@_delay": "0" },
-      dns: { host: dnsHosts },
+      ...(dnsHosts.length > 0 ? { dns: { host: dnsHosts } } : {}),
       ip: {
         "@_address": spec.ip,
         "@_netmask": spec.netmask,
@@ -126,9 +126,7 @@ export function parseNetworkXml(xml: string): NetworkSpec {
 export function parseDnsHosts(xml: string): Map<string, string[]> {
   const net = (parseXml(xml).network ?? {}) as XmlNode;
   const dnsHosts = ((net.dns as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
-  return new Map(
-    dnsHosts.map((h) => [str(h["@_ip"]), ((h.hostname as unknown[]) ?? []).map(str)]),
-  );
+  return new Map(dnsHosts.map((h) => [str(h["@_ip"]), ((h.hostname as unknown[]) ?? []).map(str)]));
 }
 
 function prefixToNetmask(prefix: string): string {
@@ -206,7 +204,8 @@ export function famQemuArgs(fam: FamAttachment, famezSocket: string): string[] {
   return args;
 }
 
-export function domainXml(spec: DomainSpec): string {
+/** Builds the domain XML; `uuid` keeps an existing domain's identity when redefining it. */
+export function domainXml(spec: DomainSpec, uuid?: string): string {
   const disks = spec.disks.map((d, i) => ({
     "@_type": "file",
     "@_device": "disk",
@@ -220,6 +219,7 @@ export function domainXml(spec: DomainSpec): string {
       "@_type": spec.type,
       "@_xmlns:qemu": QEMU_NS,
       name: spec.name,
+      ...(uuid ? { uuid } : {}),
       metadata: { "fame:node": { "@_xmlns:fame": FAME_NS, "@_owner": spec.owner } },
       memory: { "@_unit": "KiB", "#text": String(spec.memoryKiB) },
       vcpu: { "@_placement": "static", "#text": String(spec.vcpus) },
@@ -337,7 +337,16 @@ export function splitQemuOpts(value: string): Map<string, string> {
 function toKiB(memory: XmlNode | string | undefined): number {
   const value = Number(text(memory));
   const unit = typeof memory === "object" ? str(memory["@_unit"]) || "KiB" : "KiB";
-  const scale: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, KiB: 1, k: 1, MiB: 1024, M: 1024, GiB: 1024 ** 2, G: 1024 ** 2 };
+  const scale: Record<string, number> = {
+    b: 1 / 1024,
+    bytes: 1 / 1024,
+    KiB: 1,
+    k: 1,
+    MiB: 1024,
+    M: 1024,
+    GiB: 1024 ** 2,
+    G: 1024 ** 2,
+  };
   return value * (scale[unit] ?? 1);
 }
 

@@ -17,7 +17,10 @@ export const directoryProvider = {
   async check(_olds: Partial<DirectoryOutputs>, news: DirectoryInputs) {
     const failures: pulumi.dynamic.CheckFailure[] = [];
     if (!news.path?.startsWith("/")) {
-      failures.push({ property: "path", reason: `${JSON.stringify(news.path)} must be an absolute path` });
+      failures.push({
+        property: "path",
+        reason: `${JSON.stringify(news.path)} must be an absolute path`,
+      });
     } else {
       const st = await fs.stat(news.path).catch(() => undefined);
       if (st && !st.isDirectory()) {
@@ -38,7 +41,10 @@ export const directoryProvider = {
   async read(id: string, props?: DirectoryOutputs) {
     const st = await fs.stat(id).catch(() => undefined);
     if (!st?.isDirectory()) return {};
-    return { id, props: { path: id, mode: props?.mode ?? st.mode & 0o7777 } satisfies DirectoryOutputs };
+    return {
+      id,
+      props: { path: id, mode: props?.mode ?? st.mode & 0o7777 } satisfies DirectoryOutputs,
+    };
   },
   async update(_id: string, _olds: DirectoryOutputs, news: DirectoryInputs) {
     await fs.mkdir(news.path, { recursive: true, mode: news.mode });
@@ -57,6 +63,6 @@ export type DirectoryArgs = { [K in keyof DirectoryInputs]: pulumi.Input<Directo
 export class Directory extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   constructor(name: string, args: DirectoryArgs, opts?: pulumi.CustomResourceOptions) {
-    super(directoryProvider, name, args, opts, "fame", "Directory");
+    super(directoryProvider, name, { ...args }, opts, "fame", "Directory");
   }
 }

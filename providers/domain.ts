@@ -46,7 +46,7 @@ function specOf(inputs: DomainInputs): DomainSpec {
 /** Defines the domain and brings it to the desired power state. */
 async function converge(inputs: DomainInputs, restart: boolean): Promise<void> {
   const { uri, name } = inputs;
-  await virsh.defineDomain(uri, domainXml(specOf(inputs)));
+  await virsh.defineDomain(uri, domainXml(specOf(inputs), await virsh.domainUuid(uri, name)));
   const state = await virsh.domainState(uri, name);
   if (state === "running" && (restart || !inputs.running)) {
     await virsh.stopDomain(uri, name, inputs.shutdownTimeoutMs);
@@ -60,11 +60,31 @@ export const domainProvider = {
     const need = (property: string, ok: boolean, reason: string) => {
       if (!ok) failures.push({ property, reason });
     };
-    need("name", /^[A-Za-z0-9_.-]{1,64}$/.test(news.name ?? ""), `domain name ${JSON.stringify(news.name)} is not valid`);
-    need("memoryKiB", Number.isSafeInteger(news.memoryKiB) && news.memoryKiB > 0, "memoryKiB must be a positive integer");
-    need("vcpus", Number.isSafeInteger(news.vcpus) && news.vcpus > 0, "vcpus must be a positive integer");
-    need("mac", /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(news.mac ?? ""), `MAC ${JSON.stringify(news.mac)} is not valid`);
-    need("fam", Boolean(news.fam?.path?.startsWith("/")) && news.fam.sizeBytes > 0, "fam needs an absolute path and a size");
+    need(
+      "name",
+      /^[A-Za-z0-9_.-]{1,64}$/.test(news.name ?? ""),
+      `domain name ${JSON.stringify(news.name)} is not valid`,
+    );
+    need(
+      "memoryKiB",
+      Number.isSafeInteger(news.memoryKiB) && news.memoryKiB > 0,
+      "memoryKiB must be a positive integer",
+    );
+    need(
+      "vcpus",
+      Number.isSafeInteger(news.vcpus) && news.vcpus > 0,
+      "vcpus must be a positive integer",
+    );
+    need(
+      "mac",
+      /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(news.mac ?? ""),
+      `MAC ${JSON.stringify(news.mac)} is not valid`,
+    );
+    need(
+      "fam",
+      Boolean(news.fam?.path?.startsWith("/")) && news.fam.sizeBytes > 0,
+      "fam needs an absolute path and a size",
+    );
     need("kernel", Boolean(news.kernel?.startsWith("/")), "kernel must be an absolute path");
     return { inputs: news, failures };
   },
@@ -126,6 +146,6 @@ export class Domain extends pulumi.dynamic.Resource {
   declare readonly fam: pulumi.Output<{ path: string; sizeBytes: number }>;
 
   constructor(name: string, args: DomainArgs, opts?: pulumi.CustomResourceOptions) {
-    super(domainProvider, name, args, opts, "fame", "Domain");
+    super(domainProvider, name, { ...args }, opts, "fame", "Domain");
   }
 }

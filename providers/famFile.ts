@@ -37,15 +37,24 @@ async function checkInputs(
 ): Promise<pulumi.dynamic.CheckFailure[]> {
   const failures: pulumi.dynamic.CheckFailure[] = [];
   if (!news.path?.startsWith("/")) {
-    failures.push({ property: "path", reason: `FAM path ${JSON.stringify(news.path)} must be absolute` });
+    failures.push({
+      property: "path",
+      reason: `FAM path ${JSON.stringify(news.path)} must be absolute`,
+    });
   }
   if (!isPowerOfTwo(news.sizeBytes)) {
-    failures.push({ property: "sizeBytes", reason: `FAM size ${news.sizeBytes} must be a power of two` });
+    failures.push({
+      property: "sizeBytes",
+      reason: `FAM size ${news.sizeBytes} must be a power of two`,
+    });
   }
   if (failures.length > 0) return failures;
   const st = await fam.statFam(news.path);
   if (st && !st.isFile) {
-    failures.push({ property: "path", reason: `FAM path ${news.path} exists and is not a regular file` });
+    failures.push({
+      property: "path",
+      reason: `FAM path ${news.path} exists and is not a regular file`,
+    });
   } else if (st && st.sizeBytes > news.sizeBytes) {
     failures.push({
       property: "sizeBytes",

@@ -7,10 +7,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { diffProps, sameValue } from "../lib/diff";
 import * as virsh from "../lib/host/virsh";
 import {
-  type NetworkHost,
-  type NetworkSpec,
   dhcpHostXml,
   dnsHostXml,
+  type NetworkHost,
+  type NetworkSpec,
   networkXml,
   parseNetworkXml,
 } from "../lib/xml";
@@ -138,7 +138,12 @@ export const networkProvider = {
     const info = await virsh.networkInfo(uri, id);
     if (xml === undefined || info === undefined) return {};
     const spec = parseNetworkXml(xml);
-    const outs = { ...spec, uri, autostart: info.autostart, active: info.active } satisfies NetworkOutputs;
+    const outs = {
+      ...spec,
+      uri,
+      autostart: info.autostart,
+      active: info.active,
+    } satisfies NetworkOutputs;
     return { id, props: outs };
   },
 
@@ -149,7 +154,13 @@ export const networkProvider = {
       await virsh.defineNetwork(news.uri, networkXml(specOf(news)));
     } else {
       const info = await virsh.networkInfo(news.uri, news.name);
-      await syncHosts(news.uri, news.name, parseNetworkXml(xml).hosts, news.hosts, info?.active === true);
+      await syncHosts(
+        news.uri,
+        news.name,
+        parseNetworkXml(xml).hosts,
+        news.hosts,
+        info?.active === true,
+      );
     }
     const active = await ensureRunning(news.uri, news.name, news.autostart);
     return { outs: { ...news, active } satisfies NetworkOutputs };

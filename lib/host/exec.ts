@@ -63,7 +63,11 @@ export function isHostError(e: unknown, kind?: HostErrorKind): e is HostError {
 }
 
 /** Runs `command` with `args`; resolves with stdout, rejects with a HostError. */
-export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
+export function run(
+  command: string,
+  args: readonly string[],
+  opts: RunOptions = {},
+): Promise<string> {
   const argv = [command, ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {

@@ -1,9 +1,12 @@
 /**
  * The one module that talks to libvirt. Every call is `virsh -c <uri> ...`
- * with an argument array; XML travels on stdin. "Not found" comes back as
+ * with an argument array; XML goes through a private temporary file. "Not found" comes back as
  * undefined/false, while "cannot connect" always throws, so a daemon outage
  * never looks like a deleted object.
  */
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
 import { isHostError, run } from "./exec";
 
 export type DomainState = "running" | "shut off" | "paused" | "other";
@@ -15,8 +18,20 @@ export interface NetworkInfo {
   bridge: string;
 }
 
-export function virsh(uri: string, args: readonly string[], input?: string): Promise<string> {
-  return run("virsh", ["-q", "-c", uri, ...args], input === undefined ? {} : { input });
+export function virsh(uri: string, args: readonly string[]): Promise<string> {
+  return run("virsh", ["-q", "-c", uri, ...args]);
+}
+
+/** Runs `virsh <command> <file>` with `xml` in a private temporary file. */
+async function withXmlFile(uri: string, command: string, xml: string): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "fame-virsh-"));
+  try {
+    const file = path.join(dir, "object.xml");
+    await fs.writeFile(file, xml, { mode: 0o600 });
+    await virsh(uri, [command, file]);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs a lookup; "not found" becomes undefined, every other failure is thrown. */
@@ -50,6 +65,11 @@ export function domainXml(uri: string, name: string): Promise<string | undefined
   return lookup(uri, ["dumpxml", "--inactive", "--security-info", name]);
 }
 
+/** UUID of a defined domain; libvirt refuses to redefine a name without it. */
+export async function domainUuid(uri: string, name: string): Promise<string | undefined> {
+  return (await lookup(uri, ["domuuid", name]))?.trim() || undefined;
+}
+
 export async function domainState(uri: string, name: string): Promise<DomainState | undefined> {
   const out = await lookup(uri, ["domstate", name]);
   if (out === undefined) return undefined;
@@ -58,7 +78,7 @@ export async function domainState(uri: string, name: string): Promise<DomainStat
 }
 
 export async function defineDomain(uri: string, xml: string): Promise<void> {
-  await virsh(uri, ["define", "/dev/stdin"], xml);
+  await withXmlFile(uri, "define", xml);
 }
 
 export async function startDomain(uri: string, name: string): Promise<void> {
@@ -123,7 +143,7 @@ export async function listNetworks(uri: string): Promise<string[]> {
 }
 
 export async function defineNetwork(uri: string, xml: string): Promise<void> {
-  await virsh(uri, ["net-define", "/dev/stdin"], xml);
+  await withXmlFile(uri, "net-define", xml);
 }
 
 export async function startNetwork(uri: string, name: string): Promise<void> {

@@ -33,7 +33,12 @@ describe("program under mocks", function () {
 
       const nets = run.ofType(NET);
       assert.equal(nets.length, 1);
-      const net = nets[0]?.inputs as { name: string; ip: string; hosts: { mac: string; ip: string; name: string }[]; hostNames: string[] };
+      const net = nets[0]?.inputs as {
+        name: string;
+        ip: string;
+        hosts: { mac: string; ip: string; name: string }[];
+        hostNames: string[];
+      };
       assert.equal(net.name, `br_${scenario.hostbase}`);
       assert.equal(net.ip, `${scenario.octets}.254`);
       assert.deepEqual(net.hostNames, ["torms"]);
@@ -47,17 +52,32 @@ describe("program under mocks", function () {
         assert.equal(d.inputs.name, name);
         assert.deepEqual(d.inputs.fam, { path: "/srv/fame/FAM", sizeBytes: scenario.bytes });
         assert.equal(d.inputs.network, `br_${scenario.hostbase}`);
-        assert.equal(d.inputs.mac, `48:50:42:${String(n).padStart(2, "0").repeat(3).match(/../g)?.join(":")}`);
+        assert.equal(
+          d.inputs.mac,
+          `48:50:42:${String(n).padStart(2, "0").repeat(3).match(/../g)?.join(":")}`,
+        );
         assert.equal(d.inputs.type, "qemu", "this host has no vmx/svm: TCG");
         assert.equal(d.inputs.consoleLog, `/srv/fame/${name}.console.log`);
-        assert.match(String(d.inputs.cmdline), new RegExp(`systemd.hostname=${name} fame.node=${n}$`));
+        assert.match(
+          String(d.inputs.cmdline),
+          new RegExp(`systemd.hostname=${name} fame.node=${n}$`),
+        );
         assert.deepEqual(net.hosts[i], { mac: d.inputs.mac, name, ip: `${scenario.octets}.${n}` });
         assert.equal(typeof d.inputs.__provider, "string");
       }
 
-      assert.deepEqual(run.exports.nodeNames, doms.map((d) => d.inputs.name));
-      assert.deepEqual(run.exports.macs, doms.map((d) => d.inputs.mac));
-      assert.deepEqual(run.exports.ips, net.hosts.map((h) => h.ip));
+      assert.deepEqual(
+        run.exports.nodeNames,
+        doms.map((d) => d.inputs.name),
+      );
+      assert.deepEqual(
+        run.exports.macs,
+        doms.map((d) => d.inputs.mac),
+      );
+      assert.deepEqual(
+        run.exports.ips,
+        net.hosts.map((h) => h.ip),
+      );
       assert.equal(run.exports.famPath, "/srv/fame/FAM");
       assert.equal(run.exports.famSizeBytes, scenario.bytes);
       assert.equal(run.exports.famSize, scenario.famSize);
@@ -67,7 +87,12 @@ describe("program under mocks", function () {
   }
 
   it("takes FAME_* variables of the original as defaults", async () => {
-    const run = await runProgram(boot, { FAME_DIR: "/srv/x", FAME_VCPUS: "3", FAME_NODES: "2", FAME_VDRAM: "1048576" });
+    const run = await runProgram(boot, {
+      FAME_DIR: "/srv/x",
+      FAME_VCPUS: "3",
+      FAME_NODES: "2",
+      FAME_VDRAM: "1048576",
+    });
     const doms = run.ofType(DOM);
     assert.equal(doms.length, 2);
     assert.equal(doms[0]?.inputs.vcpus, 3);

@@ -8,8 +8,15 @@ import requireFromString from "require-from-string";
 import { mockRun, settle } from "./mocks";
 
 export interface LoadedProvider<I, O> {
-  check(olds: Partial<O>, news: I): Promise<{ inputs?: I; failures?: { property: string; reason: string }[] }>;
-  diff(id: string, olds: O, news: I): Promise<{ changes?: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }>;
+  check(
+    olds: Partial<O>,
+    news: I,
+  ): Promise<{ inputs?: I; failures?: { property: string; reason: string }[] }>;
+  diff(
+    id: string,
+    olds: O,
+    news: I,
+  ): Promise<{ changes?: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }>;
   create(inputs: I): Promise<{ id: string; outs?: O }>;
   read(id: string, props?: O): Promise<{ id?: string; props?: O }>;
   update(id: string, olds: O, news: I): Promise<{ outs?: O }>;

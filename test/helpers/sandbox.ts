@@ -19,7 +19,10 @@ let uri: string | undefined;
 export function sandboxUri(): string {
   if (uri) return uri;
   fs.mkdirSync(STATE, { recursive: true });
-  execFileSync("bash", [SCRIPT, "up", STATE], { stdio: ["ignore", "inherit", "inherit"], timeout: 120_000 });
+  execFileSync("bash", [SCRIPT, "up", STATE], {
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 120_000,
+  });
   uri = fs.readFileSync(path.join(STATE, "uri"), "utf8").trim();
   return uri;
 }
@@ -33,7 +36,10 @@ export function sandboxNetns(): string {
 export function stopSandbox(): void {
   if (!uri) return;
   uri = undefined;
-  execFileSync("bash", [SCRIPT, "down", STATE], { stdio: ["ignore", "inherit", "inherit"], timeout: 120_000 });
+  execFileSync("bash", [SCRIPT, "down", STATE], {
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 120_000,
+  });
 }
 
 /** A fresh scratch directory under .test-run, readable by QEMU (libvirt-qemu). */

@@ -1,10 +1,13 @@
 import * as assert from "node:assert/strict";
-import { type RawConfig, ConfigError, resolveRaw, validateConfig } from "../../lib/config";
+import { ConfigError, type RawConfig, resolveRaw, validateConfig } from "../../lib/config";
 import type { ConfigKey } from "../../lib/schema";
 
 const ctx = { project: "fame", stack: "test" };
 
-function raw(overrides: Partial<Record<ConfigKey, string>> = {}, env: Record<string, string> = {}): RawConfig {
+function raw(
+  overrides: Partial<Record<ConfigKey, string>> = {},
+  env: Record<string, string> = {},
+): RawConfig {
   return resolveRaw((k) => overrides[k], env, ctx);
 }
 
@@ -49,7 +52,15 @@ describe("config resolution", () => {
   });
 
   it("uses FAME_* variables when the stack leaves a key unset", () => {
-    const r = raw({}, { FAME_DIR: "/srv/fame", FAME_VCPUS: "4", FAME_HOSTBASE: "tm", FAME_IVSHMSG: "/run/famez.sock" });
+    const r = raw(
+      {},
+      {
+        FAME_DIR: "/srv/fame",
+        FAME_VCPUS: "4",
+        FAME_HOSTBASE: "tm",
+        FAME_IVSHMSG: "/run/famez.sock",
+      },
+    );
     const { config } = validateConfig(r);
     assert.equal(config.dir, "/srv/fame");
     assert.equal(config.famPath, "/srv/fame/FAM");
@@ -61,9 +72,15 @@ describe("config resolution", () => {
   });
 
   it("prefers FAME_PROXY over http_proxy, and an explicit stack value over both", () => {
-    assert.equal(raw({}, { http_proxy: "http://a:1", FAME_PROXY: "http://b:2" }).proxy.value, "http://b:2");
+    assert.equal(
+      raw({}, { http_proxy: "http://a:1", FAME_PROXY: "http://b:2" }).proxy.value,
+      "http://b:2",
+    );
     assert.equal(raw({}, { http_proxy: "http://a:1" }).proxy.value, "http://a:1");
-    assert.equal(raw({ proxy: "http://c:3" }, { FAME_PROXY: "http://b:2" }).proxy.value, "http://c:3");
+    assert.equal(
+      raw({ proxy: "http://c:3" }, { FAME_PROXY: "http://b:2" }).proxy.value,
+      "http://c:3",
+    );
   });
 
   it("treats a stack value equal to the CLI-injected default as unset when FAME_* is set", () => {
@@ -218,11 +235,17 @@ describe("config validation rules", () => {
     assertRefused("kernelPath", "k", /absolute/);
     const p = problems({ kernelPath: "/k" });
     assert.equal(p.length, 1);
-    assert.match(p[0] ?? "", /fame:initrdPath = "": kernelPath and initrdPath must be set together/);
+    assert.match(
+      p[0] ?? "",
+      /fame:initrdPath = "": kernelPath and initrdPath must be set together/,
+    );
   });
 
   it("booleans", () => {
-    assert.equal(validateConfig(raw({ famDeleteOnDestroy: "true" })).config.famDeleteOnDestroy, true);
+    assert.equal(
+      validateConfig(raw({ famDeleteOnDestroy: "true" })).config.famDeleteOnDestroy,
+      true,
+    );
     assertRefused("famDeleteOnDestroy", "maybe", /true or false/);
     assertRefused("verbose", "2", /true or false/);
   });

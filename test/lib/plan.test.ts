@@ -56,6 +56,9 @@ describe("cluster plan", () => {
       { index: 2, name: "tm02", mac: "48:50:42:02:02:02", ip: "172.16.9.2" },
       { index: 3, name: "tm03", mac: "48:50:42:03:03:03", ip: "172.16.9.3" },
     ]);
-    assert.equal(clusterPlan({ nodes: 253, hostbase: "n", octets123: "10.0.0" }).nodes.at(-1)?.ip, "10.0.0.253");
+    assert.equal(
+      clusterPlan({ nodes: 253, hostbase: "n", octets123: "10.0.0" }).nodes.at(-1)?.ip,
+      "10.0.0.253",
+    );
   });
 });

@@ -27,4 +27,16 @@ describe("Pulumi.yaml config schema", () => {
     const dev = parse(fs.readFileSync(path.join(root, "Pulumi.dev.yaml"), "utf8"));
     for (const key of Object.keys(dev.config)) assert.ok(key in declared, key);
   });
+
+  it("README's config table lists every key with its default", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    for (const key of CONFIG_KEYS) {
+      const spec: KeySpec = SCHEMA[key];
+      const row = readme.split("\n").find((l) => l.startsWith(`| \`fame:${key}\` |`));
+      assert.ok(row, `README lacks a row for fame:${key}`);
+      if (spec.default !== undefined && spec.default !== "") {
+        assert.ok(row.includes(`\`${spec.default}\``), `README default of fame:${key}: ${row}`);
+      }
+    }
+  });
 });

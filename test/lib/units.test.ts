@@ -55,10 +55,25 @@ describe("property diff", () => {
     assert.ok(!sameValue([1, 2], [2, 1]));
   });
   it("separates updates from replacements", () => {
-    const d = diffProps({ name: "a", size: 1, mode: 2 }, { name: "b", size: 2, mode: 2 }, ["name", "size", "mode"], ["name"]);
-    assert.deepEqual(d, { changes: true, changed: ["name", "size"], replaces: ["name"], deleteBeforeReplace: true });
+    const d = diffProps(
+      { name: "a", size: 1, mode: 2 },
+      { name: "b", size: 2, mode: 2 },
+      ["name", "size", "mode"],
+      ["name"],
+    );
+    assert.deepEqual(d, {
+      changes: true,
+      changed: ["name", "size"],
+      replaces: ["name"],
+      deleteBeforeReplace: true,
+    });
     const u = diffProps({ name: "a", size: 1 }, { name: "a", size: 2 }, ["name", "size"], ["name"]);
-    assert.deepEqual(u, { changes: true, changed: ["size"], replaces: [], deleteBeforeReplace: false });
+    assert.deepEqual(u, {
+      changes: true,
+      changed: ["size"],
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     const n = diffProps({ name: "a" }, { name: "a" }, ["name"], ["name"]);
     assert.equal(n.changes, false);
   });

@@ -6,12 +6,12 @@ import * as path from "node:path";
 import { clusterPlan } from "../../lib/plan";
 import {
   type DomainSpec,
-  type NetworkSpec,
   dhcpHostXml,
   dnsHostXml,
   domainXml,
   famFromQemuArgs,
   famQemuArgs,
+  type NetworkSpec,
   networkXml,
   parseDomainXml,
   parseNetworkXml,
@@ -27,7 +27,9 @@ function virtXmlValidate(xml: string, kind: "domain" | "network"): void {
     execFileSync("virt-xml-validate", [file, kind], { stdio: "pipe" });
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
-    assert.fail(`virt-xml-validate rejected the ${kind}: ${err.stderr?.toString() ?? err.message}\n${xml}`);
+    assert.fail(
+      `virt-xml-validate rejected the ${kind}: ${err.stderr?.toString() ?? err.message}\n${xml}`,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -88,8 +90,14 @@ describe("network XML", () => {
   });
 
   it("builds the single-host snippets net-update takes", () => {
-    assert.equal(dhcpHostXml(netSpec.hosts[0]!).trim(), '<host mac="48:50:42:01:01:01" name="tm01" ip="10.9.8.1"/>');
-    assert.match(dnsHostXml("10.9.8.1", ["tm01"]), /^<host ip="10.9.8.1">\s*<hostname>tm01<\/hostname>\s*<\/host>/);
+    assert.equal(
+      dhcpHostXml(netSpec.hosts[0]!).trim(),
+      '<host mac="48:50:42:01:01:01" name="tm01" ip="10.9.8.1"/>',
+    );
+    assert.match(
+      dnsHostXml("10.9.8.1", ["tm01"]),
+      /^<host ip="10.9.8.1">\s*<hostname>tm01<\/hostname>\s*<\/host>/,
+    );
   });
 });
 
@@ -105,7 +113,10 @@ describe("domain XML", () => {
       "-device",
       "ivshmem-plain,memdev=FAM,bus=pci.0,addr=0x10",
     ]);
-    assert.match(xml, /<qemu:arg value="memory-backend-file,mem-path=\/srv\/odd,,dir &amp; &lt;x&gt;\/FAM/);
+    assert.match(
+      xml,
+      /<qemu:arg value="memory-backend-file,mem-path=\/srv\/odd,,dir &amp; &lt;x&gt;\/FAM/,
+    );
   });
 
   it("adds the FAME-Z doorbell only when a socket is configured", () => {
@@ -151,13 +162,22 @@ describe("domain XML", () => {
   });
 
   it("reads memory in other units as libvirt may write them", () => {
-    const spec = parseDomainXml("<domain type='kvm'><name>x</name><memory unit='MiB'>768</memory><vcpu>1</vcpu></domain>");
+    const spec = parseDomainXml(
+      "<domain type='kvm'><name>x</name><memory unit='MiB'>768</memory><vcpu>1</vcpu></domain>",
+    );
     assert.equal(spec.memoryKiB, 786432);
     assert.equal(spec.type, "kvm");
   });
 
   it("splits QEMU options honouring the ',,' escape", () => {
-    assert.deepEqual([...splitQemuOpts("a=1,b=x,,y,,,c=3")], [["a", "1"], ["b", "x,y,"], ["c", "3"]]);
+    assert.deepEqual(
+      [...splitQemuOpts("a=1,b=x,,y,,,c=3")],
+      [
+        ["a", "1"],
+        ["b", "x,y,"],
+        ["c", "3"],
+      ],
+    );
     assert.deepEqual(famFromQemuArgs([]).famezSocket, "");
   });
 });

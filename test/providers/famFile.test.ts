@@ -33,8 +33,16 @@ describe("FamFile provider (loaded from its serialized form)", function () {
 
   before(async () => {
     dir = scratchDir("famfile");
-    inputs = { path: path.join(dir, "sub", "FAM"), sizeBytes: GiB, group: "libvirt-qemu", mode: 0o660, deleteOnDestroy: false };
-    ({ provider: p } = await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", inputs)));
+    inputs = {
+      path: path.join(dir, "sub", "FAM"),
+      sizeBytes: GiB,
+      group: "libvirt-qemu",
+      mode: 0o660,
+      deleteOnDestroy: false,
+    };
+    ({ provider: p } = await loadSerialized<FamFileInputs, FamFileOutputs>(
+      () => new FamFile("fam", inputs),
+    ));
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -55,7 +63,8 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     assert.deepEqual(outs, { ...inputs, createdByFame: true });
     fs.chownSync(inputs.path, 0, 0);
     fs.chmodSync(inputs.path, 0o644);
-    const drifted = (await p.read(inputs.path, { ...inputs, createdByFame: true })).props as FamFileOutputs;
+    const drifted = (await p.read(inputs.path, { ...inputs, createdByFame: true }))
+      .props as FamFileOutputs;
     assert.equal(drifted.group, "gid:0");
     assert.equal(drifted.mode, 0o644);
     assert.equal((await p.diff(inputs.path, drifted, inputs)).changes, true);
@@ -72,7 +81,11 @@ describe("FamFile provider (loaded from its serialized form)", function () {
 
   it("diffs: no change, size is an update, path is a replacement", async () => {
     const olds = { ...inputs, createdByFame: true };
-    assert.deepEqual(await p.diff(inputs.path, olds, inputs), { changes: false, replaces: [], deleteBeforeReplace: false });
+    assert.deepEqual(await p.diff(inputs.path, olds, inputs), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     const grow = await p.diff(inputs.path, olds, { ...inputs, sizeBytes: 2 * GiB });
     assert.deepEqual(grow, { changes: true, replaces: [], deleteBeforeReplace: false });
     const move = await p.diff(inputs.path, olds, { ...inputs, path: `${inputs.path}2` });
@@ -84,7 +97,10 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     await p.update(inputs.path, olds, { ...inputs, sizeBytes: 2 * GiB });
     assert.equal(fs.statSync(inputs.path).size, 2 * GiB);
     assert.equal(readAt(inputs.path, 4096, 10), "SENTINEL-1");
-    await assert.rejects(p.update(inputs.path, { ...olds, sizeBytes: 2 * GiB }, inputs), /refusing to shrink/);
+    await assert.rejects(
+      p.update(inputs.path, { ...olds, sizeBytes: 2 * GiB }, inputs),
+      /refusing to shrink/,
+    );
     assert.equal(fs.statSync(inputs.path).size, 2 * GiB);
   });
 
@@ -92,7 +108,10 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     const shrink = await p.check({ ...inputs, sizeBytes: 2 * GiB }, inputs);
     assert.match(shrink.failures?.[0]?.reason ?? "", /would cut 1G \(1073741824 bytes\) of data/);
     const adopt = await p.check({}, { ...inputs, sizeBytes: 4 * GiB });
-    assert.match(adopt.failures?.[0]?.reason ?? "", /already exists with 2G .* set fame:famSize to 2G/);
+    assert.match(
+      adopt.failures?.[0]?.reason ?? "",
+      /already exists with 2G .* set fame:famSize to 2G/,
+    );
     await assert.rejects(p.create({ ...inputs, sizeBytes: 4 * GiB }), /cannot be adopted/);
     assert.equal(fs.statSync(inputs.path).size, 2 * GiB);
   });
@@ -102,8 +121,14 @@ describe("FamFile provider (loaded from its serialized form)", function () {
       ((await p.check({}, { ...inputs, ...i })).failures ?? []).map((f) => f.reason).join("; ");
     assert.match(await reasons({ path: dir }), /not a regular file/);
     assert.match(await reasons({ path: "FAM" }), /must be absolute/);
-    assert.match(await reasons({ path: path.join(dir, "new"), sizeBytes: 3 * GiB }), /power of two/);
-    assert.match(await reasons({ path: path.join(dir, "new"), group: "no-such-group-x" }), /does not exist/);
+    assert.match(
+      await reasons({ path: path.join(dir, "new"), sizeBytes: 3 * GiB }),
+      /power of two/,
+    );
+    assert.match(
+      await reasons({ path: path.join(dir, "new"), group: "no-such-group-x" }),
+      /does not exist/,
+    );
   });
 
   it("delete keeps the file unless deleteOnDestroy was opted into", async () => {

@@ -1,0 +1,140 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import { clusterPlan } from "../../lib/plan";
+import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
+import { type LoadedProvider, loadSerialized } from "../helpers/engine";
+import { sandboxNetns, sandboxUri, virshOut } from "../helpers/sandbox";
+
+/** PID of the dnsmasq serving a bridge inside the sandbox (changes if the network restarts). */
+function dnsmasqPid(bridge: string): string {
+  const ps = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  const line = ps.split("\n").find((l) => l.includes("dnsmasq") && l.includes(`/${bridge}.conf`));
+  return line?.trim().split(/\s+/)[0] ?? "";
+}
+
+describe("Network provider against a sandboxed libvirtd", function () {
+  this.timeout(120_000);
+  let p: LoadedProvider<NetworkInputs, NetworkOutputs>;
+  let inputs: NetworkInputs;
+  const plan = clusterPlan({ nodes: 3, hostbase: "tnet", octets123: "10.213.7" });
+  const hosts = plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip }));
+
+  before(async () => {
+    inputs = {
+      uri: sandboxUri(),
+      name: plan.network.name,
+      bridge: plan.network.bridge,
+      ip: plan.network.tormsIp,
+      netmask: plan.network.netmask,
+      hostNames: ["torms"],
+      hosts: hosts.slice(0, 2),
+      autostart: true,
+    };
+    ({ provider: p } = await loadSerialized<NetworkInputs, NetworkOutputs>(
+      () => new Network("net", inputs),
+    ));
+  });
+
+  after(async () => {
+    await p?.delete(inputs.name, { ...inputs, active: true }).catch(() => undefined);
+  });
+
+  it("creates, starts and autostarts the network, with its bridge only inside the sandbox namespace", async () => {
+    assert.deepEqual((await p.check({}, inputs)).failures, []);
+    const { id, outs } = await p.create(inputs);
+    assert.equal(id, "br_tnet");
+    assert.equal(outs?.active, true);
+    const info = virshOut("net-info", "br_tnet");
+    assert.match(info, /Active:\s+yes/);
+    assert.match(info, /Autostart:\s+yes/);
+    const inNs = execFileSync(
+      "ip",
+      ["netns", "exec", sandboxNetns(), "ip", "-br", "addr", "show", "br_tnet"],
+      { encoding: "utf8" },
+    );
+    assert.match(inNs, /10\.213\.7\.254\/24/);
+    const onHost = execFileSync("ip", ["-br", "link"], { encoding: "utf8" });
+    assert.doesNotMatch(onHost, /br_tnet/);
+  });
+
+  it("reads back exactly what it created", async () => {
+    const { id, props } = await p.read("br_tnet", { ...inputs, active: true });
+    assert.equal(id, "br_tnet");
+    assert.deepEqual(props, { ...inputs, active: true });
+    assert.deepEqual((await p.diff("br_tnet", props as NetworkOutputs, inputs)).changes, false);
+  });
+
+  it("adds and removes node hosts live, without restarting the network", async () => {
+    const olds = { ...inputs, active: true };
+    const grown = { ...inputs, hosts };
+    assert.deepEqual(await p.diff("br_tnet", olds, grown), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    const pid = dnsmasqPid("br_tnet");
+    assert.notEqual(pid, "");
+    await p.update("br_tnet", olds, grown);
+    assert.equal(dnsmasqPid("br_tnet"), pid, "dnsmasq kept running: no network restart");
+    const xml = virshOut("net-dumpxml", "br_tnet");
+    assert.match(xml, /<host mac='48:50:42:03:03:03' name='tnet03' ip='10.213.7.3'\/>/);
+    assert.match(xml, /<host ip='10.213.7.3'>\s*<hostname>tnet03<\/hostname>/);
+    // dnsmasq's live hosts file (seen through its own mount namespace) carries the new lease.
+    const hostsFile = fs.readFileSync(
+      `/proc/${pid}/root/var/lib/libvirt/dnsmasq/br_tnet.hostsfile`,
+      "utf8",
+    );
+    assert.match(hostsFile, /48:50:42:03:03:03,10\.213\.7\.3,tnet03/);
+
+    await p.update(
+      "br_tnet",
+      { ...grown, active: true },
+      { ...inputs, hosts: [hosts[0]!, hosts[2]!] },
+    );
+    const after = (await p.read("br_tnet", { ...inputs, active: true })).props as NetworkOutputs;
+    assert.deepEqual(after.hosts.map((h) => h.name).sort(), ["tnet01", "tnet03"]);
+    assert.doesNotMatch(virshOut("net-dumpxml", "br_tnet"), /tnet02/);
+    assert.equal(dnsmasqPid("br_tnet"), pid);
+  });
+
+  it("lists identity changes as replacements", async () => {
+    const olds = { ...inputs, active: true };
+    const d = await p.diff("br_tnet", olds, { ...inputs, ip: "10.213.8.254", bridge: "br_other" });
+    assert.deepEqual(d.replaces?.sort(), ["bridge", "ip"]);
+    assert.equal(d.deleteBeforeReplace, true);
+  });
+
+  it("adopts its own network after an interrupted run and refuses a different one", async () => {
+    const adopted = await p.create({ ...inputs, hosts });
+    assert.equal(adopted.id, "br_tnet");
+    const hostsNow = (
+      (await p.read("br_tnet", { ...inputs, active: true })).props as NetworkOutputs
+    ).hosts;
+    assert.equal(hostsNow.length, 3);
+    await assert.rejects(
+      p.create({ ...inputs, ip: "10.213.9.254" }),
+      /already exists with a different shape/,
+    );
+  });
+
+  it("repairs a network stopped out of band", async () => {
+    virshOut("net-destroy", "br_tnet");
+    const seen = (await p.read("br_tnet", { ...inputs, active: true })).props as NetworkOutputs;
+    assert.equal(seen.active, false);
+    assert.equal((await p.diff("br_tnet", seen, { ...inputs, hosts })).changes, true);
+    await p.update("br_tnet", seen, { ...inputs, hosts });
+    assert.match(virshOut("net-info", "br_tnet"), /Active:\s+yes/);
+  });
+
+  it("deletes the network; read then reports it gone", async () => {
+    await p.delete("br_tnet", { ...inputs, active: true });
+    assert.doesNotMatch(virshOut("net-list", "--all", "--name"), /br_tnet/);
+    assert.deepEqual(await p.read("br_tnet", { ...inputs, active: true }), {});
+  });
+
+  it("fails loudly when libvirtd cannot be reached: never 'not found'", async () => {
+    const dead = { ...inputs, uri: "qemu:///system?socket=/nonexistent/libvirt-sock" };
+    await assert.rejects(p.read("br_tnet", { ...dead, active: true }), /failed to connect/i);
+  });
+});
