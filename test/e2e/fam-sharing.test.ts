@@ -112,6 +112,7 @@ describe("e2e: three nodes share FAM through IVSHMEM", function () {
       await net.delete(netIn.name, { ...netIn, active: true }).catch(() => undefined);
       await fam.delete(famIn.path, { ...famIn, createdByFame: true });
     }
+    fs.rmSync(dir, { recursive: true, force: true });
     assert.doesNotMatch(virshOut("list", "--all", "--name"), /e2e0/);
     assert.doesNotMatch(virshOut("net-list", "--all", "--name"), /br_e2e/);
   });

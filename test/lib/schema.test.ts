@@ -32,7 +32,9 @@ describe("Pulumi.yaml config schema", () => {
     const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
     for (const key of CONFIG_KEYS) {
       const spec: KeySpec = SCHEMA[key];
-      const row = readme.split("\n").find((l) => l.startsWith(`| \`fame:${key}\` |`));
+      const row = readme
+        .split("\n")
+        .find((l) => new RegExp(`^\\|\\s*\`fame:${key}\`\\s*\\|`).test(l));
       assert.ok(row, `README lacks a row for fame:${key}`);
       if (spec.default !== undefined && spec.default !== "") {
         assert.ok(row.includes(`\`${spec.default}\``), `README default of fame:${key}: ${row}`);

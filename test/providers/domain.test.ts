@@ -62,6 +62,7 @@ describe("Domain provider against a sandboxed libvirtd", function () {
     } catch {
       /* already gone */
     }
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("defines and starts the domain with FAM attached", async () => {
