@@ -16,6 +16,7 @@ const stack = pulumi.getStack();
 const stackConfig = new pulumi.Config("fame");
 
 const raw = resolveRaw((key) => stackConfig.get(key), process.env, { project, stack });
+const password = stackConfig.getSecret("password");
 let validated: ReturnType<typeof validateConfig>;
 try {
   validated = validateConfig(raw, { memTotalKiB: Math.floor(os.totalmem() / 1024) });
@@ -30,7 +31,13 @@ for (const w of warnings) pulumi.log.warn(w);
 const cpuinfo = fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo", "utf8") : "";
 const domainType = domainTypeFor(config.accel, cpuinfo, fs.existsSync("/dev/kvm"));
 
-const cluster = new FameCluster("fame", { config, domainType, owner: `${project}/${stack}` });
+const cluster = new FameCluster("fame", {
+  config,
+  domainType,
+  owner: `${project}/${stack}`,
+  stack,
+  ...(password ? { password } : {}),
+});
 
 export const nodes = cluster.nodes;
 export const nodeNames = cluster.nodes.map((n) => n.name);
@@ -43,3 +50,11 @@ export const famSize = cluster.famSizeBytes.apply(formatSize);
 export const networkName = cluster.networkName;
 export const libvirtUri = cluster.libvirtUri;
 export const accelerator = domainType === "kvm" ? "kvm" : "tcg";
+export const publicKey = cluster.publicKey;
+/** Save it: pulumi stack output --show-secrets privateKey > ~/.ssh/fame-<stack> */
+export const privateKey = cluster.privateKey;
+export const sshConfig = cluster.sshConfig;
+export const sshCommands = cluster.sshCommands;
+export const imageKey = cluster.imageKey;
+export const imagePackages = cluster.imagePackages;
+export const envFile = cluster.envFile;

@@ -2,10 +2,16 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
 import type { FameConfig } from "../lib/config";
+import { imageCmdline } from "../lib/image";
+import { envSh, keyFileFor, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
+import { GiB } from "../lib/units";
+import { ArtifactFile } from "../providers/artifactFile";
 import { Directory } from "../providers/directory";
+import { SshKey } from "../providers/sshKey";
 import { FabricMemory } from "./fabricMemory";
-import { type BootSource, FameNode } from "./fameNode";
+import { FameNode } from "./fameNode";
+import { GoldenImage } from "./goldenImage";
 import { NodeNetwork } from "./nodeNetwork";
 
 export interface FameClusterArgs {
@@ -15,11 +21,10 @@ export interface FameClusterArgs {
   domainType: DomainType;
   /** Owner tag written into each domain, `<project>/<stack>`. */
   owner: string;
-  /**
-   * What the nodes boot. Default: fame:kernelPath / fame:initrdPath /
-   * fame:cmdline from the config.
-   */
-  boot?: BootSource;
+  /** Stack name, for the suggested private key file name. Default: the owner's stack part. */
+  stack?: string;
+  /** Optional node user password (secret). Default: none, key-only SSH. */
+  password?: pulumi.Input<string>;
 }
 
 export interface NodeInfo {
@@ -29,8 +34,9 @@ export interface NodeInfo {
 }
 
 /**
- * A whole FAME cluster: the FAM file, the node network and one IVSHMEM-enabled
- * domain per node, all mapping the same file.
+ * A whole FAME cluster: the FAM file, the node network, the golden image, the
+ * stack's SSH key and one IVSHMEM-enabled node per plan entry, all mapping the
+ * same file.
  */
 export class FameCluster extends pulumi.ComponentResource {
   readonly nodes: NodeInfo[];
@@ -39,13 +45,21 @@ export class FameCluster extends pulumi.ComponentResource {
   readonly networkName: pulumi.Output<string>;
   readonly libvirtUri: string;
   readonly nodeStates: pulumi.Output<Record<string, boolean>>;
+  readonly publicKey: pulumi.Output<string>;
+  readonly privateKey: pulumi.Output<string>;
+  readonly sshConfig: string;
+  readonly sshCommands: Record<string, string>;
+  readonly imageKey: string;
+  readonly imagePackages: pulumi.Output<string[]>;
+  readonly envFile: pulumi.Output<string>;
 
   constructor(name: string, args: FameClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:cluster:FameCluster", name, {}, opts);
     const { config } = args;
-    const boot = args.boot ?? bootFromConfig(config, this);
     const plan = clusterPlan(config);
     const uri = config.libvirtUri;
+    const stack = args.stack ?? args.owner.split("/").pop() ?? "fame";
+    const keyFile = keyFileFor(stack);
 
     const dir = new Directory(`${name}-dir`, { path: config.dir, mode: 0o755 }, { parent: this });
     const memory = new FabricMemory(
@@ -62,6 +76,40 @@ export class FameCluster extends pulumi.ComponentResource {
       { uri, plan: plan.network, nodes: plan.nodes },
       { parent: this },
     );
+    const key = new SshKey(
+      `${name}-ssh`,
+      { comment: args.owner.replaceAll("/", "-") },
+      { parent: this },
+    );
+    const image = new GoldenImage(
+      `${name}-image`,
+      {
+        mirror: config.mirror,
+        proxy: config.proxy,
+        l4fame: config.l4fame,
+        kernel: config.kernel,
+        user: config.user,
+        hostbase: config.hostbase,
+        octets123: config.octets123,
+        sizeGbytes: config.vfsGbytes,
+        cacheDir: config.imageCache,
+      },
+      { parent: this },
+    );
+
+    const seedFiles = pulumi
+      .all([key.publicKey, key.privateKey, args.password ?? ""])
+      .apply(([pub, priv, password]) => ({
+        authorized_keys: `${pub}\n`,
+        "id_ed25519.pub": `${pub}\n`,
+        id_ed25519: priv,
+        ...(password ? { password } : {}),
+      }));
+    const boot = {
+      kernel: config.kernelPath || image.kernel,
+      initrd: config.initrdPath || image.initrd,
+      cmdline: `${imageCmdline()} ${config.cmdline}`.trim(),
+    };
     const nodes = plan.nodes.map(
       (node: NodePlan) =>
         new FameNode(
@@ -72,15 +120,27 @@ export class FameCluster extends pulumi.ComponentResource {
             network: network.networkName,
             fam: { path: memory.path, sizeBytes: memory.sizeBytes },
             boot,
+            image: { qcow2: image.qcow2, key: image.key },
+            diskSizeBytes: config.vfsGbytes * GiB,
+            dir: dir.path,
+            seedFiles: pulumi.secret(seedFiles),
             vcpus: config.vcpus,
             memoryKiB: config.vdramKiB,
             domainType: args.domainType,
-            consoleLog: dir.path.apply((d) => path.posix.join(d, `${node.name}.console.log`)),
             famezSocket: config.famezSocket,
             owner: args.owner,
           },
           { parent: this },
         ),
+    );
+    const env = new ArtifactFile(
+      `${name}-env`,
+      {
+        path: dir.path.apply((d) => path.posix.join(d, "env.sh")),
+        content: envSh(config, args.owner),
+        mode: 0o644,
+      },
+      { parent: this },
     );
 
     this.nodes = plan.nodes.map(({ name: n, mac, ip }) => ({ name: n, mac, ip }));
@@ -91,6 +151,15 @@ export class FameCluster extends pulumi.ComponentResource {
     this.nodeStates = pulumi
       .all(nodes.map((n) => n.running))
       .apply((states) => Object.fromEntries(nodes.map((n, i) => [n.nodeName, states[i] ?? false])));
+    this.publicKey = key.publicKey;
+    this.privateKey = pulumi.secret(key.privateKey);
+    this.sshConfig = sshConfig(plan.nodes, config.user, keyFile);
+    this.sshCommands = Object.fromEntries(
+      plan.nodes.map((n) => [n.name, sshCommand(n, config.user, keyFile)]),
+    );
+    this.imageKey = image.key;
+    this.imagePackages = image.packages;
+    this.envFile = env.path;
     this.registerOutputs({
       nodes: this.nodes,
       famPath: this.famPath,
@@ -98,16 +167,13 @@ export class FameCluster extends pulumi.ComponentResource {
       networkName: this.networkName,
       libvirtUri: uri,
       nodeStates: this.nodeStates,
+      publicKey: this.publicKey,
+      privateKey: this.privateKey,
+      sshConfig: this.sshConfig,
+      sshCommands: this.sshCommands,
+      imageKey: this.imageKey,
+      imagePackages: this.imagePackages,
+      envFile: this.envFile,
     });
   }
-}
-
-function bootFromConfig(config: FameConfig, parent: pulumi.Resource): BootSource {
-  if (!config.kernelPath || !config.initrdPath) {
-    throw new pulumi.ResourceError(
-      "fame:kernelPath and fame:initrdPath are empty: the nodes need a kernel and initrd to boot (set both to absolute paths)",
-      parent,
-    );
-  }
-  return { kernel: config.kernelPath, initrd: config.initrdPath, cmdline: config.cmdline };
 }

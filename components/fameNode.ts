@@ -1,8 +1,10 @@
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
 import type { NodePlan } from "../lib/plan";
-import type { DiskSpec } from "../lib/xml";
 import { Domain } from "../providers/domain";
+import { NodeDisk } from "../providers/nodeDisk";
+import { SeedDisk } from "../providers/seedDisk";
 
 export interface BootSource {
   /** Absolute path of the kernel for direct kernel boot. */
@@ -11,8 +13,6 @@ export interface BootSource {
   initrd: pulumi.Input<string>;
   /** Base kernel command line; the node appends its identity. Default: "console=ttyS0". */
   cmdline?: pulumi.Input<string>;
-  /** Boot and data disks, in order (vda, vdb, ...). Default: none. */
-  disks?: pulumi.Input<pulumi.Input<DiskSpec>[]>;
 }
 
 export interface FameNodeArgs {
@@ -25,14 +25,20 @@ export interface FameNodeArgs {
   /** FAM backing file and its size (FabricMemory outputs). */
   fam: { path: pulumi.Input<string>; sizeBytes: pulumi.Input<number> };
   boot: BootSource;
+  /** The golden image the node's copy-on-write disk is backed by. */
+  image: { qcow2: pulumi.Input<string>; key: string };
+  /** Node disk size in bytes (the golden image's size). */
+  diskSizeBytes: number;
+  /** Artifact directory: the node's disk, seed and console log live here. */
+  dir: pulumi.Input<string>;
+  /** Files for the node's seed disk (credentials); secret. Default: none. */
+  seedFiles?: pulumi.Input<Record<string, string>>;
   /** Virtual CPUs. Default: 2. */
   vcpus?: pulumi.Input<number>;
   /** DRAM in KiB. Default: 786432. */
   memoryKiB?: pulumi.Input<number>;
   /** "kvm" or "qemu" (TCG). Default: "qemu". */
   domainType?: DomainType;
-  /** Absolute path the serial console is logged to. */
-  consoleLog: pulumi.Input<string>;
   /** FAME-Z server socket for an ivshmem-doorbell device. Default: none. */
   famezSocket?: pulumi.Input<string>;
   /** Marks the domain as this stack's (`<project>/<stack>`), so fame never adopts a stranger's. */
@@ -50,20 +56,41 @@ export function nodeCmdline(base: string, node: NodePlan): string {
     .join(" ");
 }
 
-/** One emulated node of The Machine: a libvirt domain mapping the shared FAM. */
+/**
+ * One emulated node of The Machine: a copy-on-write disk on the golden image,
+ * a seed disk with its credentials, and a libvirt domain mapping the shared FAM.
+ */
 export class FameNode extends pulumi.ComponentResource {
   readonly nodeName: string;
   readonly mac: string;
   readonly ip: string;
   readonly running: pulumi.Output<boolean>;
+  readonly diskPath: pulumi.Output<string>;
   readonly domain: Domain;
 
   constructor(name: string, args: FameNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:node:FameNode", name, {}, opts);
     const { node } = args;
+    const inDir = (file: string) => pulumi.output(args.dir).apply((d) => path.posix.join(d, file));
     this.nodeName = node.name;
     this.mac = node.mac;
     this.ip = node.ip;
+
+    // The image key in the name: a new image gives a new disk, made before the old one goes.
+    const disk = new NodeDisk(
+      `${name}-disk`,
+      {
+        path: inDir(`${node.name}-${args.image.key.slice(0, 12)}.qcow2`),
+        backingFile: args.image.qcow2,
+        sizeBytes: args.diskSizeBytes,
+      },
+      { parent: this },
+    );
+    const seed = new SeedDisk(
+      `${name}-seed`,
+      { path: inDir(`${node.name}.seed.img`), files: args.seedFiles ?? {} },
+      { parent: this },
+    );
     this.domain = new Domain(
       `${name}-domain`,
       {
@@ -77,13 +104,16 @@ export class FameNode extends pulumi.ComponentResource {
         cmdline: pulumi
           .output(args.boot.cmdline ?? "console=ttyS0")
           .apply((c) => nodeCmdline(c, node)),
-        disks: pulumi.output(args.boot.disks ?? []),
+        disks: pulumi.all([disk.path, seed.path]).apply(([d, s]) => [
+          { path: d, format: "qcow2" as const },
+          { path: s, format: "raw" as const },
+        ]),
         network: args.network,
         mac: node.mac,
-        consoleLog: args.consoleLog,
+        consoleLog: inDir(`${node.name}.console.log`),
         fam: pulumi
           .all([args.fam.path, args.fam.sizeBytes])
-          .apply(([path, sizeBytes]) => ({ path, sizeBytes })),
+          .apply(([p, s]) => ({ path: p, sizeBytes: s })),
         famezSocket: args.famezSocket ?? "",
         owner: args.owner,
         running: args.running ?? true,
@@ -92,6 +122,13 @@ export class FameNode extends pulumi.ComponentResource {
       { parent: this },
     );
     this.running = this.domain.running;
-    this.registerOutputs({ name: node.name, mac: node.mac, ip: node.ip, running: this.running });
+    this.diskPath = disk.path;
+    this.registerOutputs({
+      name: node.name,
+      mac: node.mac,
+      ip: node.ip,
+      running: this.running,
+      disk: this.diskPath,
+    });
   }
 }

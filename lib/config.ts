@@ -4,7 +4,7 @@
  * the same rules serve the program, the tests and the preview.
  */
 import * as path from "node:path";
-import { CONFIG_KEYS, type ConfigKey, type KeySpec, SCHEMA } from "./schema";
+import { type KeySpec, PLAIN_KEYS, type PlainKey, SCHEMA } from "./schema";
 import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
 
 export type Accel = "auto" | "kvm" | "tcg";
@@ -29,6 +29,7 @@ export interface FameConfig {
   libvirtUri: string;
   accel: Accel;
   famezSocket: string;
+  imageCache: string;
   kernelPath: string;
   initrdPath: string;
   cmdline: string;
@@ -45,7 +46,7 @@ export interface RawValue {
   envVar?: string;
 }
 
-export type RawConfig = Record<ConfigKey, RawValue>;
+export type RawConfig = Record<PlainKey, RawValue>;
 
 export const MIN_VDRAM_KIB = 786432;
 export const MAX_NODES = 253;
@@ -73,12 +74,12 @@ function specDefault(spec: KeySpec): string | undefined {
  * default" and "unset" cannot be told apart.
  */
 export function resolveRaw(
-  get: (key: ConfigKey) => string | undefined,
+  get: (key: PlainKey) => string | undefined,
   env: Readonly<Record<string, string | undefined>>,
   ctx: { project: string; stack: string },
 ): RawConfig {
   const out = {} as RawConfig;
-  for (const key of CONFIG_KEYS) {
+  for (const key of PLAIN_KEYS) {
     const spec: KeySpec = SCHEMA[key];
     const stackValue = get(key);
     const def = specDefault(spec);
@@ -121,7 +122,7 @@ const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
 const URI_RE = /^[a-z][a-z0-9+]*:\/\/[^\s]*$/;
 const UNSAFE_PATH_RE = /[\0\n\r]/;
 
-function describe(key: ConfigKey, raw: RawValue): string {
+function describe(key: PlainKey, raw: RawValue): string {
   const origin = raw.source === "env" ? ` (from ${raw.envVar})` : "";
   return `fame:${key} = ${JSON.stringify(raw.value)}${origin}`;
 }
@@ -130,10 +131,9 @@ function describe(key: ConfigKey, raw: RawValue): string {
 export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const bad = (key: ConfigKey, rule: string) =>
-    problems.push(`${describe(key, raw[key])}: ${rule}`);
+  const bad = (key: PlainKey, rule: string) => problems.push(`${describe(key, raw[key])}: ${rule}`);
 
-  const int = (key: ConfigKey, min: number, max: number, rule?: string): number => {
+  const int = (key: PlainKey, min: number, max: number, rule?: string): number => {
     const text = raw[key].value.trim();
     const n = /^[+-]?\d+$/.test(text) ? Number(text) : Number.NaN;
     if (!Number.isSafeInteger(n)) {
@@ -143,14 +143,14 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
     if (n < min || n > max) bad(key, rule ?? `must be between ${min} and ${max}`);
     return n;
   };
-  const bool = (key: ConfigKey): boolean => {
+  const bool = (key: PlainKey): boolean => {
     const text = raw[key].value.trim().toLowerCase();
     if (["true", "yes", "1", "on"].includes(text)) return true;
     if (["false", "no", "0", "off", ""].includes(text)) return false;
     bad(key, "must be true or false");
     return false;
   };
-  const absPath = (key: ConfigKey, optional: boolean): string => {
+  const absPath = (key: PlainKey, optional: boolean): string => {
     const value = raw[key].value;
     if (value === "" && optional) return "";
     if (!path.posix.isAbsolute(value)) bad(key, "must be an absolute path");
@@ -158,7 +158,7 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
     else if (value.endsWith("/") && value !== "/") bad(key, "must name a file, not end with '/'");
     return value === "" ? "" : path.posix.normalize(value);
   };
-  const url = (key: ConfigKey, optional: boolean): string => {
+  const url = (key: PlainKey, optional: boolean): string => {
     const value = raw[key].value.trim();
     if (value === "" && optional) return "";
     let ok = false;
@@ -263,6 +263,7 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
       ? raw.famPath.value
       : absPath("famPath", false);
   const famezSocket = absPath("famezSocket", true);
+  const imageCache = absPath("imageCache", false);
   const bootProblems = problems.length;
   const kernelPath = absPath("kernelPath", true);
   const initrdPath = absPath("initrdPath", true);
@@ -299,6 +300,7 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
       libvirtUri,
       accel,
       famezSocket,
+      imageCache,
       kernelPath,
       initrdPath,
       cmdline,

@@ -14,6 +14,8 @@ export interface KeySpec {
   default?: string | number | boolean;
   /** Environment variables consulted, in order, when the stack leaves the key at its default. */
   env?: readonly string[];
+  /** The value must be set with `pulumi config set --secret`. */
+  secret?: boolean;
   description: string;
 }
 
@@ -128,21 +130,35 @@ export const SCHEMA = {
     description:
       "Optional absolute path of a FAME-Z server socket; adds an ivshmem-doorbell device.",
   },
+  imageCache: {
+    type: "string",
+    default: "/var/cache/fame/images",
+    env: ["FAME_IMAGE_CACHE"],
+    description:
+      "Absolute directory of golden image builds, named by their recipe's hash and shared by stacks.",
+  },
+  password: {
+    type: "string",
+    secret: true,
+    description:
+      "Optional password for the node user (console and SSH); set it with --secret. Unset: key-only SSH, password locked.",
+  },
   kernelPath: {
     type: "string",
     default: "",
-    description: "Absolute path of a kernel to boot the nodes with (direct kernel boot).",
+    description:
+      "Optional absolute path of a kernel to boot instead of the golden image's own (the image stays the root file system).",
   },
   initrdPath: {
     type: "string",
     default: "",
-    description: "Absolute path of the initrd that goes with kernelPath.",
+    description: "Absolute path of the initrd that goes with kernelPath (set both or neither).",
   },
   cmdline: {
     type: "string",
-    default: "console=ttyS0",
+    default: "",
     description:
-      "Kernel command line; fame appends systemd.hostname=<node> and fame.node=<N> per node.",
+      "Extra kernel command-line arguments, appended after fame's own (root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=<node> fame.node=<N>).",
   },
   verbose: {
     type: "boolean",
@@ -154,3 +170,7 @@ export const SCHEMA = {
 
 export type ConfigKey = keyof typeof SCHEMA;
 export const CONFIG_KEYS = Object.keys(SCHEMA) as ConfigKey[];
+/** Keys read with `getSecret` by the program, never resolved as plain text. */
+export type SecretKey = "password";
+export type PlainKey = Exclude<ConfigKey, SecretKey>;
+export const PLAIN_KEYS = CONFIG_KEYS.filter((k): k is PlainKey => !(SCHEMA[k] as KeySpec).secret);

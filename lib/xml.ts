@@ -212,7 +212,7 @@ export function domainXml(spec: DomainSpec, uuid?: string): string {
     driver: { "@_name": "qemu", "@_type": d.format },
     source: { "@_file": d.path },
     target: { "@_dev": `vd${String.fromCharCode(97 + i)}`, "@_bus": "virtio" },
-    address: pciAddress(PCI_SLOTS.disk + i * 0x10),
+    address: pciAddress(PCI_SLOTS.disk + i),
   }));
   return build({
     domain: {

@@ -17,6 +17,7 @@ for (const key of CONFIG_KEYS) {
   config[`fame:${key}`] = {
     type: spec.type,
     ...(spec.default === undefined ? {} : { default: spec.default }),
+    ...(spec.secret ? { secret: true } : {}),
     description: `${spec.description}${env}`,
   };
 }

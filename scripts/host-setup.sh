@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients \
-  dnsmasq-base iptables mmdebstrap e2fsprogs nodejs npm ca-certificates
+  dnsmasq-base iptables mmdebstrap e2fsprogs openssl nodejs npm ca-certificates
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
   systemctl enable --now libvirtd
 fi

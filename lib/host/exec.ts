@@ -20,6 +20,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /** Called with each line the command writes (stdout and stderr), for progress logs. */
+  onLine?: (line: string) => void;
 }
 
 const NOT_FOUND = [
@@ -77,8 +79,17 @@ export function run(
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
+    const lines = (d: Buffer) => {
+      if (opts.onLine) for (const l of d.toString("utf8").split("\n")) if (l.trim()) opts.onLine(l);
+    };
+    child.stdout.on("data", (d: Buffer) => {
+      out.push(d);
+      lines(d);
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err.push(d);
+      lines(d);
+    });
     child.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const kind = e.code === "ENOENT" ? "missing-tool" : "other";

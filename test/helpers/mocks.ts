@@ -16,13 +16,31 @@ export interface MockRun {
   ofType(type: string): Registered[];
 }
 
+/** Outputs that providers compute (beyond echoing inputs), faked per resource type. */
+const COMPUTED: Record<string, (inputs: Record<string, unknown>) => Record<string, unknown>> = {
+  "pulumi-nodejs:dynamic/fame:SshKey": (i) => ({
+    publicKey: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMOCK ${i.comment}`,
+    privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nMOCK\n-----END OPENSSH PRIVATE KEY-----\n",
+  }),
+  "pulumi-nodejs:dynamic/fame:GoldenImage": (i) => ({
+    dir: `${i.cacheDir}/${i.key}`,
+    qcow2: `${i.cacheDir}/${i.key}/golden.qcow2`,
+    kernel: `${i.cacheDir}/${i.key}/vmlinuz`,
+    initrd: `${i.cacheDir}/${i.key}/initrd.img`,
+    packages: ["openssh-server 1:9.2p1-2", "systemd 252.39-1"],
+    buildSeconds: 0,
+    reused: true,
+  }),
+};
+
 export function mockRun(): MockRun & { mocks: pulumi.runtime.Mocks } {
   const resources: Registered[] = [];
   const mocks: pulumi.runtime.Mocks = {
     newResource(args) {
       resources.push({ type: args.type, name: args.name, inputs: args.inputs });
-      // Dynamic providers return their inputs as outputs, as create does.
-      return { id: `${args.name}-id`, state: args.inputs };
+      // Dynamic providers return their inputs as outputs, as create does, plus what they compute.
+      const computed = COMPUTED[args.type]?.(args.inputs) ?? {};
+      return { id: `${args.name}-id`, state: { ...args.inputs, ...computed } };
     },
     call(args) {
       return args.inputs;

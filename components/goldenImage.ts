@@ -1,0 +1,91 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { type ImageInputs, type ImageRecipe, imageKey, imageRecipe } from "../lib/image";
+import { GoldenImageBuild } from "../providers/goldenImage";
+
+const TEMPLATES = path.join(__dirname, "..", "templates");
+
+export interface GoldenImageArgs {
+  /** Debian mirror. Default (from the cluster): `fame:mirror`. */
+  mirror: string;
+  /** Proxy for the mirror, also written into the image's apt config. Default: none. */
+  proxy?: string;
+  /** Optional L4FAME repository; adds the FAME kernel and l4fame-node. Default: none. */
+  l4fame?: string;
+  /** Kernel package from L4FAME (held). Default: linux-image-4.14.0-l4fame. */
+  kernel?: string;
+  /** Node user with passwordless sudo. Default: l4mdc. */
+  user?: string;
+  /** Node name prefix for /etc/hosts. Default: node. */
+  hostbase?: string;
+  /** Subnet's first three octets for /etc/hosts. Default: 192.168.42. */
+  octets123?: string;
+  /** Image (and node disk) size in GB. Default: 6. */
+  sizeGbytes?: number;
+  /** Absolute cache directory. Default: /var/cache/fame/images. */
+  cacheDir?: string;
+  /** Customize hook text. Default: templates/image/customize.sh. */
+  hook?: string;
+  /** hello_fabric source installed in the image. Default: templates/hello_fabric.c. */
+  helloFabric?: string;
+}
+
+/**
+ * The golden image every node boots: Debian from the mirror via mmdebstrap,
+ * turned into qcow2 without loop devices or mounts, cached by recipe hash.
+ */
+export class GoldenImage extends pulumi.ComponentResource {
+  readonly recipe: ImageRecipe;
+  readonly key: string;
+  readonly qcow2: pulumi.Output<string>;
+  readonly kernel: pulumi.Output<string>;
+  readonly initrd: pulumi.Output<string>;
+  readonly packages: pulumi.Output<string[]>;
+  readonly reused: pulumi.Output<boolean>;
+  readonly build: GoldenImageBuild;
+
+  constructor(name: string, args: GoldenImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("fame:image:GoldenImage", name, {}, opts);
+    const inputs: ImageInputs = {
+      mirror: args.mirror,
+      proxy: args.proxy ?? "",
+      l4fame: args.l4fame ?? "",
+      kernel: args.kernel ?? "linux-image-4.14.0-l4fame",
+      user: args.user ?? "l4mdc",
+      hostbase: args.hostbase ?? "node",
+      octets123: args.octets123 ?? "192.168.42",
+      sizeGbytes: args.sizeGbytes ?? 6,
+      helloFabric:
+        args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
+    };
+    const hook =
+      args.hook ?? fs.readFileSync(path.join(TEMPLATES, "image", "customize.sh"), "utf8");
+    this.recipe = imageRecipe(inputs);
+    this.key = imageKey(this.recipe, hook);
+    this.build = new GoldenImageBuild(
+      `${name}-build`,
+      {
+        cacheDir: args.cacheDir ?? "/var/cache/fame/images",
+        key: this.key,
+        recipe: this.recipe,
+        hook,
+        l4fame: inputs.l4fame,
+        proxy: inputs.proxy,
+      },
+      { parent: this },
+    );
+    this.qcow2 = this.build.qcow2;
+    this.kernel = this.build.kernel;
+    this.initrd = this.build.initrd;
+    this.packages = this.build.packages;
+    this.reused = this.build.reused;
+    this.registerOutputs({
+      key: this.key,
+      qcow2: this.qcow2,
+      kernel: this.kernel,
+      initrd: this.initrd,
+      packages: this.packages,
+    });
+  }
+}

@@ -1,0 +1,67 @@
+/** Text the stack hands to its user: SSH config, ssh commands, env.sh. Pure. */
+import type { FameConfig } from "./config";
+import type { NodePlan } from "./plan";
+import { formatSize } from "./units";
+
+/** Where the README tells users to save the stack's private key. */
+export function keyFileFor(stack: string): string {
+  return `~/.ssh/fame-${stack}`;
+}
+
+export function sshCommand(node: NodePlan, user: string, keyFile: string): string {
+  return `ssh -i ${keyFile} -o IdentitiesOnly=yes ${user}@${node.ip}`;
+}
+
+export function sshConfig(nodes: NodePlan[], user: string, keyFile: string): string {
+  return nodes
+    .map((n) =>
+      [
+        `Host ${n.name}`,
+        `  HostName ${n.ip}`,
+        `  User ${user}`,
+        `  IdentityFile ${keyFile}`,
+        "  IdentitiesOnly yes",
+        "  StrictHostKeyChecking accept-new",
+      ].join("\n"),
+    )
+    .join("\n\n")
+    .concat("\n");
+}
+
+/** Single-quotes a value for POSIX sh. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The effective FAME_* values as the original's env.sh had them, so the
+ * original tools (or a user's shell) can source them. Secrets are never written.
+ */
+export function envSh(config: FameConfig, owner: string): string {
+  const vars: [string, string][] = [
+    ["FAME_DIR", config.dir],
+    ["FAME_FAM", config.famPath],
+    ["FAME_FAM_SIZE", formatSize(config.famSizeBytes)],
+    ["FAME_NODES", String(config.nodes)],
+    ["FAME_VCPUS", String(config.vcpus)],
+    ["FAME_VDRAM", String(config.vdramKiB)],
+    ["FAME_VFS_GBYTES", String(config.vfsGbytes)],
+    ["FAME_USER", config.user],
+    ["FAME_MIRROR", config.mirror],
+    ["FAME_PROXY", config.proxy],
+    ["FAME_L4FAME", config.l4fame],
+    ["FAME_KERNEL", config.kernel],
+    ["FAME_HOSTBASE", config.hostbase],
+    ["FAME_OCTETS123", config.octets123],
+    ["FAME_LIBVIRT_URI", config.libvirtUri],
+    ["FAME_ACCEL", config.accel],
+    ["FAME_IVSHMSG", config.famezSocket],
+    ["FAME_VERBOSE", config.verbose ? "yes" : ""],
+  ];
+  const lines = [
+    `# Effective FAME settings of the fame stack ${owner}, written by fame.`,
+    "# Source it (. ./env.sh) to reuse them; fame reads these variables as defaults.",
+    ...vars.map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+  ];
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,69 @@
+/**
+ * Dynamic provider for a small text file in the artifact directory (env.sh,
+ * the Librarian INI). Not for secrets: its content is kept in state.
+ */
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+
+export interface ArtifactFileInputs {
+  path: string;
+  content: string;
+  mode: number;
+}
+export type ArtifactFileOutputs = ArtifactFileInputs;
+
+async function write(inputs: ArtifactFileInputs): Promise<ArtifactFileOutputs> {
+  await fs.mkdir(path.dirname(inputs.path), { recursive: true });
+  // Written aside and renamed, so a reader never sees half a file.
+  const next = `${inputs.path}.fame-new`;
+  await fs.writeFile(next, inputs.content, { mode: inputs.mode });
+  await fs.chmod(next, inputs.mode);
+  await fs.rename(next, inputs.path);
+  return { ...inputs };
+}
+
+export const artifactFileProvider = {
+  async check(_olds: Partial<ArtifactFileOutputs>, news: ArtifactFileInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!news.path?.startsWith("/"))
+      failures.push({
+        property: "path",
+        reason: `${JSON.stringify(news.path)} must be an absolute path`,
+      });
+    return { inputs: news, failures };
+  },
+  async diff(_id: string, olds: ArtifactFileOutputs, news: ArtifactFileInputs) {
+    const d = diffProps(olds, news, ["path", "content", "mode"], ["path"], false);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+  async create(inputs: ArtifactFileInputs) {
+    return { id: inputs.path, outs: await write(inputs) };
+  },
+  async read(id: string, props?: ArtifactFileOutputs) {
+    const content = await fs.readFile(id, "utf8").catch(() => undefined);
+    if (content === undefined) return {};
+    const st = await fs.stat(id);
+    return { id, props: { path: id, content, mode: props ? st.mode & 0o777 : 0o644 } };
+  },
+  async update(_id: string, _olds: ArtifactFileOutputs, news: ArtifactFileInputs) {
+    return { outs: await write(news) };
+  },
+  async delete(id: string) {
+    await fs.rm(id, { force: true });
+  },
+} satisfies pulumi.dynamic.ResourceProvider<ArtifactFileInputs, ArtifactFileOutputs>;
+
+export type ArtifactFileArgs = {
+  [K in keyof ArtifactFileInputs]: pulumi.Input<ArtifactFileInputs[K]>;
+};
+
+export class ArtifactFile extends pulumi.dynamic.Resource {
+  declare readonly path: pulumi.Output<string>;
+  declare readonly content: pulumi.Output<string>;
+
+  constructor(name: string, args: ArtifactFileArgs, opts?: pulumi.CustomResourceOptions) {
+    super(artifactFileProvider, name, { ...args }, opts, "fame", "ArtifactFile");
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Dynamic provider for the golden image. The image is named by the content
+ * hash of its recipe: create builds it (minutes) or reuses the cached build
+ * (instantly). Any recipe change is a new image, so it is a replacement; the
+ * node disks on the old image are replaced with it. Deleting keeps the cache
+ * for other stacks and later runs.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+import { cachedImage, ensureImage } from "../lib/host/imagebuild";
+import { probeUrl, releaseUrl } from "../lib/host/probe";
+import { type ImageRecipe, imageKey } from "../lib/image";
+
+export interface GoldenImageInputs {
+  cacheDir: string;
+  key: string;
+  recipe: ImageRecipe;
+  /** Text of the customize hook run inside mmdebstrap. */
+  hook: string;
+  /** The L4FAME repository to probe before building ("" = none). */
+  l4fame: string;
+  proxy: string;
+}
+
+export interface GoldenImageOutputs extends GoldenImageInputs {
+  dir: string;
+  qcow2: string;
+  kernel: string;
+  initrd: string;
+  packages: string[];
+  buildSeconds: number;
+  reused: boolean;
+}
+
+function log(message: string): void {
+  console.error(`fame: ${message}`);
+}
+
+export const goldenImageProvider = {
+  async check(_olds: Partial<GoldenImageOutputs>, news: GoldenImageInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!news.cacheDir?.startsWith("/")) {
+      failures.push({
+        property: "cacheDir",
+        reason: `image cache ${JSON.stringify(news.cacheDir)} must be an absolute path`,
+      });
+    }
+    if (news.recipe && imageKey(news.recipe, news.hook) !== news.key) {
+      failures.push({
+        property: "key",
+        reason: "the image key does not match the recipe (internal error)",
+      });
+    }
+    // Probe only when the image must be built: a cached image needs no network.
+    if (news.l4fame && !(await cachedImage(news.cacheDir, news.key))) {
+      const url = releaseUrl(news.l4fame, "testing");
+      const r = await probeUrl(url, news.proxy);
+      if (!r.ok) {
+        failures.push({
+          property: "l4fame",
+          reason: `the L4FAME repository fame:l4fame = ${JSON.stringify(news.l4fame)} is unreachable (${url}: ${r.detail}${news.proxy ? ` via proxy ${news.proxy}` : ""}); fix the URL or proxy, or unset fame:l4fame to build without it`,
+        });
+      }
+    }
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: GoldenImageOutputs, news: GoldenImageInputs) {
+    const d = diffProps(olds, news, ["cacheDir", "key"], ["cacheDir", "key"], false);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+
+  async create(inputs: GoldenImageInputs) {
+    const image = await ensureImage({
+      cacheDir: inputs.cacheDir,
+      key: inputs.key,
+      recipe: inputs.recipe,
+      hook: inputs.hook,
+      log,
+    });
+    const { key: _k, ...built } = image;
+    return { id: inputs.key, outs: { ...inputs, ...built } satisfies GoldenImageOutputs };
+  },
+
+  async read(id: string, props?: GoldenImageOutputs) {
+    if (!props) return {};
+    const image = await cachedImage(props.cacheDir, id);
+    if (!image) return {};
+    const { key: _k, ...found } = image;
+    return {
+      id,
+      props: { ...props, ...found, buildSeconds: props.buildSeconds, reused: props.reused },
+    };
+  },
+
+  async delete() {
+    // The cache is shared by stacks and runs: destroy keeps it (clear it by hand to reclaim space).
+  },
+} satisfies pulumi.dynamic.ResourceProvider<GoldenImageInputs, GoldenImageOutputs>;
+
+export type GoldenImageArgs = {
+  [K in keyof GoldenImageInputs]: pulumi.Input<GoldenImageInputs[K]>;
+};
+
+export class GoldenImageBuild extends pulumi.dynamic.Resource {
+  declare readonly qcow2: pulumi.Output<string>;
+  declare readonly kernel: pulumi.Output<string>;
+  declare readonly initrd: pulumi.Output<string>;
+  declare readonly packages: pulumi.Output<string[]>;
+  declare readonly key: pulumi.Output<string>;
+  declare readonly buildSeconds: pulumi.Output<number>;
+  declare readonly reused: pulumi.Output<boolean>;
+
+  constructor(name: string, args: GoldenImageArgs, opts?: pulumi.CustomResourceOptions) {
+    const outs = {
+      dir: undefined,
+      qcow2: undefined,
+      kernel: undefined,
+      initrd: undefined,
+      packages: undefined,
+      buildSeconds: undefined,
+      reused: undefined,
+    };
+    super(goldenImageProvider, name, { ...args, ...outs }, opts, "fame", "GoldenImage");
+  }
+}

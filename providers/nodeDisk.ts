@@ -1,0 +1,102 @@
+/**
+ * Dynamic provider for a node's boot disk: a qcow2 overlay on the golden
+ * image, created in milliseconds and holding only what the node writes. A new
+ * golden image means a new overlay (its path carries the image key), created
+ * before the old one is deleted so the node switches over in one restart.
+ */
+import * as fs from "node:fs/promises";
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+import * as qemuImg from "../lib/host/qemuimg";
+
+export interface NodeDiskInputs {
+  /** Absolute path of the overlay. */
+  path: string;
+  /** Absolute path of the golden image it is backed by. */
+  backingFile: string;
+  sizeBytes: number;
+}
+
+export interface NodeDiskOutputs extends NodeDiskInputs {
+  /** Host bytes allocated when read (grows as the node writes). */
+  allocatedBytes: number;
+}
+
+const KEYS = ["path", "backingFile", "sizeBytes"] as const;
+
+async function describe(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | undefined> {
+  const present = await fs.stat(inputs.path).catch(() => undefined);
+  if (!present) return undefined;
+  const info = await qemuImg.diskInfo(inputs.path);
+  return {
+    path: inputs.path,
+    backingFile: info.backingFile,
+    sizeBytes: info.virtualSizeBytes,
+    allocatedBytes: info.actualSizeBytes,
+  };
+}
+
+export const nodeDiskProvider = {
+  async check(_olds: Partial<NodeDiskOutputs>, news: NodeDiskInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!news.path?.startsWith("/"))
+      failures.push({
+        property: "path",
+        reason: `${JSON.stringify(news.path)} must be an absolute path`,
+      });
+    if (!news.backingFile?.startsWith("/"))
+      failures.push({ property: "backingFile", reason: "the golden image path must be absolute" });
+    if (!Number.isSafeInteger(news.sizeBytes) || news.sizeBytes <= 0)
+      failures.push({ property: "sizeBytes", reason: "size must be a positive integer" });
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: NodeDiskOutputs, news: NodeDiskInputs) {
+    // Every property defines the disk's content: a change is a new disk.
+    const d = diffProps(olds, news, KEYS, KEYS, false);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+
+  async create(inputs: NodeDiskInputs) {
+    const existing = await describe(inputs);
+    if (existing) {
+      // Left by an interrupted run: adopt it only if it is exactly this disk.
+      if (existing.backingFile !== inputs.backingFile || existing.sizeBytes !== inputs.sizeBytes) {
+        throw new Error(
+          `disk ${inputs.path} already exists on another base (${existing.backingFile || "none"}, ${existing.sizeBytes} bytes); move it away or delete it`,
+        );
+      }
+      return { id: inputs.path, outs: existing };
+    }
+    await fs.mkdir(inputs.path.replace(/\/[^/]*$/, ""), { recursive: true });
+    await qemuImg.createOverlay(inputs.path, inputs.backingFile, inputs.sizeBytes);
+    await fs.chmod(inputs.path, 0o600);
+    const made = await describe(inputs);
+    if (!made) throw new Error(`qemu-img did not create ${inputs.path}`);
+    return { id: inputs.path, outs: made };
+  },
+
+  async read(id: string, props?: NodeDiskOutputs) {
+    const found = await describe({
+      path: id,
+      backingFile: props?.backingFile ?? "",
+      sizeBytes: props?.sizeBytes ?? 0,
+    });
+    return found ? { id, props: found } : {};
+  },
+
+  async delete(id: string) {
+    await fs.rm(id, { force: true });
+  },
+} satisfies pulumi.dynamic.ResourceProvider<NodeDiskInputs, NodeDiskOutputs>;
+
+export type NodeDiskArgs = { [K in keyof NodeDiskInputs]: pulumi.Input<NodeDiskInputs[K]> };
+
+export class NodeDisk extends pulumi.dynamic.Resource {
+  declare readonly path: pulumi.Output<string>;
+  declare readonly allocatedBytes: pulumi.Output<number>;
+
+  constructor(name: string, args: NodeDiskArgs, opts?: pulumi.CustomResourceOptions) {
+    super(nodeDiskProvider, name, { ...args, allocatedBytes: undefined }, opts, "fame", "NodeDisk");
+  }
+}

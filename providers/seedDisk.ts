@@ -1,0 +1,113 @@
+/**
+ * Dynamic provider for a node's seed disk: a tiny ext4 image (label FAMESEED)
+ * carrying the node's credentials, read by the image's fame-seed service at
+ * boot. Its content is secret and never stored in state: only its hash is.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+import { run } from "../lib/host/exec";
+import { makeExt4FromDir } from "../lib/host/ext4";
+import { SEED_LABEL } from "../lib/image";
+
+export interface SeedDiskInputs {
+  path: string;
+  /**
+   * File name -> content (secret: authorized_keys, id_ed25519, ...). A
+   * `password` entry is written as `password-hash` (SHA-512 crypt): the plain
+   * password never reaches the disk.
+   */
+  files: Record<string, string>;
+}
+
+export interface SeedDiskOutputs {
+  path: string;
+  /** sha256 of the files, so a change shows without keeping the content. */
+  contentHash: string;
+}
+
+const SEED_BYTES = 2 * 1024 * 1024;
+
+export function seedHash(files: Record<string, string>): string {
+  const h = crypto.createHash("sha256");
+  for (const name of Object.keys(files).sort()) h.update(`${name}\0${files[name]}\0`);
+  return h.digest("hex");
+}
+
+async function writeSeed(inputs: SeedDiskInputs): Promise<SeedDiskOutputs> {
+  const staging = await fs.mkdtemp(path.join(os.tmpdir(), "fame-seed-"));
+  try {
+    const content = path.join(staging, "content");
+    await fs.mkdir(content, { mode: 0o700 });
+    for (const [name, text] of Object.entries(inputs.files)) {
+      if (!/^[A-Za-z0-9._-]+$/.test(name))
+        throw new Error(`seed file name ${JSON.stringify(name)} is not a plain file name`);
+      if (name === "password") {
+        const hash = await run("openssl", ["passwd", "-6", "-stdin"], { input: `${text}\n` });
+        await fs.writeFile(path.join(content, "password-hash"), hash.trim(), { mode: 0o600 });
+      } else {
+        await fs.writeFile(path.join(content, name), text, { mode: 0o600 });
+      }
+    }
+    await fs.mkdir(path.dirname(inputs.path), { recursive: true });
+    const next = `${inputs.path}.new`;
+    await makeExt4FromDir(content, next, SEED_BYTES, SEED_LABEL);
+    await fs.chmod(next, 0o600);
+    await fs.rename(next, inputs.path);
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+  return { path: inputs.path, contentHash: seedHash(inputs.files) };
+}
+
+export const seedDiskProvider = {
+  async check(_olds: Partial<SeedDiskOutputs>, news: SeedDiskInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!news.path?.startsWith("/"))
+      failures.push({
+        property: "path",
+        reason: `${JSON.stringify(news.path)} must be an absolute path`,
+      });
+    return { inputs: news, failures };
+  },
+  async diff(_id: string, olds: SeedDiskOutputs, news: SeedDiskInputs) {
+    const d = diffProps(
+      olds,
+      { path: news.path, contentHash: seedHash(news.files) },
+      ["path", "contentHash"],
+      ["path"],
+      false,
+    );
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+  async create(inputs: SeedDiskInputs) {
+    const outs = await writeSeed(inputs);
+    return { id: inputs.path, outs };
+  },
+  async read(id: string, props?: SeedDiskOutputs) {
+    const present = await fs.stat(id).catch(() => undefined);
+    // The content cannot be re-read without mounting: a present file keeps its recorded hash.
+    return present && props ? { id, props } : {};
+  },
+  async update(_id: string, _olds: SeedDiskOutputs, news: SeedDiskInputs) {
+    // Rewritten in place; a running node reads it at its next boot.
+    return { outs: await writeSeed(news) };
+  },
+  async delete(id: string) {
+    await fs.rm(id, { force: true });
+  },
+} satisfies pulumi.dynamic.ResourceProvider<SeedDiskInputs, SeedDiskOutputs>;
+
+export type SeedDiskArgs = { [K in keyof SeedDiskInputs]: pulumi.Input<SeedDiskInputs[K]> };
+
+export class SeedDisk extends pulumi.dynamic.Resource {
+  declare readonly path: pulumi.Output<string>;
+  declare readonly contentHash: pulumi.Output<string>;
+
+  constructor(name: string, args: SeedDiskArgs, opts?: pulumi.CustomResourceOptions) {
+    super(seedDiskProvider, name, { ...args, contentHash: undefined }, opts, "fame", "SeedDisk");
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Dynamic provider for the stack's SSH key pair. The key is made once, kept
+ * only in the stack's state with the private half as a Pulumi secret, and
+ * rotated only by replacing the resource (e.g. `pulumi up --replace`).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { diffProps } from "../lib/diff";
+import { generateEd25519 } from "../lib/sshkey";
+
+export interface SshKeyInputs {
+  /** Comment on the public key, e.g. "fame/dev". Changing it makes a new key. */
+  comment: string;
+}
+
+export interface SshKeyOutputs extends SshKeyInputs {
+  publicKey: string;
+  privateKey: string;
+}
+
+export const sshKeyProvider = {
+  async check(_olds: Partial<SshKeyOutputs>, news: SshKeyInputs) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (!/^[\x21-\x7e]{1,64}$/.test(news.comment ?? "")) {
+      failures.push({
+        property: "comment",
+        reason: "comment must be 1..64 printable characters without spaces",
+      });
+    }
+    return { inputs: news, failures };
+  },
+  async diff(_id: string, olds: SshKeyOutputs, news: SshKeyInputs) {
+    const d = diffProps(olds, news, ["comment"], ["comment"], false);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+  async create(inputs: SshKeyInputs) {
+    const pair = generateEd25519(inputs.comment);
+    const outs = { ...inputs, ...pair } satisfies SshKeyOutputs;
+    return { id: pair.publicKey.split(" ")[1] ?? inputs.comment, outs };
+  },
+  async read(id: string, props?: SshKeyOutputs) {
+    // The key lives only in state: there is nothing on the host to compare with.
+    return props ? { id, props } : {};
+  },
+  async delete() {
+    // Nothing on the host to remove.
+  },
+} satisfies pulumi.dynamic.ResourceProvider<SshKeyInputs, SshKeyOutputs>;
+
+export type SshKeyArgs = { [K in keyof SshKeyInputs]: pulumi.Input<SshKeyInputs[K]> };
+
+export class SshKey extends pulumi.dynamic.Resource {
+  declare readonly publicKey: pulumi.Output<string>;
+  declare readonly privateKey: pulumi.Output<string>;
+
+  constructor(name: string, args: SshKeyArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      sshKeyProvider,
+      name,
+      { ...args, publicKey: undefined, privateKey: undefined },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["privateKey"] }),
+      "fame",
+      "SshKey",
+    );
+  }
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# mmdebstrap customize hook for the fame golden image.
+#   $1  the image's root directory
+#   $2  overlay directory: files fame generated (lib/image.ts), copied in as is
+# Environment: FAME_USER (node user), FAME_HOLD (packages to hold, may be empty).
+# Nothing per node or per stack goes into the image: hostname comes from the
+# kernel command line, credentials from the seed disk, host keys and
+# machine-id are made on first boot.
+set -eu
+root=$1
+overlay=$2
+: "${FAME_USER:?}"
+
+cp -a "$overlay/." "$root/"
+
+# The node user: a locked password (the seed disk may set one), passwordless sudo.
+chroot "$root" useradd --create-home --shell /bin/bash --groups sudo "$FAME_USER"
+chroot "$root" passwd --lock "$FAME_USER" >/dev/null
+chroot "$root" passwd --lock root >/dev/null
+chroot "$root" visudo -c -q -f /etc/sudoers.d/fame-user
+
+chroot "$root" systemctl enable fame-ssh-hostkeys.service fame-seed.service
+
+[ -z "${FAME_HOLD:-}" ] || chroot "$root" apt-mark hold $FAME_HOLD
+
+# Per-node identity must not be baked in.
+rm -f "$root"/etc/ssh/ssh_host_* "$root/etc/hostname" "$root/var/lib/dbus/machine-id"
+: >"$root/etc/machine-id"
+
+# Smaller image: no package cache, no downloaded lists.
+chroot "$root" apt-get clean
+rm -rf "$root"/var/lib/apt/lists/*
