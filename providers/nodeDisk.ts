@@ -24,7 +24,7 @@ export interface NodeDiskOutputs extends NodeDiskInputs {
 
 const KEYS = ["path", "backingFile", "sizeBytes"] as const;
 
-async function describe(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | undefined> {
+async function inspectDisk(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | undefined> {
   const present = await fs.stat(inputs.path).catch(() => undefined);
   if (!present) return undefined;
   const info = await qemuImg.diskInfo(inputs.path);
@@ -58,7 +58,7 @@ export const nodeDiskProvider = {
   },
 
   async create(inputs: NodeDiskInputs) {
-    const existing = await describe(inputs);
+    const existing = await inspectDisk(inputs);
     if (existing) {
       // Left by an interrupted run: adopt it only if it is exactly this disk.
       if (existing.backingFile !== inputs.backingFile || existing.sizeBytes !== inputs.sizeBytes) {
@@ -71,13 +71,13 @@ export const nodeDiskProvider = {
     await fs.mkdir(inputs.path.replace(/\/[^/]*$/, ""), { recursive: true });
     await qemuImg.createOverlay(inputs.path, inputs.backingFile, inputs.sizeBytes);
     await fs.chmod(inputs.path, 0o600);
-    const made = await describe(inputs);
+    const made = await inspectDisk(inputs);
     if (!made) throw new Error(`qemu-img did not create ${inputs.path}`);
     return { id: inputs.path, outs: made };
   },
 
   async read(id: string, props?: NodeDiskOutputs) {
-    const found = await describe({
+    const found = await inspectDisk({
       path: id,
       backingFile: props?.backingFile ?? "",
       sizeBytes: props?.sizeBytes ?? 0,

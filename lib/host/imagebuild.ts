@@ -191,6 +191,8 @@ async function buildInto(
     path.join(root, "var/lib/dpkg"),
     "-W",
     "-f",
+    // dpkg-query's own ${field} syntax, not a JavaScript template.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query format
     "${Package} ${Version}\\n",
   ]);
   await fs.writeFile(path.join(work, "packages.txt"), packages);

@@ -1,0 +1,113 @@
+import * as assert from "node:assert/strict";
+import { type ImageInputs, hostsFile, imageKey, imageRecipe, mmdebstrapArgs, seedScript } from "../../lib/image";
+
+const base: ImageInputs = {
+  mirror: "http://deb.debian.org/debian",
+  proxy: "",
+  l4fame: "",
+  kernel: "linux-image-4.14.0-l4fame",
+  user: "l4mdc",
+  hostbase: "node",
+  octets123: "192.168.42",
+  sizeGbytes: 6,
+  helloFabric: "int main(void) { return 0; }\n",
+};
+
+const file = (inputs: ImageInputs, p: string) => imageRecipe(inputs).files.find((f) => f.path === p);
+
+describe("golden image recipe", () => {
+  it("installs what a node needs: systemd, dbus/logind, DHCP, sshd, sudo, gcc/make, a kernel", () => {
+    const pkgs = imageRecipe(base).packages;
+    for (const p of ["systemd", "systemd-sysv", "udev", "dbus", "libpam-systemd", "ifupdown", "isc-dhcp-client", "openssh-server", "sudo", "build-essential", "linux-image-amd64"]) {
+      assert.ok(pkgs.includes(p), p);
+    }
+    assert.ok(!pkgs.includes("l4fame-node"));
+  });
+
+  it("adds the L4FAME repository, its kernel (held) and l4fame-node when configured", () => {
+    const r = imageRecipe({ ...base, l4fame: "http://l4fame.example/Debian", kernel: "linux-image-4.14.0-l4fame" });
+    assert.deepEqual(r.sources, ["deb http://deb.debian.org/debian bookworm main", "deb [trusted=yes] http://l4fame.example/Debian testing main"]);
+    assert.ok(r.packages.includes("linux-image-4.14.0-l4fame"));
+    assert.ok(r.packages.includes("l4fame-node"));
+    assert.ok(!r.packages.includes("linux-image-amd64"));
+    assert.deepEqual(r.hold, ["linux-image-4.14.0-l4fame"]);
+    assert.match(file({ ...base, l4fame: "http://l4fame.example/Debian" }, "/etc/apt/sources.list")?.content ?? "", /\[trusted=yes\] http:\/\/l4fame.example\/Debian testing main/);
+  });
+
+  it("points apt at the mirror, and at the proxy only when one is set", () => {
+    assert.equal(file(base, "/etc/apt/sources.list")?.content, "deb http://deb.debian.org/debian bookworm main\n");
+    assert.equal(file(base, "/etc/apt/apt.conf.d/01fame-proxy"), undefined);
+    const withProxy = { ...base, proxy: "http://proxy.lan:3128" };
+    assert.match(file(withProxy, "/etc/apt/apt.conf.d/01fame-proxy")?.content ?? "", /Acquire::http::Proxy "http:\/\/proxy.lan:3128";/);
+    assert.deepEqual(imageRecipe(withProxy).aptOptions, ['Acquire::http::Proxy "http://proxy.lan:3128";', 'Acquire::https::Proxy "http://proxy.lan:3128";']);
+  });
+
+  it("gives the node user passwordless sudo and turns root and password SSH logins off", () => {
+    const sudo = file({ ...base, user: "dev" }, "/etc/sudoers.d/fame-user");
+    assert.equal(sudo?.content, "dev ALL=(ALL) NOPASSWD:ALL\n");
+    assert.equal(sudo?.mode, 0o440);
+    const sshd = file(base, "/etc/ssh/sshd_config.d/fame.conf")?.content ?? "";
+    assert.match(sshd, /^PermitRootLogin no$/m);
+    assert.match(sshd, /^PasswordAuthentication no$/m);
+    assert.equal(imageRecipe({ ...base, user: "dev" }).user, "dev");
+  });
+
+  it("names torms and every possible node in /etc/hosts", () => {
+    const hosts = hostsFile("tm", "10.1.2");
+    assert.match(hosts, /^10\.1\.2\.254\ttorms$/m);
+    assert.match(hosts, /^10\.1\.2\.1\ttm01$/m);
+    assert.match(hosts, /^10\.1\.2\.253\ttm253$/m);
+    assert.equal(file({ ...base, hostbase: "tm", octets123: "10.1.2" }, "/etc/hosts")?.content, hosts);
+  });
+
+  it("makes host keys on first boot and installs credentials from the seed disk", () => {
+    const keys = file(base, "/etc/systemd/system/fame-ssh-hostkeys.service")?.content ?? "";
+    assert.match(keys, /ConditionPathExists=!\/etc\/ssh\/ssh_host_ed25519_key/);
+    assert.match(keys, /Before=ssh.service/);
+    const seed = seedScript("dev");
+    assert.match(seed, /^user=dev$/m);
+    assert.match(seed, /by-label\/FAMESEED/);
+    assert.match(seed, /password-hash/);
+    assert.equal(file(base, "/usr/local/sbin/fame-seed")?.mode, 0o755);
+    assert.equal(file(base, "/usr/local/share/fame/hello_fabric.c")?.content, base.helloFabric);
+  });
+
+  it("builds the mmdebstrap command line", () => {
+    const args = mmdebstrapArgs(imageRecipe({ ...base, proxy: "http://p:1" }), "/c/root/", "sh hook \"$1\" /o");
+    assert.equal(args[0], "--variant=minbase");
+    assert.ok(args.includes('--aptopt=Acquire::http::Proxy "http://p:1";'));
+    assert.ok(args.some((a) => a.startsWith("--include=systemd,")));
+    assert.deepEqual(args.slice(-3), ["bookworm", "/c/root/", "deb http://deb.debian.org/debian bookworm main"]);
+  });
+});
+
+describe("golden image cache key", () => {
+  const key = (i: ImageInputs, hook = "hook") => imageKey(imageRecipe(i), hook);
+
+  it("is stable for the same inputs", () => {
+    assert.equal(key(base), key({ ...base }));
+    assert.match(key(base), /^[0-9a-f]{24}$/);
+  });
+
+  it("changes when any input changes", () => {
+    const variants: Partial<ImageInputs>[] = [
+      { mirror: "http://other/debian" },
+      { proxy: "http://p:3128" },
+      { l4fame: "http://l4fame/Debian" },
+      { user: "dev" },
+      { hostbase: "tm" },
+      { octets123: "10.0.0" },
+      { sizeGbytes: 8 },
+      { helloFabric: "changed" },
+    ];
+    const keys = new Set([key(base), ...variants.map((v) => key({ ...base, ...v }))]);
+    assert.equal(keys.size, variants.length + 1);
+    assert.notEqual(key(base, "hook v2"), key(base));
+  });
+
+  it("ignores the L4FAME kernel name while L4FAME is off (it is not used)", () => {
+    assert.equal(key({ ...base, kernel: "linux-image-5.0-x" }), key(base));
+    const l4 = { ...base, l4fame: "http://l4fame/Debian" };
+    assert.notEqual(key({ ...l4, kernel: "linux-image-5.0-x" }), key(l4));
+  });
+});
