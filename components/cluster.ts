@@ -60,6 +60,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const uri = config.libvirtUri;
     const stack = args.stack ?? args.owner.split("/").pop() ?? "fame";
     const keyFile = keyFileFor(stack);
+    const shutdownTimeoutMs = config.shutdownTimeoutSeconds * 1000;
 
     const dir = new Directory(`${name}-dir`, { path: config.dir, mode: 0o755 }, { parent: this });
     const memory = new FabricMemory(
@@ -129,6 +130,8 @@ export class FameCluster extends pulumi.ComponentResource {
             domainType: args.domainType,
             famezSocket: config.famezSocket,
             owner: args.owner,
+            running: config.running.includes(node.index),
+            shutdownTimeoutMs,
           },
           { parent: this },
         ),

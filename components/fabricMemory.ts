@@ -15,6 +15,13 @@ export interface FabricMemoryArgs {
    * kept on `pulumi destroy` (it is user data).
    */
   deleteOnDestroy?: boolean;
+  /** Allow a smaller size, cutting data. Default: false (a shrink is refused). */
+  allowShrink?: boolean;
+  /**
+   * libvirt domains that map the file, shut down before a resize. Default:
+   * none. Plain names (not outputs), so the FAM never waits on its users.
+   */
+  users?: { uri: string; domains: string[]; shutdownTimeoutMs: number };
 }
 
 /**
@@ -38,6 +45,8 @@ export class FabricMemory extends pulumi.ComponentResource {
         group: FAM_GROUP,
         mode: FAM_MODE,
         deleteOnDestroy,
+        allowShrink: args.allowShrink ?? false,
+        users: args.users ?? { uri: "", domains: [], shutdownTimeoutMs: 0 },
       },
       // Without the opt-in Pulumi forgets the resource on delete and leaves the file alone.
       { parent: this, retainOnDelete: !deleteOnDestroy },

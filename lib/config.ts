@@ -12,6 +12,10 @@ export type Accel = "auto" | "kvm" | "tcg";
 /** Validated, typed configuration. */
 export interface FameConfig {
   nodes: number;
+  /** 1-based numbers of the nodes that should run. */
+  running: number[];
+  shutdownTimeoutSeconds: number;
+  famAllowShrink: boolean;
   dir: string;
   famPath: string;
   famSizeBytes: number;
@@ -277,12 +281,18 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   if (UNSAFE_PATH_RE.test(cmdline)) bad("cmdline", "must be one line");
 
   const famDeleteOnDestroy = bool("famDeleteOnDestroy");
+  const famAllowShrink = bool("famAllowShrink");
+  const shutdownTimeoutSeconds = int("shutdownTimeout", 0, 3600);
+  const running = parseRunning(raw.running.value, nodes, hostbase, (rule) => bad("running", rule));
   const verbose = bool("verbose");
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     config: {
       nodes,
+      running,
+      shutdownTimeoutSeconds,
+      famAllowShrink,
       dir,
       famPath,
       famSizeBytes,
@@ -308,6 +318,35 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
     },
     warnings,
   };
+}
+
+/**
+ * "all", "none", or a list of node numbers or names -> sorted node numbers.
+ * Names and numbers outside the cluster are refused (a typo must not stop nothing).
+ */
+export function parseRunning(
+  value: string,
+  nodes: number,
+  hostbase: string,
+  bad: (rule: string) => void,
+): number[] {
+  const text = value.trim().toLowerCase();
+  const all = Array.from({ length: Number.isSafeInteger(nodes) ? nodes : 0 }, (_, i) => i + 1);
+  if (text === "all") return all;
+  if (text === "none" || text === "") return [];
+  const picked = new Set<number>();
+  for (const item of text.split(",").map((s) => s.trim())) {
+    const digits = item.startsWith(hostbase) ? item.slice(hostbase.length) : item;
+    const n = /^\d{1,3}$/.test(digits) ? Number(digits) : Number.NaN;
+    if (!all.includes(n)) {
+      bad(
+        `must be all, none, or a comma-separated list of node numbers 1..${all.length} or names ${hostbase}01..; ${JSON.stringify(item)} is not a node of this cluster`,
+      );
+      return [];
+    }
+    picked.add(n);
+  }
+  return [...picked].sort((a, b) => a - b);
 }
 
 function isPrivate([a, b]: number[]): boolean {

@@ -26,6 +26,23 @@ export const SCHEMA = {
     env: ["FAME_NODES"],
     description: "Number of node VMs, 1..253 (a power of two wastes no FAM books).",
   },
+  running: {
+    type: "string",
+    default: "all",
+    description:
+      "Which nodes run: all, none, or a comma-separated list of node numbers or names (e.g. 1,3 or node01,node03). Others are shut down, keeping disks and FAM.",
+  },
+  shutdownTimeout: {
+    type: "integer",
+    default: 60,
+    description: "Seconds a node gets to shut down gracefully (ACPI) before it is powered off.",
+  },
+  famAllowShrink: {
+    type: "boolean",
+    default: false,
+    description:
+      "Opt-in: allow a smaller fame:famSize. The bytes beyond the new size are cut; without it a shrink is refused.",
+  },
   dir: {
     type: "string",
     env: ["FAME_DIR"],

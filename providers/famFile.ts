@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
 import * as fam from "../lib/host/famfile";
+import * as virsh from "../lib/host/virsh";
 import { formatSize, isPowerOfTwo } from "../lib/units";
 
 export interface FamFileInputs {
@@ -18,6 +19,13 @@ export interface FamFileInputs {
   mode: number;
   /** Opt-in: delete the file when the resource is deleted. */
   deleteOnDestroy: boolean;
+  /** Opt-in: allow a smaller size, cutting the bytes beyond it. */
+  allowShrink: boolean;
+  /**
+   * Domains that map the file: they are shut down before a resize (their own
+   * update then starts them with the new size). Not part of the diff.
+   */
+  users: { uri: string; domains: string[]; shutdownTimeoutMs: number };
 }
 
 export interface FamFileOutputs extends FamFileInputs {
@@ -25,7 +33,7 @@ export interface FamFileOutputs extends FamFileInputs {
   createdByFame: boolean;
 }
 
-const KEYS = ["path", "sizeBytes", "group", "mode", "deleteOnDestroy"] as const;
+const KEYS = ["path", "sizeBytes", "group", "mode", "deleteOnDestroy", "allowShrink"] as const;
 
 function describeSize(bytes: number): string {
   return `${formatSize(bytes)} (${bytes} bytes)`;
@@ -55,10 +63,14 @@ async function checkInputs(
       property: "path",
       reason: `FAM path ${news.path} exists and is not a regular file`,
     });
-  } else if (st && st.sizeBytes > news.sizeBytes) {
+  } else if (
+    st &&
+    st.sizeBytes > news.sizeBytes &&
+    !(news.allowShrink && olds.path === news.path)
+  ) {
     failures.push({
       property: "sizeBytes",
-      reason: `FAM file ${news.path} holds ${describeSize(st.sizeBytes)}; a size of ${describeSize(news.sizeBytes)} would cut ${describeSize(st.sizeBytes - news.sizeBytes)} of data. Shrinking is refused: set fame:famSize to ${formatSize(st.sizeBytes)} or larger`,
+      reason: `FAM file ${news.path} holds ${describeSize(st.sizeBytes)}; a size of ${describeSize(news.sizeBytes)} would cut ${describeSize(st.sizeBytes - news.sizeBytes)} of data. Shrinking is refused: set fame:famSize to ${formatSize(st.sizeBytes)} or larger, or set fame:famAllowShrink true to cut the data`,
     });
   } else if (st && olds.path !== news.path && st.sizeBytes !== news.sizeBytes) {
     failures.push({
@@ -124,18 +136,26 @@ export const famFileProvider = {
       group: gid === st.gid ? group : `gid:${st.gid}`,
       mode: st.mode,
       deleteOnDestroy: props?.deleteOnDestroy ?? false,
+      allowShrink: props?.allowShrink ?? false,
+      users: props?.users ?? { uri: "", domains: [], shutdownTimeoutMs: 0 },
       createdByFame: props?.createdByFame ?? false,
     } satisfies FamFileOutputs;
     return { id, props: outs };
   },
 
   async update(_id: string, olds: FamFileOutputs, news: FamFileInputs) {
-    if (news.sizeBytes < olds.sizeBytes) {
-      throw new Error(
-        `refusing to shrink FAM file ${news.path} from ${describeSize(olds.sizeBytes)} to ${describeSize(news.sizeBytes)}`,
-      );
+    if (news.sizeBytes !== olds.sizeBytes) {
+      if (news.sizeBytes < olds.sizeBytes && !news.allowShrink) {
+        throw new Error(
+          `refusing to shrink FAM file ${news.path} from ${describeSize(olds.sizeBytes)} to ${describeSize(news.sizeBytes)} without fame:famAllowShrink`,
+        );
+      }
+      // QEMU maps the file: every node stops before its size changes.
+      const { uri, domains, shutdownTimeoutMs } = news.users;
+      await Promise.all(domains.map((d) => virsh.stopDomain(uri, d, shutdownTimeoutMs)));
+      if (news.sizeBytes > olds.sizeBytes) await fam.growFam(news.path, news.sizeBytes);
+      else await fam.shrinkFam(news.path, news.sizeBytes);
     }
-    if (news.sizeBytes > olds.sizeBytes) await fam.growFam(news.path, news.sizeBytes);
     await ensureAccess(news);
     const outs = { ...news, createdByFame: olds.createdByFame } satisfies FamFileOutputs;
     return { outs };

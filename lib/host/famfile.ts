@@ -72,6 +72,14 @@ export async function growFam(file: string, sizeBytes: number): Promise<void> {
   }
 }
 
+/**
+ * Cuts the file to `sizeBytes`. Only called when the user opted in with
+ * fame:famAllowShrink, with every node stopped.
+ */
+export async function shrinkFam(file: string, sizeBytes: number): Promise<void> {
+  await fs.truncate(file, sizeBytes);
+}
+
 /** Sets group and mode so QEMU (running as libvirt-qemu) can map the file. */
 export async function setAccess(file: string, gid: number, mode: number): Promise<void> {
   await fs.chown(file, -1, gid);

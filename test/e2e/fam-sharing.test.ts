@@ -33,6 +33,8 @@ describe("e2e: three nodes share FAM through IVSHMEM", function () {
       group: "libvirt-qemu",
       mode: 0o660,
       deleteOnDestroy: true,
+      allowShrink: false,
+      users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
     };
     const netIn: NetworkInputs = {
       uri,

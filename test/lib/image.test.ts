@@ -1,5 +1,12 @@
 import * as assert from "node:assert/strict";
-import { type ImageInputs, hostsFile, imageKey, imageRecipe, mmdebstrapArgs, seedScript } from "../../lib/image";
+import {
+  hostsFile,
+  type ImageInputs,
+  imageKey,
+  imageRecipe,
+  mmdebstrapArgs,
+  seedScript,
+} from "../../lib/image";
 
 const base: ImageInputs = {
   mirror: "http://deb.debian.org/debian",
@@ -13,33 +20,66 @@ const base: ImageInputs = {
   helloFabric: "int main(void) { return 0; }\n",
 };
 
-const file = (inputs: ImageInputs, p: string) => imageRecipe(inputs).files.find((f) => f.path === p);
+const file = (inputs: ImageInputs, p: string) =>
+  imageRecipe(inputs).files.find((f) => f.path === p);
 
 describe("golden image recipe", () => {
   it("installs what a node needs: systemd, dbus/logind, DHCP, sshd, sudo, gcc/make, a kernel", () => {
     const pkgs = imageRecipe(base).packages;
-    for (const p of ["systemd", "systemd-sysv", "udev", "dbus", "libpam-systemd", "ifupdown", "isc-dhcp-client", "openssh-server", "sudo", "build-essential", "linux-image-amd64"]) {
+    for (const p of [
+      "systemd",
+      "systemd-sysv",
+      "udev",
+      "dbus",
+      "libpam-systemd",
+      "ifupdown",
+      "isc-dhcp-client",
+      "openssh-server",
+      "sudo",
+      "build-essential",
+      "linux-image-amd64",
+    ]) {
       assert.ok(pkgs.includes(p), p);
     }
     assert.ok(!pkgs.includes("l4fame-node"));
   });
 
   it("adds the L4FAME repository, its kernel (held) and l4fame-node when configured", () => {
-    const r = imageRecipe({ ...base, l4fame: "http://l4fame.example/Debian", kernel: "linux-image-4.14.0-l4fame" });
-    assert.deepEqual(r.sources, ["deb http://deb.debian.org/debian bookworm main", "deb [trusted=yes] http://l4fame.example/Debian testing main"]);
+    const r = imageRecipe({
+      ...base,
+      l4fame: "http://l4fame.example/Debian",
+      kernel: "linux-image-4.14.0-l4fame",
+    });
+    assert.deepEqual(r.sources, [
+      "deb http://deb.debian.org/debian bookworm main",
+      "deb [trusted=yes] http://l4fame.example/Debian testing main",
+    ]);
     assert.ok(r.packages.includes("linux-image-4.14.0-l4fame"));
     assert.ok(r.packages.includes("l4fame-node"));
     assert.ok(!r.packages.includes("linux-image-amd64"));
     assert.deepEqual(r.hold, ["linux-image-4.14.0-l4fame"]);
-    assert.match(file({ ...base, l4fame: "http://l4fame.example/Debian" }, "/etc/apt/sources.list")?.content ?? "", /\[trusted=yes\] http:\/\/l4fame.example\/Debian testing main/);
+    assert.match(
+      file({ ...base, l4fame: "http://l4fame.example/Debian" }, "/etc/apt/sources.list")?.content ??
+        "",
+      /\[trusted=yes\] http:\/\/l4fame.example\/Debian testing main/,
+    );
   });
 
   it("points apt at the mirror, and at the proxy only when one is set", () => {
-    assert.equal(file(base, "/etc/apt/sources.list")?.content, "deb http://deb.debian.org/debian bookworm main\n");
+    assert.equal(
+      file(base, "/etc/apt/sources.list")?.content,
+      "deb http://deb.debian.org/debian bookworm main\n",
+    );
     assert.equal(file(base, "/etc/apt/apt.conf.d/01fame-proxy"), undefined);
     const withProxy = { ...base, proxy: "http://proxy.lan:3128" };
-    assert.match(file(withProxy, "/etc/apt/apt.conf.d/01fame-proxy")?.content ?? "", /Acquire::http::Proxy "http:\/\/proxy.lan:3128";/);
-    assert.deepEqual(imageRecipe(withProxy).aptOptions, ['Acquire::http::Proxy "http://proxy.lan:3128";', 'Acquire::https::Proxy "http://proxy.lan:3128";']);
+    assert.match(
+      file(withProxy, "/etc/apt/apt.conf.d/01fame-proxy")?.content ?? "",
+      /Acquire::http::Proxy "http:\/\/proxy.lan:3128";/,
+    );
+    assert.deepEqual(imageRecipe(withProxy).aptOptions, [
+      'Acquire::http::Proxy "http://proxy.lan:3128";',
+      'Acquire::https::Proxy "http://proxy.lan:3128";',
+    ]);
   });
 
   it("gives the node user passwordless sudo and turns root and password SSH logins off", () => {
@@ -57,7 +97,10 @@ describe("golden image recipe", () => {
     assert.match(hosts, /^10\.1\.2\.254\ttorms$/m);
     assert.match(hosts, /^10\.1\.2\.1\ttm01$/m);
     assert.match(hosts, /^10\.1\.2\.253\ttm253$/m);
-    assert.equal(file({ ...base, hostbase: "tm", octets123: "10.1.2" }, "/etc/hosts")?.content, hosts);
+    assert.equal(
+      file({ ...base, hostbase: "tm", octets123: "10.1.2" }, "/etc/hosts")?.content,
+      hosts,
+    );
   });
 
   it("makes host keys on first boot and installs credentials from the seed disk", () => {
@@ -73,11 +116,19 @@ describe("golden image recipe", () => {
   });
 
   it("builds the mmdebstrap command line", () => {
-    const args = mmdebstrapArgs(imageRecipe({ ...base, proxy: "http://p:1" }), "/c/root/", "sh hook \"$1\" /o");
+    const args = mmdebstrapArgs(
+      imageRecipe({ ...base, proxy: "http://p:1" }),
+      "/c/root/",
+      'sh hook "$1" /o',
+    );
     assert.equal(args[0], "--variant=minbase");
     assert.ok(args.includes('--aptopt=Acquire::http::Proxy "http://p:1";'));
     assert.ok(args.some((a) => a.startsWith("--include=systemd,")));
-    assert.deepEqual(args.slice(-3), ["bookworm", "/c/root/", "deb http://deb.debian.org/debian bookworm main"]);
+    assert.deepEqual(args.slice(-3), [
+      "bookworm",
+      "/c/root/",
+      "deb http://deb.debian.org/debian bookworm main",
+    ]);
   });
 });
 

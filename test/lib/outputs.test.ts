@@ -12,19 +12,33 @@ describe("stack outputs", () => {
   const plan = clusterPlan({ nodes: 2, hostbase: "node", octets123: "10.0.5" });
 
   it("SSH config and commands name each node, user and key file", () => {
-    assert.equal(sshCommand(plan.nodes[1]!, "l4mdc", "~/.ssh/fame-dev"), "ssh -i ~/.ssh/fame-dev -o IdentitiesOnly=yes l4mdc@10.0.5.2");
+    assert.equal(
+      sshCommand(plan.nodes[1]!, "l4mdc", "~/.ssh/fame-dev"),
+      "ssh -i ~/.ssh/fame-dev -o IdentitiesOnly=yes l4mdc@10.0.5.2",
+    );
     const cfg = sshConfig(plan.nodes, "l4mdc", "~/.ssh/k");
     assert.equal((cfg.match(/^Host /gm) ?? []).length, 2);
-    assert.match(cfg, /Host node01\n {2}HostName 10.0.5.1\n {2}User l4mdc\n {2}IdentityFile ~\/.ssh\/k/);
+    assert.match(
+      cfg,
+      /Host node01\n {2}HostName 10.0.5.1\n {2}User l4mdc\n {2}IdentityFile ~\/.ssh\/k/,
+    );
   });
 
   it("env.sh carries the effective FAME_* values and survives sh", () => {
-    const raw = resolveRaw((k) => ({ dir: "/srv/it's", user: "dev", proxy: "http://p:1" })[k as string], {}, { project: "fame", stack: "t" });
+    const raw = resolveRaw(
+      (k) => ({ dir: "/srv/it's", user: "dev", proxy: "http://p:1" })[k as string],
+      {},
+      { project: "fame", stack: "t" },
+    );
     const text = envSh(validateConfig(raw).config, "fame/t");
     assert.match(text, /^export FAME_FAM='\/srv\/it'\\''s\/FAM'$/m);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-env-"));
     fs.writeFileSync(path.join(dir, "env.sh"), text);
-    const out = execFileSync("sh", ["-c", `. ${dir}/env.sh && echo "$FAME_DIR|$FAME_USER|$FAME_VDRAM|$FAME_PROXY"`], { encoding: "utf8" });
+    const out = execFileSync(
+      "sh",
+      ["-c", `. ${dir}/env.sh && echo "$FAME_DIR|$FAME_USER|$FAME_VDRAM|$FAME_PROXY"`],
+      { encoding: "utf8" },
+    );
     fs.rmSync(dir, { recursive: true });
     assert.equal(out.trim(), "/srv/it's|dev|786432|http://p:1");
   });

@@ -39,6 +39,8 @@ describe("FamFile provider (loaded from its serialized form)", function () {
       group: "libvirt-qemu",
       mode: 0o660,
       deleteOnDestroy: false,
+      allowShrink: false,
+      users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
     };
     ({ provider: p } = await loadSerialized<FamFileInputs, FamFileOutputs>(
       () => new FamFile("fam", inputs),

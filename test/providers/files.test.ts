@@ -6,7 +6,11 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ArtifactFile, type ArtifactFileInputs, type ArtifactFileOutputs } from "../../providers/artifactFile";
+import {
+  ArtifactFile,
+  type ArtifactFileInputs,
+  type ArtifactFileOutputs,
+} from "../../providers/artifactFile";
 import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
 import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
@@ -17,7 +21,10 @@ const GiB = 2 ** 30;
 
 /** Reads a file out of an ext4 image without mounting it. */
 function debugfsCat(image: string, file: string): string {
-  return execFileSync("debugfs", ["-R", `cat /${file}`, image], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  return execFileSync("debugfs", ["-R", `cat /${file}`, image], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
 }
 
 describe("host-file providers (loaded from their serialized form)", function () {
@@ -30,13 +37,18 @@ describe("host-file providers (loaded from their serialized form)", function () 
 
   it("SshKey: makes a key pair ssh accepts, replaces only on a new comment, keeps it on read", async () => {
     const inputs: SshKeyInputs = { comment: "fame-test" };
-    const { provider: p } = await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", inputs));
+    const { provider: p } = await loadSerialized<SshKeyInputs, SshKeyOutputs>(
+      () => new SshKey("k", inputs),
+    );
     assert.deepEqual((await p.check({}, inputs)).failures, []);
     assert.equal((await p.check({}, { comment: "has space" })).failures?.length, 1);
     const { outs } = await p.create(inputs);
     const keyFile = path.join(dir, "id");
     fs.writeFileSync(keyFile, outs!.privateKey, { mode: 0o600 });
-    assert.equal(execFileSync("ssh-keygen", ["-y", "-f", keyFile], { encoding: "utf8" }).trim(), outs!.publicKey);
+    assert.equal(
+      execFileSync("ssh-keygen", ["-y", "-f", keyFile], { encoding: "utf8" }).trim(),
+      outs!.publicKey,
+    );
     assert.deepEqual((await p.read("x", outs)).props, outs);
     assert.equal((await p.diff("x", outs!, inputs)).changes, false);
     assert.deepEqual((await p.diff("x", outs!, { comment: "other" })).replaces, ["comment"]);
@@ -45,23 +57,40 @@ describe("host-file providers (loaded from their serialized form)", function () 
   it("NodeDisk: a qcow2 overlay of the golden image, tiny at creation, replaced when its base changes", async () => {
     const base = path.join(dir, "golden.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", base, String(3 * GiB)]);
-    const inputs: NodeDiskInputs = { path: path.join(dir, "node01-abc.qcow2"), backingFile: base, sizeBytes: 3 * GiB };
-    const { provider: p } = await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(() => new NodeDisk("d", inputs));
+    const inputs: NodeDiskInputs = {
+      path: path.join(dir, "node01-abc.qcow2"),
+      backingFile: base,
+      sizeBytes: 3 * GiB,
+    };
+    const { provider: p } = await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(
+      () => new NodeDisk("d", inputs),
+    );
     assert.deepEqual((await p.check({}, inputs)).failures, []);
     const { id, outs } = await p.create(inputs);
     assert.equal(id, inputs.path);
     assert.equal(outs?.backingFile, base);
     assert.equal(outs?.sizeBytes, 3 * GiB);
-    assert.ok((outs?.allocatedBytes ?? Infinity) < 1024 * 1024, `overlay allocates ${outs?.allocatedBytes} bytes`);
-    const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", inputs.path], { encoding: "utf8" }));
+    assert.ok(
+      (outs?.allocatedBytes ?? Infinity) < 1024 * 1024,
+      `overlay allocates ${outs?.allocatedBytes} bytes`,
+    );
+    const info = JSON.parse(
+      execFileSync("qemu-img", ["info", "--output=json", inputs.path], { encoding: "utf8" }),
+    );
     assert.equal(info["backing-filename"], base);
     assert.equal(info["backing-filename-format"], "qcow2");
     assert.deepEqual((await p.read(id, outs)).props, outs);
     assert.equal((await p.diff(id, outs!, inputs)).changes, false);
-    assert.deepEqual((await p.diff(id, outs!, { ...inputs, backingFile: "/other.qcow2" })).replaces, ["backingFile"]);
+    assert.deepEqual(
+      (await p.diff(id, outs!, { ...inputs, backingFile: "/other.qcow2" })).replaces,
+      ["backingFile"],
+    );
     // Adopted after an interrupted run; refused when it is another disk.
     assert.equal((await p.create(inputs)).id, inputs.path);
-    await assert.rejects(p.create({ ...inputs, sizeBytes: 4 * GiB }), /already exists on another base/);
+    await assert.rejects(
+      p.create({ ...inputs, sizeBytes: 4 * GiB }),
+      /already exists on another base/,
+    );
     await p.delete(id, outs!);
     assert.ok(!fs.existsSync(inputs.path));
     assert.deepEqual(await p.read(id, outs), {});
@@ -70,9 +99,15 @@ describe("host-file providers (loaded from their serialized form)", function () 
   it("SeedDisk: an ext4 image with the files, the password only as a hash, content never in outputs", async () => {
     const inputs: SeedDiskInputs = {
       path: path.join(dir, "node01.seed.img"),
-      files: { authorized_keys: "ssh-ed25519 AAAA test\n", id_ed25519: "PRIVATE\n", password: "s3cret pass" },
+      files: {
+        authorized_keys: "ssh-ed25519 AAAA test\n",
+        id_ed25519: "PRIVATE\n",
+        password: "s3cret pass",
+      },
     };
-    const { provider: p } = await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", inputs));
+    const { provider: p } = await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(
+      () => new SeedDisk("s", inputs),
+    );
     const { outs } = await p.create(inputs);
     assert.deepEqual(Object.keys(outs ?? {}).sort(), ["contentHash", "path"]);
     assert.equal(fs.statSync(inputs.path).mode & 0o777, 0o600);
@@ -83,15 +118,30 @@ describe("host-file providers (loaded from their serialized form)", function () 
     const hash = debugfsCat(inputs.path, "password-hash");
     assert.match(hash, /^\$6\$/);
     assert.equal(debugfsCat(inputs.path, "password"), "");
-    assert.ok(!fs.readFileSync(inputs.path).includes("s3cret pass"), "plain password not on the disk");
+    assert.ok(
+      !fs.readFileSync(inputs.path).includes("s3cret pass"),
+      "plain password not on the disk",
+    );
     // Verify the hash really is of the password.
     const salt = hash.split("$")[2] ?? "";
-    assert.equal(execFileSync("openssl", ["passwd", "-6", "-salt", salt, "s3cret pass"], { encoding: "utf8" }).trim(), hash);
+    assert.equal(
+      execFileSync("openssl", ["passwd", "-6", "-salt", salt, "s3cret pass"], {
+        encoding: "utf8",
+      }).trim(),
+      hash,
+    );
 
     const id = inputs.path;
     assert.equal((await p.diff(id, outs!, inputs)).changes, false);
-    const rotated = { ...inputs, files: { ...inputs.files, authorized_keys: "ssh-ed25519 BBBB new\n" } };
-    assert.deepEqual(await p.diff(id, outs!, rotated), { changes: true, replaces: [], deleteBeforeReplace: false });
+    const rotated = {
+      ...inputs,
+      files: { ...inputs.files, authorized_keys: "ssh-ed25519 BBBB new\n" },
+    };
+    assert.deepEqual(await p.diff(id, outs!, rotated), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     await p.update(id, outs!, rotated);
     assert.equal(debugfsCat(inputs.path, "authorized_keys"), "ssh-ed25519 BBBB new\n");
     await p.delete(id, outs!);
@@ -99,8 +149,14 @@ describe("host-file providers (loaded from their serialized form)", function () 
   });
 
   it("ArtifactFile: writes, reads real content (drift shows), updates and deletes", async () => {
-    const inputs: ArtifactFileInputs = { path: path.join(dir, "a", "env.sh"), content: "export A=1\n", mode: 0o644 };
-    const { provider: p } = await loadSerialized<ArtifactFileInputs, ArtifactFileOutputs>(() => new ArtifactFile("f", inputs));
+    const inputs: ArtifactFileInputs = {
+      path: path.join(dir, "a", "env.sh"),
+      content: "export A=1\n",
+      mode: 0o644,
+    };
+    const { provider: p } = await loadSerialized<ArtifactFileInputs, ArtifactFileOutputs>(
+      () => new ArtifactFile("f", inputs),
+    );
     await p.create(inputs);
     assert.equal(fs.readFileSync(inputs.path, "utf8"), "export A=1\n");
     fs.writeFileSync(inputs.path, "edited\n");
