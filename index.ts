@@ -5,10 +5,14 @@
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { FameCluster } from "./components/cluster";
+import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
+import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
+import { type AppliedConfig, appliedConfig, describeChanges } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
+import { bookLayout } from "./lib/librarian";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -30,6 +34,30 @@ for (const w of warnings) pulumi.log.warn(w);
 
 const cpuinfo = fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo", "utf8") : "";
 const domainType = domainTypeFor(config.accel, cpuinfo, fs.existsSync("/dev/kvm"));
+
+// What this change will do, said before anything happens (and refused when it would cut FAM data).
+const appliedFile = path.join(config.dir, APPLIED_FILE);
+const previous = fs.existsSync(appliedFile)
+  ? (JSON.parse(fs.readFileSync(appliedFile, "utf8")) as AppliedConfig)
+  : undefined;
+const report = describeChanges(
+  previous,
+  appliedConfig(config, goldenImageRecipe(imageArgs(config)).key),
+  config.famAllowShrink,
+);
+if (report.errors.length > 0) {
+  throw new pulumi.RunError(
+    `refusing this change (nothing was changed):\n  - ${report.errors.join("\n  - ")}`,
+  );
+}
+for (const line of report.info) pulumi.log.info(`fame: ${line}`);
+for (const line of report.warnings) pulumi.log.warn(`fame: ${line}`);
+const books = bookLayout(config.famSizeBytes, config.nodes);
+if (books.unusedBooks > 0) {
+  pulumi.log.warn(
+    `fame: ${books.totalBooks} Librarian books of ${formatSize(books.bookBytes)} do not divide among ${config.nodes} nodes: ${books.unusedBooks} book(s) (${formatSize(books.unusedBooks * books.bookBytes)}) stay unused`,
+  );
+}
 
 const cluster = new FameCluster("fame", {
   config,
@@ -58,3 +86,5 @@ export const sshCommands = cluster.sshCommands;
 export const imageKey = cluster.imageKey;
 export const imagePackages = cluster.imagePackages;
 export const envFile = cluster.envFile;
+export const librarianIni = cluster.librarianIni;
+export const librarianIniPath = cluster.librarianIniPath;

@@ -1,8 +1,10 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
+import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { imageCmdline } from "../lib/image";
+import { librarianIni } from "../lib/librarian";
 import { envSh, keyFileFor, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { GiB } from "../lib/units";
@@ -11,8 +13,11 @@ import { Directory } from "../providers/directory";
 import { SshKey } from "../providers/sshKey";
 import { FabricMemory } from "./fabricMemory";
 import { FameNode } from "./fameNode";
-import { GoldenImage } from "./goldenImage";
+import { GoldenImage, type GoldenImageArgs } from "./goldenImage";
 import { NodeNetwork } from "./nodeNetwork";
+
+/** Artifact recording the last applied config, read by the next run's change report. */
+export const APPLIED_FILE = "applied.json";
 
 export interface FameClusterArgs {
   /** Validated stack configuration (lib/config validateConfig). */
@@ -25,6 +30,21 @@ export interface FameClusterArgs {
   stack?: string;
   /** Optional node user password (secret). Default: none, key-only SSH. */
   password?: pulumi.Input<string>;
+}
+
+/** The golden image the config asks for. */
+export function imageArgs(config: FameConfig): GoldenImageArgs {
+  return {
+    mirror: config.mirror,
+    proxy: config.proxy,
+    l4fame: config.l4fame,
+    kernel: config.kernel,
+    user: config.user,
+    hostbase: config.hostbase,
+    octets123: config.octets123,
+    sizeGbytes: config.vfsGbytes,
+    cacheDir: config.imageCache,
+  };
 }
 
 export interface NodeInfo {
@@ -52,6 +72,8 @@ export class FameCluster extends pulumi.ComponentResource {
   readonly imageKey: string;
   readonly imagePackages: pulumi.Output<string[]>;
   readonly envFile: pulumi.Output<string>;
+  readonly librarianIni: string;
+  readonly librarianIniPath: pulumi.Output<string>;
 
   constructor(name: string, args: FameClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:cluster:FameCluster", name, {}, opts);
@@ -82,21 +104,7 @@ export class FameCluster extends pulumi.ComponentResource {
       { comment: args.owner.replaceAll("/", "-") },
       { parent: this },
     );
-    const image = new GoldenImage(
-      `${name}-image`,
-      {
-        mirror: config.mirror,
-        proxy: config.proxy,
-        l4fame: config.l4fame,
-        kernel: config.kernel,
-        user: config.user,
-        hostbase: config.hostbase,
-        octets123: config.octets123,
-        sizeGbytes: config.vfsGbytes,
-        cacheDir: config.imageCache,
-      },
-      { parent: this },
-    );
+    const image = new GoldenImage(`${name}-image`, imageArgs(config), { parent: this });
 
     const seedFiles = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
@@ -136,14 +144,27 @@ export class FameCluster extends pulumi.ComponentResource {
           { parent: this },
         ),
     );
+    const inDir = (file: string) => dir.path.apply((d) => path.posix.join(d, file));
     const env = new ArtifactFile(
       `${name}-env`,
+      { path: inDir("env.sh"), content: envSh(config, args.owner), mode: 0o644 },
+      { parent: this },
+    );
+    const ini = librarianIni(config.famSizeBytes, config.nodes);
+    const librarian = new ArtifactFile(
+      `${name}-librarian`,
+      { path: inDir("librarian.ini"), content: ini, mode: 0o644 },
+      { parent: this },
+    );
+    // Written last: the next run compares its config with what was really applied.
+    new ArtifactFile(
+      `${name}-applied`,
       {
-        path: dir.path.apply((d) => path.posix.join(d, "env.sh")),
-        content: envSh(config, args.owner),
+        path: inDir(APPLIED_FILE),
+        content: `${JSON.stringify(appliedConfig(config, image.key), null, 2)}\n`,
         mode: 0o644,
       },
-      { parent: this },
+      { parent: this, dependsOn: [memory, network, ...nodes] },
     );
 
     this.nodes = plan.nodes.map(({ name: n, mac, ip }) => ({ name: n, mac, ip }));
@@ -163,6 +184,8 @@ export class FameCluster extends pulumi.ComponentResource {
     this.imageKey = image.key;
     this.imagePackages = image.packages;
     this.envFile = env.path;
+    this.librarianIni = ini;
+    this.librarianIniPath = librarian.path;
     this.registerOutputs({
       nodes: this.nodes,
       famPath: this.famPath,
@@ -177,6 +200,8 @@ export class FameCluster extends pulumi.ComponentResource {
       imageKey: this.imageKey,
       imagePackages: this.imagePackages,
       envFile: this.envFile,
+      librarianIni: this.librarianIni,
+      librarianIniPath: this.librarianIniPath,
     });
   }
 }

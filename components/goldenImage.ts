@@ -31,6 +31,30 @@ export interface GoldenImageArgs {
   helloFabric?: string;
 }
 
+/** The recipe, hook and cache key for these args (pure apart from reading the templates). */
+export function goldenImageRecipe(args: GoldenImageArgs): {
+  inputs: ImageInputs;
+  recipe: ImageRecipe;
+  hook: string;
+  key: string;
+} {
+  const inputs: ImageInputs = {
+    mirror: args.mirror,
+    proxy: args.proxy ?? "",
+    l4fame: args.l4fame ?? "",
+    kernel: args.kernel ?? "linux-image-4.14.0-l4fame",
+    user: args.user ?? "l4mdc",
+    hostbase: args.hostbase ?? "node",
+    octets123: args.octets123 ?? "192.168.42",
+    sizeGbytes: args.sizeGbytes ?? 6,
+    helloFabric:
+      args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
+  };
+  const hook = args.hook ?? fs.readFileSync(path.join(TEMPLATES, "image", "customize.sh"), "utf8");
+  const recipe = imageRecipe(inputs);
+  return { inputs, recipe, hook, key: imageKey(recipe, hook) };
+}
+
 /**
  * The golden image every node boots: Debian from the mirror via mmdebstrap,
  * turned into qcow2 without loop devices or mounts, cached by recipe hash.
@@ -47,22 +71,9 @@ export class GoldenImage extends pulumi.ComponentResource {
 
   constructor(name: string, args: GoldenImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:image:GoldenImage", name, {}, opts);
-    const inputs: ImageInputs = {
-      mirror: args.mirror,
-      proxy: args.proxy ?? "",
-      l4fame: args.l4fame ?? "",
-      kernel: args.kernel ?? "linux-image-4.14.0-l4fame",
-      user: args.user ?? "l4mdc",
-      hostbase: args.hostbase ?? "node",
-      octets123: args.octets123 ?? "192.168.42",
-      sizeGbytes: args.sizeGbytes ?? 6,
-      helloFabric:
-        args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
-    };
-    const hook =
-      args.hook ?? fs.readFileSync(path.join(TEMPLATES, "image", "customize.sh"), "utf8");
-    this.recipe = imageRecipe(inputs);
-    this.key = imageKey(this.recipe, hook);
+    const { inputs, recipe, hook, key } = goldenImageRecipe(args);
+    this.recipe = recipe;
+    this.key = key;
     this.build = new GoldenImageBuild(
       `${name}-build`,
       {

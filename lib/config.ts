@@ -177,11 +177,6 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   };
 
   const nodes = int("nodes", 1, MAX_NODES, `must be an integer from 1 to ${MAX_NODES}`);
-  if (Number.isSafeInteger(nodes) && nodes >= 1 && nodes <= MAX_NODES && !isPowerOfTwo(nodes)) {
-    warnings.push(
-      `fame:nodes = ${nodes} is not a power of two: FAM books are divided evenly among nodes and the remainder is unused`,
-    );
-  }
 
   const famSizeBytes = parseSize(raw.famSize.value) ?? Number.NaN;
   if (Number.isNaN(famSizeBytes)) {

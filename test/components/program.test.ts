@@ -1,5 +1,8 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { runProgram } from "../helpers/mocks";
+import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
 const GiB = 2 ** 30;
@@ -195,5 +198,63 @@ describe("program under mocks", function () {
         /fame:nodes = "254": must be an integer from 1 to 253/.test(e.message) &&
         /fame:famSize = "3G": must be a power of two/.test(e.message),
     );
+  });
+
+  it("writes the Librarian INI for the FAM size and node count, and exports it", async () => {
+    const run = await runProgram({ nodes: "4", famSize: "16G", dir: "/srv/l" });
+    const ini = run
+      .ofType(T("ArtifactFile"))
+      .find((f) => String(f.inputs.path).endsWith("librarian.ini"));
+    const expected = "[global]\nnode_count = 4\nbook_size_bytes = 8M\nnvm_size_per_node = 512B\n";
+    assert.equal(ini?.inputs.content, expected);
+    assert.equal(run.exports.librarianIni, expected);
+    assert.equal(run.exports.librarianIniPath, "/srv/l/librarian.ini");
+    const three = await runProgram({ nodes: "3", famSize: "32G" });
+    assert.equal(
+      three.exports.librarianIni,
+      "[global]\nnode_count = 3\nbook_size_bytes = 8M\nnvm_size_per_node = 1365B\n",
+    );
+  });
+
+  it("records the applied config last, after every node", async () => {
+    const run = await runProgram({ nodes: "2", dir: "/srv/a" });
+    const applied = run
+      .ofType(T("ArtifactFile"))
+      .find((f) => String(f.inputs.path) === "/srv/a/applied.json");
+    const content = JSON.parse(String(applied?.inputs.content));
+    assert.equal(content.nodes, 2);
+    assert.equal(content.imageKey, run.exports.imageKey);
+  });
+
+  it("refuses a FAM shrink against the applied config before registering anything", async () => {
+    const dir = scratchDir("applied");
+    try {
+      const first = await runProgram({ nodes: "2", dir, famSize: "32G" });
+      const applied = first
+        .ofType(T("ArtifactFile"))
+        .find((f) => String(f.inputs.path).endsWith("applied.json"));
+      fs.writeFileSync(path.join(dir, "applied.json"), String(applied?.inputs.content));
+      await assert.rejects(
+        runProgram({ nodes: "2", dir, famSize: "16G" }),
+        /would cut 16G \(17179869184 bytes\) of FAM data/,
+      );
+      const allowed = await runProgram({ nodes: "2", dir, famSize: "16G", famAllowShrink: "true" });
+      assert.equal(allowed.ofType(T("FamFile"))[0]?.inputs.allowShrink, true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps a configured password secret: only on the seed disks, never in outputs or artifacts", async () => {
+    const run = await runProgram({ nodes: "1", password: "hunter2-secret" });
+    const seed = run.ofType(T("SeedDisk"))[0]?.inputs.files as { value: Record<string, string> };
+    assert.equal(seed.value.password, "hunter2-secret");
+    const everythingElse = JSON.stringify([
+      run.exports,
+      run.resources
+        .filter((r) => r.type !== T("SeedDisk"))
+        .map((r) => ({ ...r.inputs, __provider: "" })),
+    ]);
+    assert.doesNotMatch(everythingElse, /hunter2-secret/);
   });
 });

@@ -113,11 +113,6 @@ describe("config validation rules", () => {
     assertRefused("nodes", "three", /integer/);
   });
 
-  it("nodes: warns when not a power of two", () => {
-    assert.match(validateConfig(raw({ nodes: "3" })).warnings.join(), /not a power of two/);
-    assert.deepEqual(validateConfig(raw({ nodes: "8" })).warnings, []);
-  });
-
   it("famSize: power of two, 1G..1T, warning above 256G", () => {
     assertAccepted("famSize", "1G");
     assertAccepted("famSize", "256G");

@@ -1,0 +1,103 @@
+import * as assert from "node:assert/strict";
+import { type AppliedConfig, describeChanges } from "../../lib/changes";
+
+const GiB = 2 ** 30;
+const base: AppliedConfig = {
+  nodes: 4,
+  running: [1, 2, 3, 4],
+  famPath: "/srv/FAM",
+  famSizeBytes: 16 * GiB,
+  vcpus: 2,
+  vdramKiB: 786432,
+  accel: "auto",
+  famezSocket: "",
+  kernelPath: "",
+  initrdPath: "",
+  cmdline: "",
+  hostbase: "node",
+  octets123: "192.168.42",
+  libvirtUri: "qemu:///system",
+  imageKey: "abc",
+};
+const say = (prev: AppliedConfig | undefined, next: Partial<AppliedConfig>, shrink = false) =>
+  describeChanges(prev, { ...base, ...next }, shrink);
+
+describe("change report (what preview says before anything happens)", () => {
+  it("describes a first deployment", () => {
+    assert.match(
+      say(undefined, {}).info.join(),
+      /creating a cluster of 4 node\(s\) with 16G of FAM/,
+    );
+  });
+
+  it("says nothing changes when nothing changed", () => {
+    assert.deepEqual(say(base, {}), {
+      info: ["no change to the cluster"],
+      warnings: [],
+      errors: [],
+    });
+  });
+
+  it("growing FAM restarts every node and keeps every byte", () => {
+    const r = say(base, { famSizeBytes: 32 * GiB });
+    assert.match(
+      r.info.join(),
+      /FAM grows from 16G to 32G: every node is stopped.*all existing bytes kept/,
+    );
+    assert.deepEqual(r.warnings, []);
+  });
+
+  it("shrinking FAM is refused with the amount of data it would cut, unless opted in", () => {
+    const refused = say(base, { famSizeBytes: 8 * GiB });
+    assert.match(
+      refused.errors.join(),
+      /would cut 8G \(8589934592 bytes\) of FAM data; set fame:famAllowShrink true/,
+    );
+    const allowed = say(base, { famSizeBytes: 8 * GiB }, true);
+    assert.deepEqual(allowed.errors, []);
+    assert.match(allowed.warnings.join(), /the last 8G \(8589934592 bytes\) of FAM data are cut/);
+  });
+
+  it("adding and removing nodes names exactly those nodes and says the rest stay untouched", () => {
+    assert.match(
+      say(base, { nodes: 6, running: [1, 2, 3, 4, 5, 6] }).info.join(),
+      /adding node05, node06; the other nodes keep running untouched/,
+    );
+    const removed = say(base, { nodes: 2, running: [1, 2] });
+    assert.match(removed.warnings.join(), /removing node03, node04 with their disks/);
+    assert.deepEqual(removed.errors, []);
+    assert.match(
+      say({ ...base, nodes: 1, running: [1] }, { nodes: 40 }).info.join(),
+      /adding node02..node40 \(39 nodes\)/,
+    );
+  });
+
+  it("names the nodes that restart and why, and nothing for a pure count change", () => {
+    const r = say(base, { vcpus: 4, vdramKiB: 1048576 });
+    assert.match(
+      r.info.join(),
+      /node01, node02, node03, node04 restart to apply vcpus 2 -> 4, vdram KiB 786432 -> 1048576/,
+    );
+    assert.doesNotMatch(say(base, { nodes: 5, running: [1, 2, 3, 4, 5] }).info.join(), /restart/);
+  });
+
+  it("warns that new golden image inputs replace every node disk", () => {
+    assert.match(say(base, { imageKey: "def" }).warnings.join(), /every node's disk is replaced/);
+  });
+
+  it("reports nodes being stopped and started by fame:running", () => {
+    const r = say(base, { running: [1, 3] });
+    assert.match(r.info.join(), /shutting down node02, node04 \(disks and FAM kept/);
+    assert.match(
+      say({ ...base, running: [] }, {}).info.join(),
+      /starting node01, node02, node03, node04/,
+    );
+  });
+
+  it("warns that a new hostbase or subnet replaces the network and every node", () => {
+    assert.match(
+      say(base, { octets123: "10.0.0" }).warnings.join(),
+      /network and every node are replaced/,
+    );
+  });
+});
