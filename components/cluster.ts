@@ -91,6 +91,8 @@ export class FameCluster extends pulumi.ComponentResource {
         path: config.famPath,
         sizeBytes: config.famSizeBytes,
         deleteOnDestroy: config.famDeleteOnDestroy,
+        allowShrink: config.famAllowShrink,
+        users: { uri, domains: plan.nodes.map((n) => n.name), shutdownTimeoutMs },
       },
       { parent: this },
     );
