@@ -106,6 +106,13 @@ export async function ensureImage(args: {
   /** Text of the customize hook (templates/image/customize.sh). */
   hook: string;
   log: (m: string) => void;
+  /** Fills a work directory with IMAGE_FILES; replaced only by tests of the cache logic. */
+  build?: (
+    work: string,
+    recipe: ImageRecipe,
+    hook: string,
+    log: (m: string) => void,
+  ) => Promise<void>;
 }): Promise<CachedImage> {
   const { cacheDir, key, recipe, log } = args;
   const hit = await cachedImage(cacheDir, key);
@@ -123,7 +130,8 @@ export async function ensureImage(args: {
     await sweep(cacheDir, key, log);
     await fs.rm(work, { recursive: true, force: true });
     const started = Date.now();
-    await buildInto(work, recipe, args.hook, log);
+    await fs.mkdir(work, { recursive: true, mode: 0o755 });
+    await (args.build ?? buildInto)(work, recipe, args.hook, log);
     const buildSeconds = Math.round((Date.now() - started) / 100) / 10;
     await fs.writeFile(
       path.join(work, "build.json"),

@@ -261,11 +261,20 @@ describe("program under mocks", function () {
   it("runs only the listed nodes and lets the FAM stop every node before a resize", async () => {
     const run = await runProgram({ nodes: "4", running: "1,node03", shutdownTimeout: "30" });
     const doms = run.ofType(T("Domain"));
-    assert.deepEqual(doms.map((d) => d.inputs.running), [true, false, true, false]);
+    assert.deepEqual(
+      doms.map((d) => d.inputs.running),
+      [true, false, true, false],
+    );
     assert.ok(doms.every((d) => d.inputs.shutdownTimeoutMs === 30_000));
-    const users = run.ofType(T("FamFile"))[0]?.inputs.users as { domains: string[]; shutdownTimeoutMs: number };
+    const users = run.ofType(T("FamFile"))[0]?.inputs.users as {
+      domains: string[];
+      shutdownTimeoutMs: number;
+    };
     assert.deepEqual(users.domains, ["node01", "node02", "node03", "node04"]);
     assert.equal(users.shutdownTimeoutMs, 30_000);
-    await assert.rejects(runProgram({ nodes: "2", running: "node05" }), /fame:running = "node05": .* is not a node of this cluster/);
+    await assert.rejects(
+      runProgram({ nodes: "2", running: "node05" }),
+      /fame:running = "node05": .* is not a node of this cluster/,
+    );
   });
 });

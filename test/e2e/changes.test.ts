@@ -6,8 +6,8 @@
  * when said, and a FAM sentinel stays byte-identical throughout.
  */
 import * as assert from "node:assert/strict";
-import * as crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { nodeCmdline } from "../../components/fameNode";
@@ -35,7 +35,13 @@ function readRegion(file: string, offset: number, len: number): Buffer {
 
 function dnsmasqPid(bridge: string): string {
   const ps = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
-  return ps.split("\n").find((l) => l.includes("dnsmasq") && l.includes(`/${bridge}.conf`))?.trim().split(/\s+/)[0] ?? "";
+  return (
+    ps
+      .split("\n")
+      .find((l) => l.includes("dnsmasq") && l.includes(`/${bridge}.conf`))
+      ?.trim()
+      .split(/\s+/)[0] ?? ""
+  );
 }
 
 describe("e2e: changes converge with the least work, FAM untouched", function () {
@@ -105,9 +111,12 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
       running: true,
       shutdownTimeoutMs: 1000,
     }));
-    fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn))).provider;
-    net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn))).provider;
-    dom = (await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", doms[0]!))).provider;
+    fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))
+      .provider;
+    net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn)))
+      .provider;
+    dom = (await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", doms[0]!)))
+      .provider;
 
     await fam.create(famIn);
     // Random sentinel data where no guest writes (guests write at node*4096).
@@ -139,21 +148,33 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
 
   it("grows FAM: an in-place update; every node stops, restarts with the new size; bytes kept", async () => {
     const grown = { ...famIn, sizeBytes: 2 * GiB };
-    assert.deepEqual(await fam.diff(famIn.path, { ...famIn, createdByFame: true }, grown), { changes: true, replaces: [], deleteBeforeReplace: false });
+    assert.deepEqual(await fam.diff(famIn.path, { ...famIn, createdByFame: true }, grown), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     const before = doms.slice(0, 2).map((d) => domid(d.name));
     const pid = dnsmasqPid(plan.network.bridge);
     await fam.update(famIn.path, { ...famIn, createdByFame: true }, grown);
-    for (const d of doms.slice(0, 2)) assert.equal(state(d.name), "shut off", `${d.name} stopped before the resize`);
+    for (const d of doms.slice(0, 2))
+      assert.equal(state(d.name), "shut off", `${d.name} stopped before the resize`);
     assert.equal(fs.statSync(famIn.path).size, 2 * GiB);
     for (const [i, d] of doms.entries()) doms[i] = { ...d, fam: { ...d.fam, sizeBytes: 2 * GiB } };
     for (const d of doms.slice(0, 2)) {
       const old = { ...d, fam: { ...d.fam, sizeBytes: GiB } };
-      assert.deepEqual(await dom.diff(d.name, old, d), { changes: true, replaces: [], deleteBeforeReplace: false });
+      assert.deepEqual(await dom.diff(d.name, old, d), {
+        changes: true,
+        replaces: [],
+        deleteBeforeReplace: false,
+      });
       await dom.update(d.name, old, d);
       assert.equal(state(d.name), "running");
       assert.match(virshOut("dumpxml", d.name), /size=2147483648,id=FAM,share=on/);
     }
-    assert.notDeepEqual(doms.slice(0, 2).map((d) => domid(d.name)), before);
+    assert.notDeepEqual(
+      doms.slice(0, 2).map((d) => domid(d.name)),
+      before,
+    );
     assert.equal(dnsmasqPid(plan.network.bridge), pid, "network not restarted");
     assert.equal(hashSentinels(), sentinel);
     famIn = grown;
@@ -167,7 +188,11 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
     await net.update(netIn.name, { ...netFor(2), active: true }, netFor(3));
     await dom.create(doms[2]!);
     assert.equal(state("chg03"), "running");
-    assert.deepEqual(doms.slice(0, 2).map((d) => domid(d.name)), ids, "nodes 1 and 2 kept running");
+    assert.deepEqual(
+      doms.slice(0, 2).map((d) => domid(d.name)),
+      ids,
+      "nodes 1 and 2 kept running",
+    );
     assert.equal(dnsmasqPid(plan.network.bridge), pid);
     assert.match(virshOut("net-dumpxml", netIn.name), /name='chg03' ip='10.213.70.3'/);
   });
@@ -179,7 +204,10 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
     await net.update(netIn.name, { ...netFor(3), active: true }, netFor(2));
     assert.doesNotMatch(virshOut("list", "--all", "--name"), /chg03/);
     assert.doesNotMatch(virshOut("net-dumpxml", netIn.name), /chg03/);
-    assert.deepEqual(doms.slice(0, 2).map((d) => domid(d.name)), ids);
+    assert.deepEqual(
+      doms.slice(0, 2).map((d) => domid(d.name)),
+      ids,
+    );
     assert.equal(dnsmasqPid(plan.network.bridge), pid);
   });
 
@@ -188,7 +216,11 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
     const other = domid(b.name);
     const before = domid(a.name);
     const next = { ...a, vcpus: 2 };
-    assert.deepEqual(await dom.diff(a.name, a, next), { changes: true, replaces: [], deleteBeforeReplace: false });
+    assert.deepEqual(await dom.diff(a.name, a, next), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     await dom.update(a.name, a, next);
     doms[0] = next;
     assert.notEqual(domid(a.name), before);
@@ -209,9 +241,13 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
     const smaller = { ...famIn, sizeBytes: GiB };
     const failures = (await fam.check({ ...famIn, createdByFame: true }, smaller)).failures ?? [];
     assert.match(failures.map((f) => f.reason).join(), /would cut 1G \(1073741824 bytes\) of data/);
-    await assert.rejects(fam.update(famIn.path, { ...famIn, createdByFame: true }, smaller), /refusing to shrink/);
+    await assert.rejects(
+      fam.update(famIn.path, { ...famIn, createdByFame: true }, smaller),
+      /refusing to shrink/,
+    );
     assert.equal(fs.statSync(famIn.path).size, 2 * GiB);
-    for (const d of doms.slice(0, 2)) assert.equal(state(d.name), "running", "nothing was stopped for a refused shrink");
+    for (const d of doms.slice(0, 2))
+      assert.equal(state(d.name), "running", "nothing was stopped for a refused shrink");
   });
 
   it("kept the FAM sentinel byte-identical through the whole sequence", () => {

@@ -4,7 +4,12 @@ import * as path from "node:path";
 import { parse } from "yaml";
 
 describe("PR preview workflow", () => {
-  const wf = parse(fs.readFileSync(path.join(__dirname, "..", "..", ".github", "workflows", "preview.yml"), "utf8"));
+  const wf = parse(
+    fs.readFileSync(
+      path.join(__dirname, "..", "..", ".github", "workflows", "preview.yml"),
+      "utf8",
+    ),
+  );
 
   it("runs on pull requests and may comment on them", () => {
     assert.ok(wf.on.pull_request);
