@@ -98,7 +98,7 @@ export class FameCluster extends pulumi.ComponentResource {
     );
     const network = new NodeNetwork(
       `${name}-network`,
-      { uri, plan: plan.network, nodes: plan.nodes },
+      { uri, plan: plan.network, nodes: plan.nodes, owner: args.owner },
       { parent: this },
     );
     const key = new SshKey(

@@ -11,6 +11,8 @@ export interface NodeNetworkArgs {
   nodes: NodePlan[];
   /** Start the network when libvirtd starts. Default: true. */
   autostart?: boolean;
+  /** The owning stack, `<project>/<stack>`: fame never adopts another stack's network. */
+  owner: string;
 }
 
 /**
@@ -36,6 +38,7 @@ export class NodeNetwork extends pulumi.ComponentResource {
         hostNames: [TORMS_NAME],
         hosts: args.nodes.map((n) => ({ mac: n.mac, name: n.name, ip: n.ip })),
         autostart: args.autostart ?? true,
+        owner: args.owner,
       },
       { parent: this },
     );

@@ -13,6 +13,7 @@ export const FAME_NS = "https://fame.dev/xmlns/libvirt/1";
 const ARRAY_PATHS = [
   "network.dns.host",
   "network.dns.host.hostname",
+  "network.dns.txt",
   "network.ip",
   "network.ip.dhcp.host",
   "domain.devices.disk",
@@ -67,7 +68,14 @@ export interface NetworkSpec {
   hostNames: string[];
   /** One static DHCP lease and DNS name per node. */
   hosts: NetworkHost[];
+  /**
+   * The fame stack that owns the network (`<project>/<stack>`), kept in a DNS
+   * TXT record "fame-owner" since libvirt 9.0 networks have no metadata.
+   */
+  owner: string;
 }
+
+export const OWNER_TXT = "fame-owner";
 
 export function dhcpHostXml(h: NetworkHost): string {
   return build({ host: { "@_mac": h.mac, "@_name": h.name, "@_ip": h.ip } });
@@ -87,7 +95,14 @@ export function networkXml(spec: NetworkSpec): string {
       name: spec.name,
       forward: { "@_mode": "nat", nat: { port: { "@_start": "1024", "@_end": "65535" } } },
       bridge: { "@_name": spec.bridge, "@_stp": "off", "@_delay": "0" },
-      ...(dnsHosts.length > 0 ? { dns: { host: dnsHosts } } : {}),
+      ...(dnsHosts.length > 0 || spec.owner
+        ? {
+            dns: {
+              ...(spec.owner ? { txt: { "@_name": OWNER_TXT, "@_value": spec.owner } } : {}),
+              ...(dnsHosts.length > 0 ? { host: dnsHosts } : {}),
+            },
+          }
+        : {}),
       ip: {
         "@_address": spec.ip,
         "@_netmask": spec.netmask,
@@ -106,6 +121,7 @@ export function parseNetworkXml(xml: string): NetworkSpec {
   const ip = ((net.ip as XmlNode[] | undefined) ?? [])[0] ?? {};
   const dhcpHosts = ((ip.dhcp as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
   const dnsHosts = ((net.dns as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
+  const txts = ((net.dns as XmlNode | undefined)?.txt as XmlNode[] | undefined) ?? [];
   const address = str(ip["@_address"]);
   const own = dnsHosts.find((h) => str(h["@_ip"]) === address);
   return {
@@ -119,6 +135,7 @@ export function parseNetworkXml(xml: string): NetworkSpec {
       name: str(h["@_name"]),
       ip: str(h["@_ip"]),
     })),
+    owner: str(txts.find((t) => str(t["@_name"]) === OWNER_TXT)?.["@_value"]),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { diffProps, sameValue } from "../lib/diff";
+import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
 import {
   dhcpHostXml,
@@ -25,8 +26,18 @@ export interface NetworkOutputs extends NetworkInputs {
   active: boolean;
 }
 
-const KEYS = ["uri", "name", "bridge", "ip", "netmask", "hostNames", "hosts", "autostart"] as const;
-const REPLACE_KEYS = ["uri", "name", "bridge", "ip", "netmask", "hostNames"] as const;
+const KEYS = [
+  "uri",
+  "name",
+  "bridge",
+  "ip",
+  "netmask",
+  "hostNames",
+  "hosts",
+  "autostart",
+  "owner",
+] as const;
+const REPLACE_KEYS = ["uri", "name", "bridge", "ip", "netmask", "hostNames", "owner"] as const;
 
 function byMac(hosts: NetworkHost[]): Map<string, NetworkHost> {
   return new Map(hosts.map((h) => [h.mac.toLowerCase(), h]));
@@ -76,8 +87,8 @@ async function ensureRunning(uri: string, name: string, autostart: boolean): Pro
 }
 
 function specOf(inputs: NetworkInputs): NetworkSpec {
-  const { name, bridge, ip, netmask, hostNames, hosts } = inputs;
-  return { name, bridge, ip, netmask, hostNames, hosts };
+  const { name, bridge, ip, netmask, hostNames, hosts, owner } = inputs;
+  return { name, bridge, ip, netmask, hostNames, hosts, owner };
 }
 
 export const networkProvider = {
@@ -94,6 +105,10 @@ export const networkProvider = {
     if (macs.size !== news.hosts.length || ips.size !== news.hosts.length) {
       failures.push({ property: "hosts", reason: "node MACs and IPs must be unique" });
     }
+    // Preflight: libvirt reachable, bridge and subnet not taken by another network.
+    const tools = await preflight.missingTools(["virsh"]);
+    const conflicts = tools.length > 0 ? tools : await preflight.networkConflicts(news.uri, news);
+    for (const reason of conflicts) failures.push({ property: "name", reason });
     return { inputs: news, failures };
   },
 
@@ -115,6 +130,11 @@ export const networkProvider = {
       // Adopt a network left by an interrupted run, but only if it is the one we would make.
       const have = parseNetworkXml(existing);
       const want = specOf(inputs);
+      if (have.owner !== inputs.owner) {
+        throw new Error(
+          `libvirt network ${inputs.name} already exists and belongs to ${have.owner ? `fame stack ${have.owner}` : "something other than fame"}, not ${inputs.owner}; choose another fame:hostbase (or remove that network)`,
+        );
+      }
       const { hosts: _h, ...haveShape } = have;
       const { hosts: _w, ...wantShape } = want;
       if (!sameValue(haveShape, wantShape)) {

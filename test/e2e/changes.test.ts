@@ -90,6 +90,7 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
       hostNames: ["torms"],
       hosts: [],
       autostart: true,
+      owner: "fame/changes",
     };
     doms = plan.nodes.map((node) => ({
       uri,

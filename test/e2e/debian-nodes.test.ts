@@ -124,6 +124,7 @@ describe("e2e: Debian nodes from the golden image", function () {
       hostNames: ["torms"],
       hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
       autostart: true,
+      owner: "fame/e2e-debian",
     };
     const net = (
       await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn))

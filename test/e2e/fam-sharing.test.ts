@@ -45,6 +45,7 @@ describe("e2e: three nodes share FAM through IVSHMEM", function () {
       hostNames: ["torms"],
       hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
       autostart: true,
+      owner: "fame/e2e",
     };
     const domIns: DomainInputs[] = plan.nodes.map((node) => ({
       uri,

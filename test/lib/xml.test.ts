@@ -43,6 +43,7 @@ const netSpec: NetworkSpec = {
   netmask: plan.network.netmask,
   hostNames: ["torms"],
   hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
+  owner: "fame/dev",
 };
 
 const domSpec: DomainSpec = {
@@ -75,6 +76,7 @@ describe("network XML", () => {
     assert.match(xml, /<host ip="10.9.8.254">\s*<hostname>torms<\/hostname>/);
     assert.match(xml, /<host mac="48:50:42:02:02:02" name="tm02" ip="10.9.8.2"\/>/);
     assert.match(xml, /<host ip="10.9.8.3">\s*<hostname>tm03<\/hostname>/);
+    assert.match(xml, /<txt name="fame-owner" value="fame\/dev"\/>/);
   });
 
   it("parses back into the same spec", () => {

@@ -147,6 +147,7 @@ const NET_XML = networkXml({
   netmask: "255.255.255.0",
   hostNames: [],
   hosts: [],
+  owner: "",
 });
 
 function writeTemp(dir: string, name: string, text: string): string {

@@ -30,6 +30,7 @@ describe("Network provider against a sandboxed libvirtd", function () {
       hostNames: ["torms"],
       hosts: hosts.slice(0, 2),
       autostart: true,
+      owner: "fame/network-test",
     };
     ({ provider: p } = await loadSerialized<NetworkInputs, NetworkOutputs>(
       () => new Network("net", inputs),
@@ -115,6 +116,26 @@ describe("Network provider against a sandboxed libvirtd", function () {
     await assert.rejects(
       p.create({ ...inputs, ip: "10.213.9.254" }),
       /already exists with a different shape/,
+    );
+    await assert.rejects(
+      p.create({ ...inputs, owner: "fame/other-stack" }),
+      /belongs to fame stack fame\/network-test, not fame\/other-stack/,
+    );
+  });
+
+  it("preflight refuses a second network on the same bridge or an overlapping subnet", async () => {
+    const other = { ...inputs, name: "br_other", owner: "fame/other" };
+    const reasons = async (i: NetworkInputs) =>
+      ((await p.check({}, i)).failures ?? []).map((f) => f.reason).join("; ");
+    assert.match(await reasons(other), /already uses bridge br_tnet: choose another fame:hostbase/);
+    assert.match(
+      await reasons(other),
+      /already uses 10.213.7.254\/255.255.255.0, which overlaps .*choose another fame:octets123/,
+    );
+    assert.equal(await reasons({ ...other, bridge: "br_other", ip: "10.213.8.254" }), "");
+    assert.match(
+      await reasons({ ...inputs, uri: "qemu:///system?socket=/nonexistent/sock" }),
+      /cannot reach libvirt at .*start libvirtd, or fix fame:libvirtUri/,
     );
   });
 
