@@ -6,6 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
+import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
 import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
 
@@ -86,6 +87,20 @@ export const domainProvider = {
       "fam needs an absolute path and a size",
     );
     need("kernel", Boolean(news.kernel?.startsWith("/")), "kernel must be an absolute path");
+    // QEMU runs on this host for local URIs: it must offer the IVSHMEM devices fame attaches.
+    if (/^qemu:\/\/\/(system|session)/.test(news.uri ?? "")) {
+      const missing = await preflight.missingTools(["qemu-system-x86_64"]);
+      for (const reason of missing) failures.push({ property: "type", reason });
+      const devices = news.famezSocket ? ["ivshmem-plain", "ivshmem-doorbell"] : ["ivshmem-plain"];
+      for (const device of missing.length > 0 ? [] : devices) {
+        if (!(await preflight.qemuHasDevice(device))) {
+          failures.push({
+            property: "fam",
+            reason: `this host's QEMU does not offer the ${device} device fame attaches FAM with: install Debian's qemu-system-x86`,
+          });
+        }
+      }
+    }
     return { inputs: news, failures };
   },
 

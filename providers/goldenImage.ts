@@ -8,7 +8,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
 import { cachedImage, ensureImage } from "../lib/host/imagebuild";
+import * as preflight from "../lib/host/preflight";
 import { probeUrl, releaseUrl } from "../lib/host/probe";
+import { GiB } from "../lib/units";
+
+/** Room a build needs: the root tree, the raw image's data and the qcow2 copy. */
+const BUILD_FREE_BYTES = 5 * GiB;
+
 import { type ImageRecipe, imageKey } from "../lib/image";
 
 export interface GoldenImageInputs {
@@ -51,8 +57,27 @@ export const goldenImageProvider = {
         reason: "the image key does not match the recipe (internal error)",
       });
     }
+    const cached =
+      failures.length === 0 && (await cachedImage(news.cacheDir, news.key)) !== undefined;
+    if (failures.length === 0 && !cached) {
+      for (const reason of await preflight.missingTools([
+        "mmdebstrap",
+        "mke2fs",
+        "qemu-img",
+        "dpkg-query",
+      ])) {
+        failures.push({ property: "recipe", reason });
+      }
+      const free = await preflight.freeBytes(news.cacheDir);
+      if (free < BUILD_FREE_BYTES) {
+        failures.push({
+          property: "cacheDir",
+          reason: `building the golden image needs about 5 GiB free in ${news.cacheDir}, but only ${Math.floor(free / 2 ** 20)} MiB are: free space or set fame:imageCache`,
+        });
+      }
+    }
     // Probe only when the image must be built: a cached image needs no network.
-    if (news.l4fame && !(await cachedImage(news.cacheDir, news.key))) {
+    if (news.l4fame && !cached) {
       const url = releaseUrl(news.l4fame, "testing");
       const r = await probeUrl(url, news.proxy);
       if (!r.ok) {

@@ -7,6 +7,7 @@
 import * as fs from "node:fs/promises";
 import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
+import * as preflight from "../lib/host/preflight";
 import * as qemuImg from "../lib/host/qemuimg";
 
 export interface NodeDiskInputs {
@@ -48,6 +49,9 @@ export const nodeDiskProvider = {
       failures.push({ property: "backingFile", reason: "the golden image path must be absolute" });
     if (!Number.isSafeInteger(news.sizeBytes) || news.sizeBytes <= 0)
       failures.push({ property: "sizeBytes", reason: "size must be a positive integer" });
+    for (const reason of await preflight.missingTools(["qemu-img"])) {
+      failures.push({ property: "path", reason });
+    }
     return { inputs: news, failures };
   },
 

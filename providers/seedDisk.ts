@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
 import { run } from "../lib/host/exec";
 import { makeExt4FromDir } from "../lib/host/ext4";
+import * as preflight from "../lib/host/preflight";
 import { SEED_LABEL } from "../lib/image";
 
 export interface SeedDiskInputs {
@@ -71,6 +72,10 @@ export const seedDiskProvider = {
         property: "path",
         reason: `${JSON.stringify(news.path)} must be an absolute path`,
       });
+    const tools = news.files && "password" in news.files ? ["mke2fs", "openssl"] : ["mke2fs"];
+    for (const reason of await preflight.missingTools(tools)) {
+      failures.push({ property: "files", reason });
+    }
     return { inputs: news, failures };
   },
   async diff(_id: string, olds: SeedDiskOutputs, news: SeedDiskInputs) {

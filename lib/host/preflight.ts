@@ -50,10 +50,17 @@ export async function qemuHasDevice(
   device: string,
   binary = "qemu-system-x86_64",
 ): Promise<boolean> {
-  const out = await run(binary, ["-nodefaults", "-machine", "none", "-device", "help"], {
-    timeoutMs: 30_000,
-  });
-  return new RegExp(`name "${device}"`).test(out);
+  // Asked once per process: every node's check would ask the same question.
+  const g = globalThis as { __fameQemuDevices?: Map<string, Promise<string>> };
+  g.__fameQemuDevices ??= new Map();
+  let help = g.__fameQemuDevices.get(binary);
+  if (!help) {
+    help = run(binary, ["-nodefaults", "-machine", "none", "-device", "help"], {
+      timeoutMs: 30_000,
+    });
+    g.__fameQemuDevices.set(binary, help);
+  }
+  return new RegExp(`name "${device}"`).test(await help);
 }
 
 /** Free bytes on the file system that holds `dir` (or its nearest existing ancestor). */
