@@ -1,5 +1,5 @@
 #!/bin/bash
-# sandbox.sh up|down <statedir>
+# sandbox.sh up|down|stop-libvirtd|start-libvirtd <statedir>
 #
 # A private libvirtd for tests, isolated from the host and from any system
 # libvirtd:
@@ -24,7 +24,7 @@ set -Eeuo pipefail # -E: the ERR trap of `up` also fires inside functions
 self=$(readlink -f "${BASH_SOURCE[0]}")
 
 usage() {
-	echo "usage: $0 up|down <statedir>" >&2
+	echo "usage: $0 up|down|stop-libvirtd|start-libvirtd <statedir>" >&2
 	exit 2
 }
 
@@ -197,6 +197,34 @@ down() {
 	return 0
 }
 
+# Stops only libvirtd (virtlogd, guests and the namespaces stay), to test how
+# fame behaves when the daemon is unreachable.
+stop_libvirtd() {
+	local sd=$1 ns pid
+	ns=$(cat "$sd/netns")
+	pid=$(cat "$sd/libvirtd.pid" 2>/dev/null || true)
+	pid_in_ns "$pid" "$ns" || { log "libvirtd is not running"; return 0; }
+	kill_wait "$pid"
+	log "libvirtd stopped"
+}
+
+# Starts libvirtd again inside the sandbox's network and mount namespaces
+# (entered through virtlogd, which keeps them alive).
+start_libvirtd() {
+	local sd=$1 ns holder uri i
+	ns=$(cat "$sd/netns")
+	holder=$(cat "$sd/virtlogd.pid")
+	pid_in_ns "$holder" "$ns" || { log "virtlogd is gone: run down, then up"; exit 1; }
+	nsenter --target "$holder" --mount --net libvirtd --daemon --pid-file "$sd/libvirtd.pid"
+	uri=$(cat "$sd/uri")
+	for ((i = 0; i < 60; i++)); do
+		timeout 5 virsh -c "$uri" version >/dev/null 2>&1 && { log "libvirtd started"; return 0; }
+		sleep 0.5
+	done
+	log "libvirtd did not answer within 30 s"
+	exit 1
+}
+
 (($# == 2)) || usage
 [[ $(id -u) == 0 ]] || { log "must run as root"; exit 1; }
 case $1 in
@@ -209,5 +237,7 @@ down)
 	down "$(readlink -f "$2")"
 	;;
 _start_daemons) start_daemons "$2" ;;
+stop-libvirtd) stop_libvirtd "$(readlink -f "$2")" ;;
+start-libvirtd) start_libvirtd "$(readlink -f "$2")" ;;
 *) usage ;;
 esac

@@ -10,7 +10,8 @@ import * as path from "node:path";
 
 export const ROOT = path.join(__dirname, "..", "..");
 export const RUN_DIR = path.join(ROOT, ".test-run");
-const STATE = path.join(RUN_DIR, "sandbox");
+// One sandbox per test process, so parallel runs never share a libvirtd.
+const STATE = path.join(RUN_DIR, `sandbox-${process.pid}`);
 const SCRIPT = path.join(ROOT, "test", "harness", "sandbox.sh");
 
 let uri: string | undefined;
@@ -31,6 +32,15 @@ export function sandboxUri(): string {
 export function sandboxNetns(): string {
   sandboxUri();
   return fs.readFileSync(path.join(STATE, "netns"), "utf8").trim();
+}
+
+/** Stops or starts only the sandbox's libvirtd (guests keep running). */
+export function sandboxDaemon(action: "stop-libvirtd" | "start-libvirtd"): void {
+  sandboxUri();
+  execFileSync("bash", [SCRIPT, action, STATE], {
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 120_000,
+  });
 }
 
 export function stopSandbox(): void {
