@@ -4,6 +4,7 @@
  * file or logs the user still wants.
  */
 import * as fs from "node:fs/promises";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
 
@@ -25,6 +26,26 @@ export const directoryProvider = {
       const st = await fs.stat(news.path).catch(() => undefined);
       if (st && !st.isDirectory()) {
         failures.push({ property: "path", reason: `${news.path} exists and is not a directory` });
+      } else if (!st) {
+        // The nearest existing ancestor must be a directory we can write into.
+        let parent = path.dirname(news.path);
+        let pst = await fs.stat(parent).catch(() => undefined);
+        while (!pst && parent !== "/") {
+          parent = path.dirname(parent);
+          pst = await fs.stat(parent).catch(() => undefined);
+        }
+        const writable =
+          pst?.isDirectory() &&
+          (await fs.access(parent, fs.constants.W_OK).then(
+            () => true,
+            () => false,
+          ));
+        if (!writable) {
+          failures.push({
+            property: "path",
+            reason: `cannot create ${news.path}: ${parent} is ${pst?.isDirectory() ? "not writable" : "not a directory"}; choose another fame:dir`,
+          });
+        }
       }
     }
     return { inputs: news, failures };

@@ -78,6 +78,28 @@ const INDEX = path.join(__dirname, "..", "..", "index.ts");
  * Loads index.ts afresh with the given `fame:` config under mocks. Returns the
  * program's exports (as plain values) and the registrations.
  */
+/** Runs the program expecting it to refuse; returns the error and what was registered. */
+export async function runProgramRefused(
+  config: Record<string, string>,
+  env: Record<string, string> = {},
+): Promise<{ error: Error; resources: Registered[] }> {
+  const run = mockRun();
+  await pulumi.runtime.setMocks(run.mocks, "fame", "test", false);
+  pulumi.runtime.setAllConfig(
+    Object.fromEntries(Object.entries(config).map(([k, v]) => [`fame:${k}`, v])),
+  );
+  const restore = withCleanEnv(env);
+  try {
+    delete require.cache[require.resolve(INDEX)];
+    require(INDEX);
+  } catch (e) {
+    return { error: e as Error, resources: run.resources };
+  } finally {
+    restore();
+  }
+  throw new Error(`the program accepted ${JSON.stringify(config)}`);
+}
+
 export async function runProgram(
   config: Record<string, string>,
   env: Record<string, string> = {},
