@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
+import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { imageCmdline } from "../lib/image";
@@ -8,6 +9,7 @@ import { librarianIni } from "../lib/librarian";
 import { envSh, keyFileFor, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { GiB } from "../lib/units";
+import { AppArmorAccess } from "../providers/apparmor";
 import { ArtifactFile } from "../providers/artifactFile";
 import { Directory } from "../providers/directory";
 import { SshKey } from "../providers/sshKey";
@@ -108,6 +110,19 @@ export class FameCluster extends pulumi.ComponentResource {
     );
     const image = new GoldenImage(`${name}-image`, imageArgs(config), { parent: this });
 
+    // libvirt cannot see paths passed through qemu:commandline: open exactly these for its QEMU profiles.
+    const apparmor = new AppArmorAccess(
+      `${name}-apparmor`,
+      {
+        file: APPARMOR_LOCAL_FILE,
+        owner: args.owner,
+        rules: [
+          { path: config.famPath, perms: "rw" },
+          ...(config.famezSocket ? [{ path: config.famezSocket, perms: "rw" }] : []),
+        ],
+      },
+      { parent: this },
+    );
     const seedFiles = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
       .apply(([pub, priv, password]) => ({
@@ -142,6 +157,7 @@ export class FameCluster extends pulumi.ComponentResource {
             owner: args.owner,
             running: config.running.includes(node.index),
             shutdownTimeoutMs,
+            domainDependsOn: [apparmor],
           },
           { parent: this },
         ),

@@ -47,6 +47,8 @@ export interface FameNodeArgs {
   running?: pulumi.Input<boolean>;
   /** Graceful shutdown budget before a forced power-off, ms. Default: 60000. */
   shutdownTimeoutMs?: pulumi.Input<number>;
+  /** Resources the domain must wait for (e.g. the AppArmor rule for FAM). Default: none. */
+  domainDependsOn?: pulumi.Resource[];
 }
 
 /** Kernel command line with the node's identity appended (hostname without touching images). */
@@ -119,7 +121,7 @@ export class FameNode extends pulumi.ComponentResource {
         running: args.running ?? true,
         shutdownTimeoutMs: args.shutdownTimeoutMs ?? 60_000,
       },
-      { parent: this },
+      { parent: this, dependsOn: args.domainDependsOn ?? [] },
     );
     this.running = this.domain.running;
     this.diskPath = disk.path;

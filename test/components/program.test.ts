@@ -277,4 +277,44 @@ describe("program under mocks", function () {
       /fame:running = "node05": .* is not a node of this cluster/,
     );
   });
+
+  it("opens exactly the FAM path (and FAME-Z socket) to libvirt's QEMU profiles, confinement kept", async () => {
+    const run = await runProgram({
+      nodes: "1",
+      famPath: "/srv/x/FAM",
+      famezSocket: "/run/famez.sock",
+    });
+    const aa = run.ofType(T("AppArmorAccess"));
+    assert.equal(aa.length, 1);
+    assert.equal(aa[0]?.inputs.file, "/etc/apparmor.d/local/abstractions/libvirt-qemu");
+    assert.deepEqual(aa[0]?.inputs.rules, [
+      { path: "/srv/x/FAM", perms: "rw" },
+      { path: "/run/famez.sock", perms: "rw" },
+    ]);
+  });
+
+  it("secret scan: no private key or password in any plain output, input or artifact", async () => {
+    const run = await runProgram({ nodes: "2", password: "pa55-word-secret" });
+    const plain: unknown[] = [
+      run.exports.nodes,
+      run.exports.sshConfig,
+      run.exports.sshCommands,
+      run.exports.envFile,
+      run.exports.librarianIni,
+    ];
+    for (const r of run.resources) {
+      for (const [k, v] of Object.entries(r.inputs)) {
+        if (k === "__provider") continue;
+        const secret =
+          typeof v === "object" && v !== null && "4dabf18193072939515e22adb298388d" in v;
+        if (!secret) plain.push(v);
+      }
+    }
+    const text = JSON.stringify(plain);
+    assert.doesNotMatch(text, /PRIVATE KEY/);
+    assert.doesNotMatch(text, /pa55-word-secret/);
+    // The private key output exists, but only as a secret of the stack.
+    assert.match(String(run.exports.privateKey), /PRIVATE KEY/);
+    assert.deepEqual(run.secretExports, ["privateKey"]);
+  });
 });

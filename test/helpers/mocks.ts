@@ -104,7 +104,7 @@ export async function runProgram(
   config: Record<string, string>,
   env: Record<string, string> = {},
   stack = "test",
-): Promise<MockRun & { exports: Record<string, unknown> }> {
+): Promise<MockRun & { exports: Record<string, unknown>; secretExports: string[] }> {
   const run = mockRun();
   await pulumi.runtime.setMocks(run.mocks, "fame", stack, false);
   pulumi.runtime.setAllConfig(
@@ -115,8 +115,12 @@ export async function runProgram(
     delete require.cache[require.resolve(INDEX)];
     const mod = require(INDEX) as Record<string, unknown>;
     const exports: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(mod)) exports[k] = await settle(v as pulumi.Input<unknown>);
-    return { ...run, exports };
+    const secretExports: string[] = [];
+    for (const [k, v] of Object.entries(mod)) {
+      exports[k] = await settle(v as pulumi.Input<unknown>);
+      if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) secretExports.push(k);
+    }
+    return { ...run, exports, secretExports };
   } finally {
     restore();
   }
