@@ -30,7 +30,7 @@ export interface SeedDiskOutputs {
   contentHash: string;
 }
 
-const SEED_BYTES = 2 * 1024 * 1024;
+const SEED_BYTES = 1024 * 1024;
 
 export function seedHash(files: Record<string, string>): string {
   const h = crypto.createHash("sha256");
@@ -55,7 +55,7 @@ async function writeSeed(inputs: SeedDiskInputs): Promise<SeedDiskOutputs> {
     }
     await fs.mkdir(path.dirname(inputs.path), { recursive: true });
     const next = `${inputs.path}.new`;
-    await makeExt4FromDir(content, next, SEED_BYTES, SEED_LABEL);
+    await makeExt4FromDir(content, next, SEED_BYTES, SEED_LABEL, { journal: false });
     await fs.chmod(next, 0o600);
     await fs.rename(next, inputs.path);
   } finally {

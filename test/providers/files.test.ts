@@ -111,6 +111,7 @@ describe("host-file providers (loaded from their serialized form)", function () 
     const { outs } = await p.create(inputs);
     assert.deepEqual(Object.keys(outs ?? {}).sort(), ["contentHash", "path"]);
     assert.equal(fs.statSync(inputs.path).mode & 0o777, 0o600);
+    assert.ok(fs.statSync(inputs.path).blocks * 512 <= 256 * 1024, "seed allocates little");
     const label = execFileSync("e2label", [inputs.path], { encoding: "utf8" }).trim();
     assert.equal(label, "FAMESEED");
     assert.equal(debugfsCat(inputs.path, "authorized_keys"), "ssh-ed25519 AAAA test\n");
