@@ -14,8 +14,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { nodeCmdline } from "../components/fameNode";
 import { type ImageInputs, imageCmdline, imageKey, imageRecipe } from "../lib/image";
+import { seedFiles } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { generateEd25519 } from "../lib/sshkey";
 import { Domain, type DomainInputs, type DomainOutputs } from "../providers/domain";
@@ -29,6 +29,7 @@ import { Network, type NetworkInputs, type NetworkOutputs } from "../providers/n
 import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../providers/nodeDisk";
 import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../providers/seedDisk";
 import { loadSerialized } from "../test/helpers/engine";
+import { domainInputs, famInputs, networkInputs } from "../test/helpers/fixtures";
 import { ROOT, sandboxUri, scratchDir, stopSandbox } from "../test/helpers/sandbox";
 import { waitForSsh } from "../test/helpers/ssh";
 
@@ -137,39 +138,17 @@ async function main(): Promise<void> {
 
   // ---------------------------------------------------------------- shared objects
   const plan = clusterPlan({ nodes: 32, hostbase: "bn", octets123: "10.213.90" });
-  const famIn: FamFileInputs = {
-    path: path.join(dir, "FAM"),
-    sizeBytes: GiB,
-    group: "libvirt-qemu",
-    mode: 0o660,
-    deleteOnDestroy: true,
-    allowShrink: false,
-    users: { uri, domains: [], shutdownTimeoutMs: 0 },
-  };
+  const famIn = famInputs(path.join(dir, "FAM"));
   const fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))
     .provider;
   await fam.create(famIn);
-  const netIn: NetworkInputs = {
-    uri,
-    name: plan.network.name,
-    bridge: plan.network.bridge,
-    ip: plan.network.tormsIp,
-    netmask: plan.network.netmask,
-    hostNames: ["torms"],
-    hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
-    autostart: true,
-    owner: "fame/bench",
-  };
+  const netIn = networkInputs(plan, uri, "fame/bench");
   const net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn)))
     .provider;
   await net.create(netIn);
 
   const pair = generateEd25519("fame-bench");
-  const seedFiles = {
-    authorized_keys: `${pair.publicKey}\n`,
-    "id_ed25519.pub": `${pair.publicKey}\n`,
-    id_ed25519: pair.privateKey,
-  };
+  const seeds = seedFiles(pair.publicKey, pair.privateKey);
   const disk = (
     await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(
       () => new NodeDisk("d", { path: "/x", backingFile: "/y", sizeBytes: 1 }),
@@ -188,30 +167,27 @@ async function main(): Promise<void> {
   });
   const seedIn = (n: NodePlan): SeedDiskInputs => ({
     path: path.join(nodeDir, `${n.name}.seed.img`),
-    files: seedFiles,
+    files: seeds,
   });
-  const domIn = (n: NodePlan, running: boolean): DomainInputs => ({
-    uri,
-    name: n.name,
-    type: "qemu",
-    memoryKiB: 786432,
-    vcpus: 2,
-    kernel: image.kernel,
-    initrd: image.initrd,
-    cmdline: nodeCmdline(imageCmdline(), n),
-    disks: [
-      { path: diskIn(n).path, format: "qcow2" },
-      { path: seedIn(n).path, format: "raw" },
-    ],
-    network: plan.network.name,
-    mac: n.mac,
-    consoleLog: path.join(nodeDir, `${n.name}.console.log`),
-    fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
-    famezSocket: "",
-    owner: "fame/bench",
-    running,
-    shutdownTimeoutMs: 0,
-  });
+  const domIn = (n: NodePlan, running: boolean): DomainInputs =>
+    domainInputs(n, {
+      uri,
+      plan,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: imageCmdline(),
+      dir: nodeDir,
+      fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
+      owner: "fame/bench",
+      disks: [
+        { path: diskIn(n).path, format: "qcow2" },
+        { path: seedIn(n).path, format: "raw" },
+      ],
+      memoryKiB: 786432,
+      vcpus: 2,
+      running,
+      shutdownTimeoutMs: 0,
+    });
   const dom = (
     await loadSerialized<DomainInputs, DomainOutputs>(
       () => new Domain("dom", domIn(plan.nodes[0] as NodePlan, false)),

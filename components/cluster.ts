@@ -6,7 +6,7 @@ import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { imageCmdline } from "../lib/image";
 import { librarianIni } from "../lib/librarian";
-import { envSh, keyFileFor, sshCommand, sshConfig } from "../lib/outputs";
+import { envSh, keyFileFor, seedFiles, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { GiB } from "../lib/units";
 import { AppArmorAccess } from "../providers/apparmor";
@@ -123,14 +123,9 @@ export class FameCluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const seedFiles = pulumi
+    const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
-      .apply(([pub, priv, password]) => ({
-        authorized_keys: `${pub}\n`,
-        "id_ed25519.pub": `${pub}\n`,
-        id_ed25519: priv,
-        ...(password ? { password } : {}),
-      }));
+      .apply(([pub, priv, password]) => seedFiles(pub, priv, password));
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,
@@ -149,7 +144,7 @@ export class FameCluster extends pulumi.ComponentResource {
             image: { qcow2: image.qcow2, key: image.key },
             diskSizeBytes: config.vfsGbytes * GiB,
             dir: dir.path,
-            seedFiles: pulumi.secret(seedFiles),
+            seedFiles: pulumi.secret(seeds),
             vcpus: config.vcpus,
             memoryKiB: config.vdramKiB,
             domainType: args.domainType,

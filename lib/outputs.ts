@@ -65,3 +65,20 @@ export function envSh(config: FameConfig, owner: string): string {
   ];
   return `${lines.join("\n")}\n`;
 }
+
+/**
+ * The files of a node's seed disk: the stack's key pair for the node user
+ * (authorized and usable for node-to-node SSH) and, when set, the password.
+ */
+export function seedFiles(
+  publicKey: string,
+  privateKey: string,
+  password = "",
+): Record<string, string> {
+  return {
+    authorized_keys: `${publicKey}\n`,
+    "id_ed25519.pub": `${publicKey}\n`,
+    id_ed25519: privateKey,
+    ...(password ? { password } : {}),
+  };
+}

@@ -10,12 +10,12 @@ import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { nodeCmdline } from "../../components/fameNode";
 import { clusterPlan } from "../../lib/plan";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
+import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { guestKit } from "../helpers/guest";
 import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 
@@ -63,55 +63,31 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
     for (const off of SENTINELS) h.update(readRegion(famIn.path, off, 65536));
     return h.digest("hex");
   };
-  const netFor = (count: number): NetworkInputs => ({
-    ...netIn,
-    hosts: plan.nodes.slice(0, count).map(({ mac, name, ip }) => ({ mac, name, ip })),
-  });
+  const netFor = (count: number): NetworkInputs =>
+    networkInputs(plan, netIn.uri, netIn.owner, count);
 
   before(async () => {
     const uri = sandboxUri();
     const kit = guestKit();
     dir = scratchDir("changes");
-    famIn = {
-      path: path.join(dir, "FAM"),
-      sizeBytes: GiB,
-      group: "libvirt-qemu",
-      mode: 0o660,
-      deleteOnDestroy: true,
-      allowShrink: false,
+    famIn = famInputs(path.join(dir, "FAM"), {
       users: { uri, domains: ["chg01", "chg02"], shutdownTimeoutMs: 1000 },
-    };
-    netIn = {
-      uri,
-      name: plan.network.name,
-      bridge: plan.network.bridge,
-      ip: plan.network.tormsIp,
-      netmask: plan.network.netmask,
-      hostNames: ["torms"],
-      hosts: [],
-      autostart: true,
-      owner: "fame/changes",
-    };
-    doms = plan.nodes.map((node) => ({
-      uri,
-      name: node.name,
-      type: "qemu",
-      memoryKiB: 196608,
-      vcpus: 1,
-      kernel: kit.kernel,
-      initrd: kit.initrd,
-      // The test guest waits (practically forever) for markers of nine nodes: it stays up.
-      cmdline: nodeCmdline("console=ttyS0 fame.nodes=9 FAME_TIMEOUT=100000", node),
-      disks: [],
-      network: plan.network.name,
-      mac: node.mac,
-      consoleLog: path.join(dir, `${node.name}.console.log`),
-      fam: { path: famIn.path, sizeBytes: GiB },
-      famezSocket: "",
-      owner: "fame/changes",
-      running: true,
-      shutdownTimeoutMs: 1000,
-    }));
+    });
+    netIn = networkInputs(plan, uri, "fame/changes", 0);
+    doms = plan.nodes.map((node) =>
+      domainInputs(node, {
+        uri,
+        plan,
+        kernel: kit.kernel,
+        initrd: kit.initrd,
+        // The test guest waits (practically forever) for markers of nine nodes: it stays up.
+        cmdline: "console=ttyS0 fame.nodes=9 FAME_TIMEOUT=100000",
+        dir,
+        fam: { path: famIn.path, sizeBytes: GiB },
+        owner: "fame/changes",
+        memoryKiB: 196608,
+      }),
+    );
     fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))
       .provider;
     net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn)))

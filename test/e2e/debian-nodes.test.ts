@@ -8,8 +8,8 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { nodeCmdline } from "../../components/fameNode";
 import { type ImageInputs, imageCmdline, imageKey, imageRecipe } from "../../lib/image";
+import { seedFiles } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
@@ -23,6 +23,7 @@ import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../provi
 import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
 import { loadSerialized } from "../helpers/engine";
+import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 import { sshOk, waitForSsh } from "../helpers/ssh";
 
@@ -100,32 +101,14 @@ describe("e2e: Debian nodes from the golden image", function () {
     const keyFile = path.join(dir, "id_ed25519");
     fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
 
-    const famIn: FamFileInputs = {
-      path: path.join(dir, "FAM"),
-      sizeBytes: GiB,
-      group: "libvirt-qemu",
-      mode: 0o660,
-      deleteOnDestroy: true,
-      allowShrink: false,
-      users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
-    };
+    const famIn = famInputs(path.join(dir, "FAM"));
     const fam = (
       await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn))
     ).provider;
     await fam.create(famIn);
     cleanups.push(() => fam.delete(famIn.path, { ...famIn, createdByFame: true }));
 
-    const netIn: NetworkInputs = {
-      uri,
-      name: plan.network.name,
-      bridge: plan.network.bridge,
-      ip: plan.network.tormsIp,
-      netmask: plan.network.netmask,
-      hostNames: ["torms"],
-      hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
-      autostart: true,
-      owner: "fame/e2e-debian",
-    };
+    const netIn = networkInputs(plan, uri, "fame/e2e-debian");
     const net = (
       await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn))
     ).provider;
@@ -133,11 +116,7 @@ describe("e2e: Debian nodes from the golden image", function () {
     cleanups.push(() => net.delete(netIn.name, { ...netIn, active: true }));
 
     // --- per node: overlay disk, seed disk, domain
-    const seedFiles = {
-      authorized_keys: `${key.publicKey}\n`,
-      "id_ed25519.pub": `${key.publicKey}\n`,
-      id_ed25519: key.privateKey,
-    };
+    const seeds = seedFiles(key.publicKey, key.privateKey);
     const domIns: DomainInputs[] = [];
     for (const node of plan.nodes) {
       const diskIn: NodeDiskInputs = {
@@ -153,33 +132,30 @@ describe("e2e: Debian nodes from the golden image", function () {
       assert.ok(made.allocatedBytes < 1024 * 1024);
       const seedIn: SeedDiskInputs = {
         path: path.join(dir, `${node.name}.seed.img`),
-        files: seedFiles,
+        files: seeds,
       };
       await (
         await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
       ).provider.create(seedIn);
-      domIns.push({
-        uri,
-        name: node.name,
-        type: "qemu",
-        memoryKiB: 786432,
-        vcpus: 2,
-        kernel: image.kernel,
-        initrd: image.initrd,
-        cmdline: nodeCmdline(imageCmdline(), node),
-        disks: [
-          { path: diskIn.path, format: "qcow2" },
-          { path: seedIn.path, format: "raw" },
-        ],
-        network: plan.network.name,
-        mac: node.mac,
-        consoleLog: path.join(dir, `${node.name}.console.log`),
-        fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
-        famezSocket: "",
-        owner: "fame/e2e-debian",
-        running: true,
-        shutdownTimeoutMs: 120_000,
-      });
+      domIns.push(
+        domainInputs(node, {
+          uri,
+          plan,
+          kernel: image.kernel,
+          initrd: image.initrd,
+          cmdline: imageCmdline(),
+          dir,
+          fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
+          owner: "fame/e2e-debian",
+          disks: [
+            { path: diskIn.path, format: "qcow2" },
+            { path: seedIn.path, format: "raw" },
+          ],
+          memoryKiB: 786432,
+          vcpus: 2,
+          shutdownTimeoutMs: 120_000,
+        }),
+      );
     }
     const dom = (
       await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domIns[0]!))

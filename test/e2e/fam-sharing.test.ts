@@ -7,16 +7,14 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { nodeCmdline } from "../../components/fameNode";
 import { clusterPlan } from "../../lib/plan";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
 import { loadSerialized } from "../helpers/engine";
+import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { guestKit, waitForLog } from "../helpers/guest";
 import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
-
-const GiB = 2 ** 30;
 
 describe("e2e: three nodes share FAM through IVSHMEM", function () {
   this.timeout(900_000);
@@ -27,45 +25,20 @@ describe("e2e: three nodes share FAM through IVSHMEM", function () {
     const kit = guestKit();
     const dir = scratchDir("e2e");
 
-    const famIn: FamFileInputs = {
-      path: path.join(dir, "FAM"),
-      sizeBytes: GiB,
-      group: "libvirt-qemu",
-      mode: 0o660,
-      deleteOnDestroy: true,
-      allowShrink: false,
-      users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
-    };
-    const netIn: NetworkInputs = {
-      uri,
-      name: plan.network.name,
-      bridge: plan.network.bridge,
-      ip: plan.network.tormsIp,
-      netmask: plan.network.netmask,
-      hostNames: ["torms"],
-      hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
-      autostart: true,
-      owner: "fame/e2e",
-    };
-    const domIns: DomainInputs[] = plan.nodes.map((node) => ({
-      uri,
-      name: node.name,
-      type: "qemu",
-      memoryKiB: 262144,
-      vcpus: 1,
-      kernel: kit.kernel,
-      initrd: kit.initrd,
-      cmdline: nodeCmdline("console=ttyS0 fame.nodes=3", node),
-      disks: [],
-      network: plan.network.name,
-      mac: node.mac,
-      consoleLog: path.join(dir, `${node.name}.console.log`),
-      fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
-      famezSocket: "",
-      owner: "fame/e2e",
-      running: true,
-      shutdownTimeoutMs: 1000,
-    }));
+    const famIn = famInputs(path.join(dir, "FAM"));
+    const netIn = networkInputs(plan, uri, "fame/e2e");
+    const domIns = plan.nodes.map((node) =>
+      domainInputs(node, {
+        uri,
+        plan,
+        kernel: kit.kernel,
+        initrd: kit.initrd,
+        cmdline: "console=ttyS0 fame.nodes=3",
+        dir,
+        fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
+        owner: "fame/e2e",
+      }),
+    );
 
     const fam = (
       await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn))

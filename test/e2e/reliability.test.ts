@@ -9,7 +9,6 @@ import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { nodeCmdline } from "../../components/fameNode";
 import { clusterPlan } from "../../lib/plan";
 import { domainXml, networkXml } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
@@ -17,6 +16,7 @@ import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../provider
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
 import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
+import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { guestKit } from "../helpers/guest";
 import { sandboxDaemon, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 
@@ -49,50 +49,30 @@ describe("e2e: reliability (faults survived)", function () {
     dir = scratchDir("reliability");
     const base = path.join(dir, "base.qcow2");
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", base, String(GiB)]);
-    famIn = {
-      path: path.join(dir, "FAM"),
-      sizeBytes: GiB,
-      group: "libvirt-qemu",
-      mode: 0o660,
+    famIn = famInputs(path.join(dir, "FAM"), {
       deleteOnDestroy: false,
-      allowShrink: false,
       users: { uri, domains: plan.nodes.map((n) => n.name), shutdownTimeoutMs: 1000 },
-    };
-    netIn = {
-      uri,
-      name: plan.network.name,
-      bridge: plan.network.bridge,
-      ip: plan.network.tormsIp,
-      netmask: plan.network.netmask,
-      hostNames: ["torms"],
-      hosts: plan.nodes.map(({ mac, name, ip }) => ({ mac, name, ip })),
-      autostart: true,
-      owner: "fame/reliability",
-    };
+    });
+    netIn = networkInputs(plan, uri, "fame/reliability");
     disks = plan.nodes.map((n) => ({
       path: path.join(dir, `${n.name}.qcow2`),
       backingFile: base,
       sizeBytes: GiB,
     }));
-    doms = plan.nodes.map((node, i) => ({
-      uri,
-      name: node.name,
-      type: "qemu",
-      memoryKiB: 196608,
-      vcpus: 1,
-      kernel: kit.kernel,
-      initrd: kit.initrd,
-      cmdline: nodeCmdline("console=ttyS0 fame.nodes=9 FAME_TIMEOUT=100000", node),
-      disks: [{ path: disks[i]!.path, format: "qcow2" }],
-      network: plan.network.name,
-      mac: node.mac,
-      consoleLog: path.join(dir, `${node.name}.console.log`),
-      fam: { path: famIn.path, sizeBytes: GiB },
-      famezSocket: "",
-      owner: "fame/reliability",
-      running: true,
-      shutdownTimeoutMs: 1000,
-    }));
+    doms = plan.nodes.map((node, i) =>
+      domainInputs(node, {
+        uri,
+        plan,
+        kernel: kit.kernel,
+        initrd: kit.initrd,
+        cmdline: "console=ttyS0 fame.nodes=9 FAME_TIMEOUT=100000",
+        dir,
+        fam: { path: famIn.path, sizeBytes: GiB },
+        owner: "fame/reliability",
+        memoryKiB: 196608,
+        disks: [{ path: disks[i]!.path, format: "qcow2" }],
+      }),
+    );
     fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))
       .provider;
     net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn)))
