@@ -51,6 +51,13 @@ if (report.errors.length > 0) {
   );
 }
 for (const line of report.info) pulumi.log.info(`fame: ${line}`);
+if (config.verbose) {
+  for (const [key, value] of Object.entries(raw)) {
+    pulumi.log.info(
+      `fame: ${key} = ${JSON.stringify(value.value)} (${value.envVar ?? value.source})`,
+    );
+  }
+}
 for (const line of report.warnings) pulumi.log.warn(`fame: ${line}`);
 const books = bookLayout(config.famSizeBytes, config.nodes);
 if (books.unusedBooks > 0) {

@@ -181,7 +181,8 @@ export const SCHEMA = {
     type: "boolean",
     default: false,
     env: ["FAME_VERBOSE"],
-    description: "Log each host operation the providers perform.",
+    description:
+      "Log the effective configuration and the change report in detail. Set FAME_VERBOSE=1 in pulumi's environment to also trace every host command the providers run.",
   },
 } as const satisfies Record<string, KeySpec>;
 

@@ -71,6 +71,8 @@ export function run(
   opts: RunOptions = {},
 ): Promise<string> {
   const argv = [command, ...args];
+  // FAME_VERBOSE (inherited from `pulumi` by the provider process) traces every host command.
+  if (process.env.FAME_VERBOSE) console.error(`fame: $ ${argv.join(" ")}`);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       stdio: ["pipe", "pipe", "pipe"],
