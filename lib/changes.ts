@@ -8,60 +8,32 @@ import type { FameConfig } from "./config";
 import { nodeName } from "./plan";
 import { formatSize } from "./units";
 
-/** The subset of the config that decides what a change does (stored after every up). */
-export interface AppliedConfig {
-  nodes: number;
-  running: number[];
-  famPath: string;
-  famSizeBytes: number;
-  vcpus: number;
-  vdramKiB: number;
-  accel: string;
-  famezSocket: string;
-  kernelPath: string;
-  initrdPath: string;
-  cmdline: string;
-  hostbase: string;
-  octets123: string;
-  libvirtUri: string;
+/** The config keys that decide what a change does (stored after every up). */
+const APPLIED_KEYS = [
+  "nodes",
+  "running",
+  "famPath",
+  "famSizeBytes",
+  "vcpus",
+  "vdramKiB",
+  "accel",
+  "famezSocket",
+  "kernelPath",
+  "initrdPath",
+  "cmdline",
+  "hostbase",
+  "octets123",
+  "libvirtUri",
+] as const satisfies readonly (keyof FameConfig)[];
+
+export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
   /** Golden image recipe key. */
   imageKey: string;
-}
+};
 
 export function appliedConfig(config: FameConfig, imageKey: string): AppliedConfig {
-  const {
-    nodes,
-    running,
-    famPath,
-    famSizeBytes,
-    vcpus,
-    vdramKiB,
-    accel,
-    famezSocket,
-    kernelPath,
-    initrdPath,
-    cmdline,
-    hostbase,
-    octets123,
-    libvirtUri,
-  } = config;
-  return {
-    nodes,
-    running,
-    famPath,
-    famSizeBytes,
-    vcpus,
-    vdramKiB,
-    accel,
-    famezSocket,
-    kernelPath,
-    initrdPath,
-    cmdline,
-    hostbase,
-    octets123,
-    libvirtUri,
-    imageKey,
-  };
+  const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
+  return { ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>), imageKey };
 }
 
 export interface ChangeReport {

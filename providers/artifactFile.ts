@@ -5,6 +5,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
 
 export interface ArtifactFileInputs {
@@ -26,12 +27,7 @@ async function write(inputs: ArtifactFileInputs): Promise<ArtifactFileOutputs> {
 
 export const artifactFileProvider = {
   async check(_olds: Partial<ArtifactFileOutputs>, news: ArtifactFileInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    if (!news.path?.startsWith("/"))
-      failures.push({
-        property: "path",
-        reason: `${JSON.stringify(news.path)} must be an absolute path`,
-      });
+    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
     return { inputs: news, failures };
   },
   async diff(_id: string, olds: ArtifactFileOutputs, news: ArtifactFileInputs) {

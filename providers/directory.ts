@@ -6,6 +6,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
 
 export interface DirectoryInputs {
@@ -16,13 +17,8 @@ export type DirectoryOutputs = DirectoryInputs;
 
 export const directoryProvider = {
   async check(_olds: Partial<DirectoryOutputs>, news: DirectoryInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    if (!news.path?.startsWith("/")) {
-      failures.push({
-        property: "path",
-        reason: `${JSON.stringify(news.path)} must be an absolute path`,
-      });
-    } else {
+    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
+    if (failures.length === 0) {
       const st = await fs.stat(news.path).catch(() => undefined);
       if (st && !st.isDirectory()) {
         failures.push({ property: "path", reason: `${news.path} exists and is not a directory` });

@@ -6,6 +6,7 @@
  * for other stacks and later runs.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
 import { cachedImage, ensureImage } from "../lib/host/imagebuild";
 import * as preflight from "../lib/host/preflight";
@@ -45,12 +46,7 @@ function log(message: string): void {
 export const goldenImageProvider = {
   async check(_olds: Partial<GoldenImageOutputs>, news: GoldenImageInputs) {
     const failures: pulumi.dynamic.CheckFailure[] = [];
-    if (!news.cacheDir?.startsWith("/")) {
-      failures.push({
-        property: "cacheDir",
-        reason: `image cache ${JSON.stringify(news.cacheDir)} must be an absolute path`,
-      });
-    }
+    failures.push(...absolutePath("cacheDir", news.cacheDir, "image cache"));
     if (news.recipe && imageKey(news.recipe, news.hook) !== news.key) {
       failures.push({
         property: "key",

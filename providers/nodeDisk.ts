@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs/promises";
 import * as pulumi from "@pulumi/pulumi";
+import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as qemuImg from "../lib/host/qemuimg";
@@ -39,14 +40,8 @@ async function inspectDisk(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | un
 
 export const nodeDiskProvider = {
   async check(_olds: Partial<NodeDiskOutputs>, news: NodeDiskInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    if (!news.path?.startsWith("/"))
-      failures.push({
-        property: "path",
-        reason: `${JSON.stringify(news.path)} must be an absolute path`,
-      });
-    if (!news.backingFile?.startsWith("/"))
-      failures.push({ property: "backingFile", reason: "the golden image path must be absolute" });
+    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
+    failures.push(...absolutePath("backingFile", news.backingFile, "golden image"));
     if (!Number.isSafeInteger(news.sizeBytes) || news.sizeBytes <= 0)
       failures.push({ property: "sizeBytes", reason: "size must be a positive integer" });
     for (const reason of await preflight.missingTools(["qemu-img"])) {

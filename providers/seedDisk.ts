@@ -8,6 +8,7 @@ import * as fs from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
 import { run } from "../lib/host/exec";
 import { makeExt4FromDir } from "../lib/host/ext4";
@@ -66,12 +67,7 @@ async function writeSeed(inputs: SeedDiskInputs): Promise<SeedDiskOutputs> {
 
 export const seedDiskProvider = {
   async check(_olds: Partial<SeedDiskOutputs>, news: SeedDiskInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    if (!news.path?.startsWith("/"))
-      failures.push({
-        property: "path",
-        reason: `${JSON.stringify(news.path)} must be an absolute path`,
-      });
+    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
     const tools = news.files && "password" in news.files ? ["mke2fs", "openssl"] : ["mke2fs"];
     for (const reason of await preflight.missingTools(tools)) {
       failures.push({ property: "files", reason });
