@@ -1,0 +1,115 @@
+/**
+ * The L4FAME reachability probe and the golden image's check, against servers
+ * on loopback only: an unreachable repository fails before any build.
+ */
+import * as assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { probeUrl, releaseUrl } from "../../lib/host/probe";
+import { type ImageInputs, imageKey, imageRecipe } from "../../lib/image";
+import {
+  GoldenImageBuild,
+  type GoldenImageInputs,
+  type GoldenImageOutputs,
+} from "../../providers/goldenImage";
+import { loadSerialized } from "../helpers/engine";
+import { scratchDir } from "../helpers/sandbox";
+
+function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
+  return new Promise((resolve) => {
+    const server = http.createServer(handler);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({ server, url: `http://127.0.0.1:${port}` });
+    });
+  });
+}
+
+describe("L4FAME probe and golden image check", function () {
+  this.timeout(30_000);
+  let repo: { server: http.Server; url: string };
+  let proxy: { server: http.Server; url: string };
+  const seen: string[] = [];
+
+  before(async () => {
+    repo = await listen((req, res) => {
+      res.statusCode = req.url === "/Debian/dists/testing/Release" ? 200 : 404;
+      res.end("Suite: testing\n");
+    });
+    // A forward proxy that only records the absolute URI it was asked for and answers itself.
+    proxy = await listen((req, res) => {
+      seen.push(req.url ?? "");
+      res.statusCode = req.url?.endsWith("/dists/testing/Release") ? 200 : 502;
+      res.end();
+    });
+  });
+  after(() => {
+    repo.server.close();
+    proxy.server.close();
+  });
+
+  it("finds a repository's Release file, directly and through a proxy", async () => {
+    assert.equal(
+      releaseUrl(`${repo.url}/Debian/`, "testing"),
+      `${repo.url}/Debian/dists/testing/Release`,
+    );
+    assert.deepEqual(await probeUrl(releaseUrl(`${repo.url}/Debian`, "testing"), ""), {
+      ok: true,
+      detail: "HTTP 200",
+    });
+    assert.deepEqual(await probeUrl(`${repo.url}/nope`, ""), { ok: false, detail: "HTTP 404" });
+    const via = await probeUrl("http://l4fame.invalid/Debian/dists/testing/Release", proxy.url);
+    assert.equal(via.ok, true);
+    assert.deepEqual(seen, ["http://l4fame.invalid/Debian/dists/testing/Release"]);
+  });
+
+  it("reports a closed port as unreachable", async () => {
+    const closed = await listen(() => undefined);
+    const url = closed.url;
+    closed.server.close();
+    const r = await probeUrl(`${url}/Debian/dists/testing/Release`, "", 5000);
+    assert.equal(r.ok, false);
+    assert.match(r.detail, /ECONNREFUSED/);
+  });
+
+  it("golden image check fails before building when L4FAME is configured but unreachable", async () => {
+    const closed = await listen(() => undefined);
+    const dead = `${closed.url}/Debian`;
+    closed.server.close();
+    const inputs: ImageInputs = {
+      mirror: "http://deb.debian.org/debian",
+      proxy: "",
+      l4fame: dead,
+      kernel: "linux-image-4.14.0-l4fame",
+      user: "l4mdc",
+      hostbase: "node",
+      octets123: "192.168.42",
+      sizeGbytes: 6,
+      helloFabric: "",
+    };
+    const recipe = imageRecipe(inputs);
+    const cacheDir = scratchDir("probe-cache");
+    const imgIn: GoldenImageInputs = {
+      cacheDir,
+      key: imageKey(recipe, "h"),
+      recipe,
+      hook: "h",
+      l4fame: dead,
+      proxy: "",
+    };
+    const { provider } = await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
+      () => new GoldenImageBuild("i", imgIn),
+    );
+    const failures = (await provider.check({}, imgIn)).failures ?? [];
+    assert.match(
+      failures.map((f) => f.reason).join(),
+      /L4FAME repository fame:l4fame = ".*" is unreachable .*ECONNREFUSED.*unset fame:l4fame/,
+    );
+    // And a recipe change is a new image: a replacement, never an in-place update.
+    const d = await provider.diff(imgIn.key, { ...imgIn } as GoldenImageOutputs, {
+      ...imgIn,
+      key: "other",
+    });
+    assert.deepEqual(d, { changes: true, replaces: ["key"], deleteBeforeReplace: false });
+  });
+});
