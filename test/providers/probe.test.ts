@@ -3,6 +3,7 @@
  * on loopback only: an unreachable repository fails before any build.
  */
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { probeUrl, releaseUrl } from "../../lib/host/probe";
@@ -110,6 +111,7 @@ describe("L4FAME probe and golden image check", function () {
       ...imgIn,
       key: "other",
     });
+    fs.rmSync(cacheDir, { recursive: true, force: true });
     assert.deepEqual(d, { changes: true, replaces: ["key"], deleteBeforeReplace: false });
   });
 });
