@@ -51,6 +51,12 @@ if (report.errors.length > 0) {
   );
 }
 for (const line of report.info) pulumi.log.info(`fame: ${line}`);
+if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {
+  // Loud: the file was user data. The FAM resource's refresh sees it too and preview shows a create.
+  pulumi.log.warn(
+    `fame: the FAM file ${config.famPath} is gone (removed outside fame): its data is lost; this update creates it again, empty`,
+  );
+}
 if (config.verbose) {
   for (const [key, value] of Object.entries(raw)) {
     pulumi.log.info(

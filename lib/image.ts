@@ -5,7 +5,6 @@
  * asks for the same thing.
  */
 import * as crypto from "node:crypto";
-import { sameValue } from "./diff";
 import { nodeName, TORMS_NAME } from "./plan";
 
 /** Bump when the build procedure changes in a way the recipe does not show. */
@@ -247,8 +246,4 @@ export function mmdebstrapArgs(
 /** Kernel command line for a node booting the golden image. */
 export function imageCmdline(): string {
   return "root=/dev/vda rw console=ttyS0 net.ifnames=0";
-}
-
-export function sameRecipe(a: ImageRecipe, b: ImageRecipe): boolean {
-  return sameValue(a, b);
 }

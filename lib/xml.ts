@@ -139,13 +139,6 @@ export function parseNetworkXml(xml: string): NetworkSpec {
   };
 }
 
-/** DNS host entries of a network, ip -> names, from `virsh net-dumpxml`. */
-export function parseDnsHosts(xml: string): Map<string, string[]> {
-  const net = (parseXml(xml).network ?? {}) as XmlNode;
-  const dnsHosts = ((net.dns as XmlNode | undefined)?.host as XmlNode[] | undefined) ?? [];
-  return new Map(dnsHosts.map((h) => [str(h["@_ip"]), ((h.hostname as unknown[]) ?? []).map(str)]));
-}
-
 function prefixToNetmask(prefix: string): string {
   const bits = Number(prefix);
   if (!prefix || !Number.isInteger(bits)) return "";

@@ -54,10 +54,6 @@ async function idempotent(uri: string, args: readonly string[], done: RegExp): P
   }
 }
 
-export async function version(uri: string): Promise<string> {
-  return (await virsh(uri, ["version"])).trim();
-}
-
 // ---------------------------------------------------------------- domains
 
 /** Persistent definition of a domain, or undefined when there is none. */

@@ -317,4 +317,32 @@ describe("program under mocks", function () {
     assert.match(String(run.exports.privateKey), /PRIVATE KEY/);
     assert.deepEqual(run.secretExports, ["privateKey"]);
   });
+
+  it("warns loudly before any change when the FAM file was removed outside fame", async () => {
+    const dir = scratchDir("famgone");
+    try {
+      const first = await runProgram({ nodes: "1", dir });
+      const applied = first
+        .ofType(T("ArtifactFile"))
+        .find((f) => String(f.inputs.path).endsWith("applied.json"));
+      fs.writeFileSync(path.join(dir, "applied.json"), String(applied?.inputs.content));
+      const said: string[] = [];
+      // Without an engine, pulumi.log.warn writes through console.warn.
+      const original = console.warn;
+      console.warn = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        await runProgram({ nodes: "1", dir });
+      } finally {
+        console.warn = original;
+      }
+      assert.match(
+        said.join("\n"),
+        new RegExp(
+          `the FAM file ${dir}/FAM is gone .*its data is lost; this update creates it again, empty`,
+        ),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
