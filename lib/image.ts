@@ -14,6 +14,8 @@ export const ROOT_LABEL = "fameroot";
 export const SEED_LABEL = "FAMESEED";
 /** /etc/hosts lists every possible node, so changing the node count never rebuilds the image. */
 export const HOSTS_NODES = 253;
+/** Copied in by the essential hook, before the kernel's initrd is built. */
+export const INITRAMFS_CONF = "/etc/initramfs-tools/conf.d/fame";
 
 export interface ImageInputs {
   mirror: string;
@@ -66,6 +68,8 @@ const BASE_PACKAGES = [
   "build-essential",
   "ca-certificates",
   "less",
+  // initramfs-tools is set to compress with zstd but does not pull it in.
+  "zstd",
 ];
 
 export function hostsFile(hostbase: string, octets123: string): string {
@@ -82,18 +86,24 @@ function unit(lines: string[]): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** sshd reads sshd_config.d in name order and keeps the first value: sorts before fame.conf. */
+export const PASSWORD_SSHD_CONF = "/etc/ssh/sshd_config.d/00-fame-password.conf";
+
 /** Script run at every boot: installs the node's credentials from the seed disk. */
 export function seedScript(user: string): string {
   return unit([
     "#!/bin/sh",
-    "# Installs this node's credentials from the fame seed disk (label FAMESEED).",
+    `# Installs this node's credentials from the fame seed disk (label ${SEED_LABEL}).`,
     "set -eu",
     `user=${user}`,
-    `dev=/dev/disk/by-label/${SEED_LABEL}`,
     "mnt=/run/fame-seed",
-    'if [ ! -e "$dev" ]; then echo "fame-seed: no seed disk, nothing to install"; exit 0; fi',
+    `pwconf=${PASSWORD_SSHD_CONF}`,
+    "# blkid reads the disks itself: no wait on a .device unit, so a node without a seed boots on.",
+    `dev=$(blkid -L ${SEED_LABEL} || true)`,
+    `[ -n "$dev" ] || { udevadm settle --timeout=30 || true; dev=$(blkid -L ${SEED_LABEL} || true); }`,
+    'if [ -z "$dev" ]; then echo "fame-seed: no seed disk, nothing to install"; exit 0; fi',
     'mkdir -p "$mnt"',
-    'mount -o ro "$dev" "$mnt"',
+    'mount -t ext4 -o ro,nosuid,nodev,noexec "$dev" "$mnt"',
     "trap 'umount \"$mnt\"' EXIT",
     'home=$(getent passwd "$user" | cut -d: -f6)',
     'install -d -m 700 -o "$user" -g "$user" "$home/.ssh"',
@@ -102,14 +112,15 @@ export function seedScript(user: string): string {
     'printf "Host *\\n  StrictHostKeyChecking accept-new\\n" > "$home/.ssh/config"',
     'chown "$user:$user" "$home/.ssh/config"',
     'chmod 600 "$home/.ssh/config"',
-    'if [ -f "$mnt/password-hash" ]; then',
-    '  usermod -p "$(cat "$mnt/password-hash")" "$user"',
-    '  echo "PasswordAuthentication yes" > /etc/ssh/sshd_config.d/fame-password.conf',
-    "else",
+    'if [ -s "$mnt/password-hash" ]; then',
+    '  usermod -p "$(head -n 1 "$mnt/password-hash")" "$user"',
+    '  echo "PasswordAuthentication yes" > "$pwconf"',
+    'elif [ -e "$pwconf" ]; then',
+    "  # The seed set a password at an earlier boot and no longer does: revoke only that one.",
     '  usermod -p "!" "$user"',
-    "  rm -f /etc/ssh/sshd_config.d/fame-password.conf",
+    '  rm -f "$pwconf"',
     "fi",
-    'echo "fame-seed: credentials installed for $user"',
+    'echo "fame-seed: credentials installed for $user from $dev"',
   ]);
 }
 
@@ -124,6 +135,8 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
 
   const files: ImageFile[] = [
     { path: "/etc/hosts", content: hostsFile(inputs.hostbase, inputs.octets123), mode: 0o644 },
+    // Tells initramfs-tools the root type (it would probe the build host), so fsck runs at boot.
+    { path: INITRAMFS_CONF, content: "FSTYPE=ext4\n", mode: 0o644 },
     { path: "/etc/fstab", content: "/dev/vda\t/\text4\terrors=remount-ro\t0\t1\n", mode: 0o644 },
     {
       path: "/etc/network/interfaces",
@@ -155,6 +168,8 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
         "PermitRootLogin no",
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
+        "HostKey /etc/ssh/ssh_host_ed25519_key",
+        "HostKey /etc/ssh/ssh_host_ecdsa_key",
       ]),
       mode: 0o644,
     },
@@ -168,7 +183,11 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
         "",
         "[Service]",
         "Type=oneshot",
-        "ExecStart=/usr/bin/ssh-keygen -A",
+        "# ECDSA and Ed25519 only (see HostKey in fame.conf): an RSA key costs ~20 s of emulated CPU.",
+        "# The Ed25519 key, the condition above, is written last: an interrupted run is redone.",
+        "ExecStart=/bin/rm -f /etc/ssh/ssh_host_ecdsa_key /etc/ssh/ssh_host_ecdsa_key.pub /etc/ssh/ssh_host_ed25519_key.pub",
+        'ExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N "" -f /etc/ssh/ssh_host_ecdsa_key',
+        'ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key',
         "RemainAfterExit=yes",
         "",
         "[Install]",
@@ -181,9 +200,8 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
       content: unit([
         "[Unit]",
         "Description=Install this node's credentials from the fame seed disk",
-        `Wants=dev-disk-by\\x2dlabel-${SEED_LABEL}.device`,
-        `After=dev-disk-by\\x2dlabel-${SEED_LABEL}.device local-fs.target`,
-        "Before=ssh.service",
+        "After=systemd-udev-trigger.service local-fs.target",
+        "Before=ssh.service systemd-user-sessions.service",
         "",
         "[Service]",
         "Type=oneshot",
@@ -230,12 +248,16 @@ export function mmdebstrapArgs(
   recipe: ImageRecipe,
   rootDir: string,
   customizeHook: string,
+  overlayDir: string,
 ): string[] {
+  const confDir = INITRAMFS_CONF.slice(0, INITRAMFS_CONF.lastIndexOf("/"));
   return [
     "--variant=minbase",
     "--mode=root",
     `--include=${recipe.packages.join(",")}`,
     ...recipe.aptOptions.map((o) => `--aptopt=${o}`),
+    // Before apt installs the kernel: its one initrd build must see the config.
+    `--essential-hook=mkdir -p "$1${confDir}" && cp "${overlayDir}${INITRAMFS_CONF}" "$1${INITRAMFS_CONF}"`,
     `--customize-hook=${customizeHook}`,
     recipe.suite,
     rootDir,

@@ -173,7 +173,7 @@ async function buildInto(
 
   log(`mmdebstrap ${recipe.suite}: ${recipe.packages.length} packages from ${recipe.sources[0]}`);
   const customize = `sh ${hookFile} "$1" ${overlay}`;
-  await run("mmdebstrap", mmdebstrapArgs(recipe, `${root}/`, customize), {
+  await run("mmdebstrap", mmdebstrapArgs(recipe, `${root}/`, customize, overlay), {
     timeoutMs: 3_600_000,
     env: { FAME_USER: recipe.user, FAME_HOLD: recipe.hold.join(" ") },
     onLine: (l) => log(`mmdebstrap: ${l}`),

@@ -1,7 +1,7 @@
 #!/bin/sh
 # mmdebstrap customize hook for the fame golden image.
 #   $1  the image's root directory
-#   $2  overlay directory: files fame generated (lib/image.ts), copied in as is
+#   $2  overlay directory: files fame generated (lib/image.ts)
 # Environment: FAME_USER (node user), FAME_HOLD (packages to hold, may be empty).
 # Nothing per node or per stack goes into the image: hostname comes from the
 # kernel command line, credentials from the seed disk, host keys and
@@ -11,7 +11,14 @@ root=$1
 overlay=$2
 : "${FAME_USER:?}"
 
-cp -a "$overlay/." "$root/"
+# File by file, root-owned, modes as generated; existing directories keep
+# their own modes (cp -a would stamp the overlay's directory modes on /etc).
+(cd "$overlay" && find . -type f) | while IFS= read -r f; do
+	dir=$(dirname "$f")
+	[ -d "$root/$dir" ] || mkdir -p -m 0755 "$root/$dir"
+	cp --preserve=mode "$overlay/$f" "$root/$f"
+	chown root:root "$root/$f"
+done
 
 # The node user: a locked password (the seed disk may set one), passwordless sudo.
 chroot "$root" useradd --create-home --shell /bin/bash --groups sudo "$FAME_USER"
@@ -20,12 +27,15 @@ chroot "$root" passwd --lock root >/dev/null
 chroot "$root" visudo -c -q -f /etc/sudoers.d/fame-user
 
 chroot "$root" systemctl enable fame-ssh-hostkeys.service fame-seed.service
+# e2scrub_reap costs seconds of emulated CPU per boot and has no use without LVM.
+chroot "$root" systemctl mask e2scrub_reap.service >/dev/null 2>&1 || true
 
 [ -z "${FAME_HOLD:-}" ] || chroot "$root" apt-mark hold $FAME_HOLD
 
-# Per-node identity must not be baked in.
+# Per-node identity and build-host details must not be baked in.
 rm -f "$root"/etc/ssh/ssh_host_* "$root/etc/hostname" "$root/var/lib/dbus/machine-id"
 : >"$root/etc/machine-id"
+: >"$root/etc/resolv.conf"
 
 # Smaller image: no package cache, no downloaded lists.
 chroot "$root" apt-get clean

@@ -1,4 +1,8 @@
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import {
   hostsFile,
   type ImageInputs,
@@ -107,12 +111,34 @@ describe("golden image recipe", () => {
     const keys = file(base, "/etc/systemd/system/fame-ssh-hostkeys.service")?.content ?? "";
     assert.match(keys, /ConditionPathExists=!\/etc\/ssh\/ssh_host_ed25519_key/);
     assert.match(keys, /Before=ssh.service/);
+    assert.match(keys, /ssh-keygen -q -t ed25519/);
+    assert.doesNotMatch(keys, /-t rsa|ssh-keygen -A/);
+    assert.match(
+      file(base, "/etc/ssh/sshd_config.d/fame.conf")?.content ?? "",
+      /^HostKey \/etc\/ssh\/ssh_host_ed25519_key$/m,
+    );
+    assert.equal(file(base, "/etc/initramfs-tools/conf.d/fame")?.content, "FSTYPE=ext4\n");
     const seed = seedScript("dev");
     assert.match(seed, /^user=dev$/m);
-    assert.match(seed, /by-label\/FAMESEED/);
+    assert.match(seed, /blkid -L FAMESEED/);
+    assert.match(seed, /00-fame-password.conf/);
     assert.match(seed, /password-hash/);
     assert.equal(file(base, "/usr/local/sbin/fame-seed")?.mode, 0o755);
     assert.equal(file(base, "/usr/local/share/fame/hello_fabric.c")?.content, base.helloFabric);
+  });
+
+  it("writes shell scripts that sh accepts (the seed script and the customize hook)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-sh-"));
+    try {
+      fs.writeFileSync(path.join(dir, "fame-seed"), seedScript("dev"));
+      execFileSync("sh", ["-n", path.join(dir, "fame-seed")]);
+      execFileSync("sh", [
+        "-n",
+        path.join(__dirname, "..", "..", "templates", "image", "customize.sh"),
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("builds the mmdebstrap command line", () => {
@@ -120,6 +146,12 @@ describe("golden image recipe", () => {
       imageRecipe({ ...base, proxy: "http://p:1" }),
       "/c/root/",
       'sh hook "$1" /o',
+      "/o",
+    );
+    assert.ok(
+      args.includes(
+        '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && cp "/o/etc/initramfs-tools/conf.d/fame" "$1/etc/initramfs-tools/conf.d/fame"',
+      ),
     );
     assert.equal(args[0], "--variant=minbase");
     assert.ok(args.includes('--aptopt=Acquire::http::Proxy "http://p:1";'));
