@@ -87,13 +87,29 @@ async function lock(lockFile: string, log: (m: string) => void): Promise<void> {
   }
 }
 
+/**
+ * Removes a build directory. A killed mmdebstrap leaves /proc, /sys and /dev
+ * mounted inside its root: those are unmounted first, so removal never
+ * reaches into the host's file systems.
+ */
+export async function removeBuildDir(dir: string): Promise<void> {
+  const mounts = (await fs.readFile("/proc/self/mounts", "utf8"))
+    .split("\n")
+    .map((l) => (l.split(" ")[1] ?? "").replace(/\\040/g, " "))
+    .filter((m) => m.startsWith(`${dir}/`))
+    .sort()
+    .reverse();
+  for (const m of mounts) await run("umount", ["--lazy", m]);
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
 /** Removes build directories left by builders that died. */
 async function sweep(cacheDir: string, key: string, log: (m: string) => void): Promise<void> {
   for (const name of await fs.readdir(cacheDir)) {
     const m = /^\.build-(.+)-(\d+)$/.exec(name);
     if (m && m[1] === key && !pidAlive(Number(m[2]))) {
       log(`removing leftovers of an interrupted build: ${name}`);
-      await fs.rm(path.join(cacheDir, name), { recursive: true, force: true });
+      await removeBuildDir(path.join(cacheDir, name));
     }
   }
 }
@@ -128,7 +144,7 @@ export async function ensureImage(args: {
     const raced = await cachedImage(cacheDir, key);
     if (raced) return raced;
     await sweep(cacheDir, key, log);
-    await fs.rm(work, { recursive: true, force: true });
+    await removeBuildDir(work);
     const started = Date.now();
     await fs.mkdir(work, { recursive: true, mode: 0o755 });
     await (args.build ?? buildInto)(work, recipe, args.hook, log);
@@ -146,7 +162,7 @@ export async function ensureImage(args: {
     if (!built) throw new Error(`image ${key} vanished right after it was built`);
     return { ...built, buildSeconds, reused: false };
   } catch (e) {
-    await fs.rm(work, { recursive: true, force: true });
+    await removeBuildDir(work);
     throw e;
   } finally {
     await fs.rm(lockFile, { force: true });

@@ -6,7 +6,7 @@
  * concurrent builds of one key are serialised.
  */
 import * as assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { cachedImage, ensureImage, IMAGE_FILES } from "../../lib/host/imagebuild";
@@ -136,6 +136,29 @@ describe("golden image cache (crash safety)", function () {
     });
     assert.equal(built.reused, false);
     assert.deepEqual(fs.readdirSync(cache).sort(), [key]);
+  });
+
+  it("unmounts what a killed mmdebstrap left mounted in its root before removing it", async () => {
+    const key = imageKey(recipe, "h6");
+    const child = spawn("sleep", ["60"]);
+    const pid = child.pid as number;
+    const work = path.join(cache, `.build-${key}-${pid}`);
+    const keep = path.join(cache, "host-data");
+    fs.mkdirSync(keep);
+    fs.writeFileSync(path.join(keep, "precious"), "must survive");
+    // Like mmdebstrap's /proc or /dev: a mount inside the build root (a bind mount of host data here).
+    fs.mkdirSync(path.join(work, "root", "proc"), { recursive: true });
+    execFileSync("mount", ["--bind", keep, path.join(work, "root", "proc")]);
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("exit", r));
+    try {
+      await ensureImage({ cacheDir: cache, key, recipe, hook: "h6", log, build: fakeBuild() });
+    } finally {
+      spawnSync("umount", ["--lazy", path.join(work, "root", "proc")]);
+    }
+    assert.equal(fs.readFileSync(path.join(keep, "precious"), "utf8"), "must survive");
+    assert.ok(!fs.existsSync(work));
+    assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(work));
   });
 
   it("serialises concurrent builds of one key: the second waits and reuses the first", async () => {
