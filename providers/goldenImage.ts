@@ -8,7 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
-import { cachedImage, ensureImage } from "../lib/host/imagebuild";
+import { type CachedImage, cachedImage, ensureImage } from "../lib/host/imagebuild";
 import * as preflight from "../lib/host/preflight";
 import { probeUrl, releaseUrl } from "../lib/host/probe";
 import { GiB } from "../lib/units";
@@ -29,15 +29,8 @@ export interface GoldenImageInputs {
   proxy: string;
 }
 
-export interface GoldenImageOutputs extends GoldenImageInputs {
-  dir: string;
-  qcow2: string;
-  kernel: string;
-  initrd: string;
-  packages: string[];
-  buildSeconds: number;
-  reused: boolean;
-}
+/** The inputs plus where the cached image's files are (lib/host/imagebuild CachedImage). */
+export interface GoldenImageOutputs extends GoldenImageInputs, Omit<CachedImage, "key"> {}
 
 function log(message: string): void {
   console.error(`fame: ${message}`);

@@ -8,7 +8,8 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type ImageInputs, imageCmdline, imageKey, imageRecipe } from "../../lib/image";
+import { goldenImageRecipe } from "../../components/goldenImage";
+import { imageCmdline } from "../../lib/image";
 import { seedFiles } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
@@ -24,7 +25,7 @@ import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../provi
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
 import { loadSerialized } from "../helpers/engine";
 import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
-import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
+import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 import { sshOk, waitForSsh } from "../helpers/ssh";
 
 const GiB = 2 ** 30;
@@ -49,24 +50,18 @@ describe("e2e: Debian nodes from the golden image", function () {
     dir = scratchDir("debian");
 
     // --- golden image (cold or cached), then a second create that must reuse it
-    const imageInputs: ImageInputs = {
+    const image0 = goldenImageRecipe({
       mirror: MIRROR,
-      proxy: "",
-      l4fame: "",
-      kernel: "linux-image-4.14.0-l4fame",
       user,
       hostbase: "dn",
       octets123: "10.213.60",
       sizeGbytes: 4,
-      helloFabric: fs.readFileSync(path.join(ROOT, "templates", "hello_fabric.c"), "utf8"),
-    };
-    const hook = fs.readFileSync(path.join(ROOT, "templates", "image", "customize.sh"), "utf8");
-    const recipe = imageRecipe(imageInputs);
+    });
     const imgIn: GoldenImageInputs = {
       cacheDir: CACHE,
-      key: imageKey(recipe, hook),
-      recipe,
-      hook,
+      key: image0.key,
+      recipe: image0.recipe,
+      hook: image0.hook,
       l4fame: "",
       proxy: "",
     };
