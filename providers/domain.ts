@@ -44,11 +44,15 @@ function specOf(inputs: DomainInputs): DomainSpec {
   return spec;
 }
 
-/** Defines the domain and brings it to the desired power state. */
-async function converge(inputs: DomainInputs, restart: boolean): Promise<void> {
+/**
+ * Defines the domain and brings it to the desired power state. `existed`:
+ * whether libvirt already had it (a new one needs no UUID and is not running).
+ */
+async function converge(inputs: DomainInputs, restart: boolean, existed = true): Promise<void> {
   const { uri, name } = inputs;
-  await virsh.defineDomain(uri, domainXml(specOf(inputs), await virsh.domainUuid(uri, name)));
-  const state = await virsh.domainState(uri, name);
+  const uuid = existed ? await virsh.domainUuid(uri, name) : undefined;
+  await virsh.defineDomain(uri, domainXml(specOf(inputs), uuid));
+  const state = existed ? await virsh.domainState(uri, name) : "shut off";
   if (state === "running" && (restart || !inputs.running)) {
     await virsh.stopDomain(uri, name, inputs.shutdownTimeoutMs);
   }
@@ -120,7 +124,7 @@ export const domainProvider = {
         );
       }
     }
-    await converge(inputs, existing !== undefined);
+    await converge(inputs, existing !== undefined, existing !== undefined);
     return { id: inputs.name, outs: { ...inputs } satisfies DomainOutputs };
   },
 

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
 import { diffProps } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
+import * as qcow2 from "../lib/host/qcow2";
 import * as qemuImg from "../lib/host/qemuimg";
 
 export interface NodeDiskInputs {
@@ -29,12 +30,13 @@ const KEYS = ["path", "backingFile", "sizeBytes"] as const;
 async function inspectDisk(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | undefined> {
   const present = await fs.stat(inputs.path).catch(() => undefined);
   if (!present) return undefined;
-  const info = await qemuImg.diskInfo(inputs.path);
+  // The header says what qemu-img info would, without a process per disk.
+  const header = await qcow2.readQcow2Header(inputs.path);
   return {
     path: inputs.path,
-    backingFile: info.backingFile,
-    sizeBytes: info.virtualSizeBytes,
-    allocatedBytes: info.actualSizeBytes,
+    backingFile: header.backingFile,
+    sizeBytes: header.virtualSizeBytes,
+    allocatedBytes: present.blocks * 512,
   };
 }
 
