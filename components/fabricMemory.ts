@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { isPowerOfTwo } from "../lib/units";
 import { FamFile } from "../providers/famFile";
 
 /** The QEMU group on Debian: QEMU runs as libvirt-qemu and must map the file. */
@@ -36,6 +37,13 @@ export class FabricMemory extends pulumi.ComponentResource {
 
   constructor(name: string, args: FabricMemoryArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:memory:FabricMemory", name, {}, opts);
+    // Components can be used without index.ts's validation: refuse what QEMU would.
+    if (typeof args.sizeBytes === "number" && !isPowerOfTwo(args.sizeBytes)) {
+      throw new pulumi.ResourceError(
+        `FabricMemory ${name}: sizeBytes ${args.sizeBytes} must be a power of two`,
+        this,
+      );
+    }
     const deleteOnDestroy = args.deleteOnDestroy ?? false;
     this.file = new FamFile(
       `${name}-file`,

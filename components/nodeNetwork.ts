@@ -27,6 +27,12 @@ export class NodeNetwork extends pulumi.ComponentResource {
 
   constructor(name: string, args: NodeNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:network:NodeNetwork", name, {}, opts);
+    if (args.plan.bridge.length > 15) {
+      throw new pulumi.ResourceError(
+        `NodeNetwork ${name}: bridge name ${args.plan.bridge} is longer than Linux's 15 characters`,
+        this,
+      );
+    }
     this.network = new Network(
       `${name}-net`,
       {
