@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
@@ -51,6 +52,17 @@ export interface FameNodeArgs {
   domainDependsOn?: pulumi.Resource[];
 }
 
+/**
+ * The node disk's file name carries everything the disk is made from (image
+ * key, backing file, size), so any change gives a new path: the new disk is
+ * made beside the old one and the domain switches to it in one restart. A
+ * running QEMU never keeps a deleted overlay open under a reused name.
+ */
+export function nodeDiskFile(nodeName: string, backingFile: string, sizeBytes: number): string {
+  const id = crypto.createHash("sha256").update(`${backingFile}\0${sizeBytes}`).digest("hex");
+  return `${nodeName}-${id.slice(0, 12)}.qcow2`;
+}
+
 /** Kernel command line with the node's identity appended (hostname without touching images). */
 export function nodeCmdline(base: string, node: NodePlan): string {
   return [base.trim(), `systemd.hostname=${node.name}`, `fame.node=${node.index}`]
@@ -78,11 +90,12 @@ export class FameNode extends pulumi.ComponentResource {
     this.mac = node.mac;
     this.ip = node.ip;
 
-    // The image key in the name: a new image gives a new disk, made before the old one goes.
     const disk = new NodeDisk(
       `${name}-disk`,
       {
-        path: inDir(`${node.name}-${args.image.key.slice(0, 12)}.qcow2`),
+        path: pulumi
+          .all([args.dir, args.image.qcow2])
+          .apply(([d, q]) => path.posix.join(d, nodeDiskFile(node.name, q, args.diskSizeBytes))),
         backingFile: args.image.qcow2,
         sizeBytes: args.diskSizeBytes,
       },

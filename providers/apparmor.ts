@@ -7,7 +7,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { type AppArmorRule, rulesIn, withBlock } from "../lib/apparmor";
-import { diffProps } from "../lib/diff";
+import { type CheckFailure, defineProvider } from "./contract";
 
 export interface AppArmorInputs {
   /** The local include file (lib/apparmor APPARMOR_LOCAL_FILE). */
@@ -46,9 +46,11 @@ async function apply(inputs: AppArmorInputs, rules: AppArmorRule[]): Promise<boo
   return true;
 }
 
-export const appArmorProvider = {
-  async check(_olds: Partial<AppArmorOutputs>, news: AppArmorInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
+export const appArmorProvider = defineProvider<AppArmorInputs, AppArmorOutputs>({
+  keys: ["file", "owner", "rules"],
+  replaceKeys: ["file", "owner"],
+  check(news) {
+    const failures: CheckFailure[] = [];
     for (const r of news.rules ?? []) {
       if (!r.path.startsWith("/") || /[\0\n]/.test(r.path))
         failures.push({
@@ -61,11 +63,7 @@ export const appArmorProvider = {
           reason: `AppArmor permissions ${JSON.stringify(r.perms)} must be letters of r, w, k, l`,
         });
     }
-    return { inputs: news, failures };
-  },
-  async diff(_id: string, olds: AppArmorOutputs, news: AppArmorInputs) {
-    const d = diffProps(olds, news, ["file", "owner", "rules"], ["file", "owner"], false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return failures;
   },
   async create(inputs: AppArmorInputs) {
     const written = await apply(inputs, inputs.rules);
@@ -88,7 +86,7 @@ export const appArmorProvider = {
   async delete(_id: string, props: AppArmorOutputs) {
     await apply(props, []);
   },
-} satisfies pulumi.dynamic.ResourceProvider<AppArmorInputs, AppArmorOutputs>;
+});
 
 export type AppArmorArgs = { [K in keyof AppArmorInputs]: pulumi.Input<AppArmorInputs[K]> };
 

@@ -6,7 +6,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
-import { diffProps } from "../lib/diff";
+import { defineProvider } from "./contract";
 
 export interface ArtifactFileInputs {
   path: string;
@@ -25,15 +25,11 @@ async function write(inputs: ArtifactFileInputs): Promise<ArtifactFileOutputs> {
   return { ...inputs };
 }
 
-export const artifactFileProvider = {
-  async check(_olds: Partial<ArtifactFileOutputs>, news: ArtifactFileInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
-    return { inputs: news, failures };
-  },
-  async diff(_id: string, olds: ArtifactFileOutputs, news: ArtifactFileInputs) {
-    const d = diffProps(olds, news, ["path", "content", "mode"], ["path"], false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
-  },
+export const artifactFileProvider = defineProvider<ArtifactFileInputs, ArtifactFileOutputs>({
+  keys: ["path", "content", "mode"],
+  replaceKeys: ["path"],
+  uniqueKeys: ["path"],
+  check: (news) => absolutePath("path", news.path),
   async create(inputs: ArtifactFileInputs) {
     return { id: inputs.path, outs: await write(inputs) };
   },
@@ -49,7 +45,7 @@ export const artifactFileProvider = {
   async delete(id: string) {
     await fs.rm(id, { force: true });
   },
-} satisfies pulumi.dynamic.ResourceProvider<ArtifactFileInputs, ArtifactFileOutputs>;
+});
 
 export type ArtifactFileArgs = {
   [K in keyof ArtifactFileInputs]: pulumi.Input<ArtifactFileInputs[K]>;

@@ -7,7 +7,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
-import { diffProps } from "../lib/diff";
+import { defineProvider } from "./contract";
 
 export interface DirectoryInputs {
   path: string;
@@ -15,10 +15,13 @@ export interface DirectoryInputs {
 }
 export type DirectoryOutputs = DirectoryInputs;
 
-export const directoryProvider = {
-  async check(_olds: Partial<DirectoryOutputs>, news: DirectoryInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
-    if (failures.length === 0) {
+export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutputs>({
+  keys: ["path", "mode"],
+  replaceKeys: ["path"],
+  uniqueKeys: ["path"],
+  async check(news) {
+    const failures = absolutePath("path", news.path);
+    if (failures.length === 0 && news.path !== undefined) {
       const st = await fs.stat(news.path).catch(() => undefined);
       if (st && !st.isDirectory()) {
         failures.push({ property: "path", reason: `${news.path} exists and is not a directory` });
@@ -44,11 +47,7 @@ export const directoryProvider = {
         }
       }
     }
-    return { inputs: news, failures };
-  },
-  async diff(_id: string, olds: DirectoryOutputs, news: DirectoryInputs) {
-    const d = diffProps(olds, news, ["path", "mode"], ["path"], false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return failures;
   },
   async create(inputs: DirectoryInputs) {
     await fs.mkdir(inputs.path, { recursive: true, mode: inputs.mode });
@@ -73,7 +72,7 @@ export const directoryProvider = {
       if (e.code !== "ENOENT" && e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     });
   },
-} satisfies pulumi.dynamic.ResourceProvider<DirectoryInputs, DirectoryOutputs>;
+});
 
 export type DirectoryArgs = { [K in keyof DirectoryInputs]: pulumi.Input<DirectoryInputs[K]> };
 

@@ -5,10 +5,11 @@
  * domain name force a replacement.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { diffProps } from "../lib/diff";
+import { sameValue } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
 import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
+import { type CheckFailure, defineProvider } from "./contract";
 
 export interface DomainInputs extends DomainSpec {
   uri: string;
@@ -59,9 +60,13 @@ async function converge(inputs: DomainInputs, restart: boolean, existed = true):
   if (inputs.running) await virsh.startDomain(uri, name);
 }
 
-export const domainProvider = {
-  async check(_olds: Partial<DomainOutputs>, news: DomainInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
+export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
+  keys: KEYS,
+  replaceKeys: REPLACE_KEYS,
+  uniqueKeys: ["name"],
+  async check(news) {
+    // Unknown inputs are absent here, and failures about them are dropped.
+    const failures: CheckFailure[] = [];
     const need = (property: string, ok: boolean, reason: string) => {
       if (!ok) failures.push({ property, reason });
     };
@@ -72,12 +77,12 @@ export const domainProvider = {
     );
     need(
       "memoryKiB",
-      Number.isSafeInteger(news.memoryKiB) && news.memoryKiB > 0,
+      Number.isSafeInteger(news.memoryKiB) && (news.memoryKiB ?? 0) > 0,
       "memoryKiB must be a positive integer",
     );
     need(
       "vcpus",
-      Number.isSafeInteger(news.vcpus) && news.vcpus > 0,
+      Number.isSafeInteger(news.vcpus) && (news.vcpus ?? 0) > 0,
       "vcpus must be a positive integer",
     );
     need(
@@ -87,7 +92,7 @@ export const domainProvider = {
     );
     need(
       "fam",
-      Boolean(news.fam?.path?.startsWith("/")) && news.fam.sizeBytes > 0,
+      Boolean(news.fam?.path?.startsWith("/")) && (news.fam?.sizeBytes ?? 0) > 0,
       "fam needs an absolute path and a size",
     );
     need("kernel", Boolean(news.kernel?.startsWith("/")), "kernel must be an absolute path");
@@ -105,12 +110,7 @@ export const domainProvider = {
         }
       }
     }
-    return { inputs: news, failures };
-  },
-
-  async diff(_id: string, olds: DomainOutputs, news: DomainInputs) {
-    const d = diffProps(olds, news, KEYS, REPLACE_KEYS);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace };
+    return failures;
   },
 
   async create(inputs: DomainInputs) {
@@ -144,8 +144,8 @@ export const domainProvider = {
   },
 
   async update(_id: string, olds: DomainOutputs, news: DomainInputs) {
-    const d = diffProps(olds, news, DEFINITION_KEYS, []);
-    await converge(news, d.changes);
+    const redefined = DEFINITION_KEYS.some((k) => !sameValue(olds[k], news[k]));
+    await converge(news, redefined);
     return { outs: { ...news } satisfies DomainOutputs };
   },
 
@@ -153,7 +153,7 @@ export const domainProvider = {
     await virsh.stopDomain(props.uri, id, props.shutdownTimeoutMs);
     await virsh.undefineDomain(props.uri, id);
   },
-} satisfies pulumi.dynamic.ResourceProvider<DomainInputs, DomainOutputs>;
+});
 
 export type DomainArgs = { [K in keyof DomainInputs]: pulumi.Input<DomainInputs[K]> };
 

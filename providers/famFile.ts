@@ -4,10 +4,10 @@
  * shrinks, recreates or deletes it unless `deleteOnDestroy` was opted into.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { diffProps } from "../lib/diff";
 import * as fam from "../lib/host/famfile";
 import * as virsh from "../lib/host/virsh";
 import { formatSize, isPowerOfTwo } from "../lib/units";
+import { type CheckFailure, defineProvider } from "./contract";
 
 export interface FamFileInputs {
   /** Absolute path of the backing file. */
@@ -40,23 +40,25 @@ function describeSize(bytes: number): string {
 }
 
 async function checkInputs(
+  news: Partial<FamFileInputs>,
   olds: Partial<FamFileOutputs>,
-  news: FamFileInputs,
-): Promise<pulumi.dynamic.CheckFailure[]> {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
+): Promise<CheckFailure[]> {
+  const failures: CheckFailure[] = [];
   if (!news.path?.startsWith("/")) {
     failures.push({
       property: "path",
       reason: `FAM path ${JSON.stringify(news.path)} must be absolute`,
     });
   }
-  if (!isPowerOfTwo(news.sizeBytes)) {
+  if (!isPowerOfTwo(news.sizeBytes ?? 0)) {
     failures.push({
       property: "sizeBytes",
       reason: `FAM size ${news.sizeBytes} must be a power of two`,
     });
   }
-  if (failures.length > 0) return failures;
+  if (failures.length > 0 || news.path === undefined || news.sizeBytes === undefined) {
+    return failures;
+  }
   const st = await fam.statFam(news.path);
   if (st && !st.isFile) {
     failures.push({
@@ -78,7 +80,7 @@ async function checkInputs(
       reason: `FAM file ${news.path} already exists with ${describeSize(st.sizeBytes)}, not ${describeSize(news.sizeBytes)}: set fame:famSize to ${formatSize(st.sizeBytes)} to adopt it as it is`,
     });
   }
-  if ((await fam.groupId(news.group)) === undefined) {
+  if (news.group !== undefined && (await fam.groupId(news.group)) === undefined) {
     failures.push({
       property: "group",
       reason: `group ${news.group} does not exist on this host: install libvirt-daemon-system (it creates the QEMU group)`,
@@ -93,16 +95,12 @@ async function ensureAccess(inputs: FamFileInputs): Promise<void> {
   await fam.setAccess(inputs.path, gid, inputs.mode);
 }
 
-export const famFileProvider = {
-  async check(olds: Partial<FamFileOutputs>, news: FamFileInputs) {
-    return { inputs: news, failures: await checkInputs(olds ?? {}, news) };
-  },
-
-  async diff(_id: string, olds: FamFileOutputs, news: FamFileInputs) {
-    // A new path is a new file; the old one is kept (delete only removes it on opt-in).
-    const d = diffProps(olds, news, KEYS, ["path"], false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
-  },
+export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
+  keys: KEYS,
+  // A new path is a new file; the old one is kept (delete only removes it on opt-in).
+  replaceKeys: ["path"],
+  uniqueKeys: ["path"],
+  check: checkInputs,
 
   async create(inputs: FamFileInputs) {
     const st = await fam.statFam(inputs.path);
@@ -165,7 +163,7 @@ export const famFileProvider = {
     // The file is user data: without the explicit opt-in it stays on disk.
     if (props.deleteOnDestroy === true) await fam.removeFam(props.path);
   },
-} satisfies pulumi.dynamic.ResourceProvider<FamFileInputs, FamFileOutputs>;
+});
 
 export type FamFileArgs = { [K in keyof FamFileInputs]: pulumi.Input<FamFileInputs[K]> };
 

@@ -7,11 +7,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
-import { diffProps } from "../lib/diff";
 import { type CachedImage, cachedImage, ensureImage } from "../lib/host/imagebuild";
 import * as preflight from "../lib/host/preflight";
 import { probeUrl, releaseUrl } from "../lib/host/probe";
 import { GiB } from "../lib/units";
+import { type CheckFailure, defineProvider } from "./contract";
 
 /** Room a build needs: the root tree, the raw image's data and the qcow2 copy. */
 const BUILD_FREE_BYTES = 5 * GiB;
@@ -36,11 +36,14 @@ function log(message: string): void {
   console.error(`fame: ${message}`);
 }
 
-export const goldenImageProvider = {
-  async check(_olds: Partial<GoldenImageOutputs>, news: GoldenImageInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    failures.push(...absolutePath("cacheDir", news.cacheDir, "image cache"));
-    if (news.recipe && imageKey(news.recipe, news.hook) !== news.key) {
+export const goldenImageProvider = defineProvider<GoldenImageInputs, GoldenImageOutputs>({
+  // The key names the image's content; another cache holds another copy.
+  keys: ["cacheDir", "key"],
+  replaceKeys: ["cacheDir", "key"],
+  async check(news) {
+    const failures: CheckFailure[] = absolutePath("cacheDir", news.cacheDir, "image cache");
+    if (news.cacheDir === undefined || news.key === undefined) return failures;
+    if (news.recipe && news.hook !== undefined && imageKey(news.recipe, news.hook) !== news.key) {
       failures.push({
         property: "key",
         reason: "the image key does not match the recipe (internal error)",
@@ -68,7 +71,7 @@ export const goldenImageProvider = {
     // Probe only when the image must be built: a cached image needs no network.
     if (news.l4fame && !cached) {
       const url = releaseUrl(news.l4fame, "testing");
-      const r = await probeUrl(url, news.proxy);
+      const r = await probeUrl(url, news.proxy ?? "");
       if (!r.ok) {
         failures.push({
           property: "l4fame",
@@ -76,12 +79,7 @@ export const goldenImageProvider = {
         });
       }
     }
-    return { inputs: news, failures };
-  },
-
-  async diff(_id: string, olds: GoldenImageOutputs, news: GoldenImageInputs) {
-    const d = diffProps(olds, news, ["cacheDir", "key"], ["cacheDir", "key"], false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return failures;
   },
 
   async create(inputs: GoldenImageInputs) {
@@ -110,7 +108,7 @@ export const goldenImageProvider = {
   async delete() {
     // The cache is shared by stacks and runs: destroy keeps it (clear it by hand to reclaim space).
   },
-} satisfies pulumi.dynamic.ResourceProvider<GoldenImageInputs, GoldenImageOutputs>;
+});
 
 export type GoldenImageArgs = {
   [K in keyof GoldenImageInputs]: pulumi.Input<GoldenImageInputs[K]>;

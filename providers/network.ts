@@ -4,7 +4,7 @@
  * adding or removing nodes never restarts the network.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { diffProps, sameValue } from "../lib/diff";
+import { sameValue } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
 import {
@@ -15,6 +15,7 @@ import {
   networkXml,
   parseNetworkXml,
 } from "../lib/xml";
+import { type CheckFailure, defineProvider } from "./contract";
 
 export interface NetworkInputs extends NetworkSpec {
   uri: string;
@@ -91,37 +92,48 @@ function specOf(inputs: NetworkInputs): NetworkSpec {
   return { name, bridge, ip, netmask, hostNames, hosts, owner };
 }
 
-export const networkProvider = {
-  async check(_olds: Partial<NetworkOutputs>, news: NetworkInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
+export const networkProvider = defineProvider<NetworkInputs, NetworkOutputs>({
+  keys: KEYS,
+  replaceKeys: REPLACE_KEYS,
+  // Two networks cannot share a name, a bridge or a subnet: replace in place.
+  uniqueKeys: ["name", "bridge", "ip"],
+  // Hosts compare in MAC order, whatever order libvirt lists them in.
+  project: (news) => ({ ...news, hosts: normalise(news).hosts }),
+  projectOld: (olds) => ({ ...olds, hosts: normalise(olds).hosts }),
+  // A network that stopped out of band is restarted by update.
+  needsRepair: (olds) => olds.active === false,
+  async check(news) {
+    const failures: CheckFailure[] = [];
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(news.bridge ?? "")) {
       failures.push({
         property: "bridge",
         reason: `bridge name ${JSON.stringify(news.bridge)} must be 1..15 characters of A-Z, a-z, 0-9, '_', '.', '-'`,
       });
     }
-    const macs = new Set(news.hosts.map((h) => h.mac.toLowerCase()));
-    const ips = new Set(news.hosts.map((h) => h.ip));
-    if (macs.size !== news.hosts.length || ips.size !== news.hosts.length) {
+    const hosts = news.hosts ?? [];
+    const macs = new Set(hosts.map((h) => h.mac.toLowerCase()));
+    const ips = new Set(hosts.map((h) => h.ip));
+    if (macs.size !== hosts.length || ips.size !== hosts.length) {
       failures.push({ property: "hosts", reason: "node MACs and IPs must be unique" });
     }
     // Preflight: libvirt reachable, bridge and subnet not taken by another network.
     const tools = await preflight.missingTools(["virsh"]);
-    const conflicts = tools.length > 0 ? tools : await preflight.networkConflicts(news.uri, news);
+    const { uri, name, bridge, ip, netmask } = news;
+    if (
+      uri === undefined ||
+      name === undefined ||
+      bridge === undefined ||
+      ip === undefined ||
+      netmask === undefined
+    ) {
+      return failures;
+    }
+    const conflicts =
+      tools.length > 0
+        ? tools
+        : await preflight.networkConflicts(uri, { name, bridge, ip, netmask });
     for (const reason of conflicts) failures.push({ property: "name", reason });
-    return { inputs: news, failures };
-  },
-
-  async diff(_id: string, olds: NetworkOutputs, news: NetworkInputs) {
-    const d = diffProps(
-      { ...olds, hosts: normalise(olds).hosts },
-      { ...news, hosts: normalise(news).hosts },
-      KEYS,
-      REPLACE_KEYS,
-    );
-    // A network that stopped out of band is restarted by update.
-    const changes = d.changes || olds.active === false;
-    return { changes, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace };
+    return failures;
   },
 
   async create(inputs: NetworkInputs) {
@@ -190,7 +202,7 @@ export const networkProvider = {
     await virsh.destroyNetwork(props.uri, id);
     await virsh.undefineNetwork(props.uri, id);
   },
-} satisfies pulumi.dynamic.ResourceProvider<NetworkInputs, NetworkOutputs>;
+});
 
 export type NetworkArgs = { [K in keyof NetworkInputs]: pulumi.Input<NetworkInputs[K]> };
 

@@ -7,10 +7,10 @@
 import * as fs from "node:fs/promises";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
-import { diffProps } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as qcow2 from "../lib/host/qcow2";
 import * as qemuImg from "../lib/host/qemuimg";
+import { defineProvider } from "./contract";
 
 export interface NodeDiskInputs {
   /** Absolute path of the overlay. */
@@ -40,22 +40,23 @@ async function inspectDisk(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | un
   };
 }
 
-export const nodeDiskProvider = {
-  async check(_olds: Partial<NodeDiskOutputs>, news: NodeDiskInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
+export const nodeDiskProvider = defineProvider<NodeDiskInputs, NodeDiskOutputs>({
+  keys: KEYS,
+  // Every property defines the disk's content: a change is a new disk. One
+  // that keeps its path (a new image cache, a new size) must replace the old
+  // file, so it is deleted first.
+  replaceKeys: KEYS,
+  uniqueKeys: ["path"],
+  async check(news) {
+    // Unknown inputs are absent here, and failures about them are dropped.
+    const failures = absolutePath("path", news.path);
     failures.push(...absolutePath("backingFile", news.backingFile, "golden image"));
-    if (!Number.isSafeInteger(news.sizeBytes) || news.sizeBytes <= 0)
+    if (!Number.isSafeInteger(news.sizeBytes) || (news.sizeBytes ?? 0) <= 0)
       failures.push({ property: "sizeBytes", reason: "size must be a positive integer" });
     for (const reason of await preflight.missingTools(["qemu-img"])) {
       failures.push({ property: "path", reason });
     }
-    return { inputs: news, failures };
-  },
-
-  async diff(_id: string, olds: NodeDiskOutputs, news: NodeDiskInputs) {
-    // Every property defines the disk's content: a change is a new disk.
-    const d = diffProps(olds, news, KEYS, KEYS, false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return failures;
   },
 
   async create(inputs: NodeDiskInputs) {
@@ -89,7 +90,7 @@ export const nodeDiskProvider = {
   async delete(id: string) {
     await fs.rm(id, { force: true });
   },
-} satisfies pulumi.dynamic.ResourceProvider<NodeDiskInputs, NodeDiskOutputs>;
+});
 
 export type NodeDiskArgs = { [K in keyof NodeDiskInputs]: pulumi.Input<NodeDiskInputs[K]> };
 

@@ -9,11 +9,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
-import { diffProps } from "../lib/diff";
 import { run } from "../lib/host/exec";
 import { makeExt4FromDir } from "../lib/host/ext4";
 import * as preflight from "../lib/host/preflight";
 import { SEED_LABEL } from "../lib/image";
+import { defineProvider } from "./contract";
 
 export interface SeedDiskInputs {
   path: string;
@@ -65,24 +65,20 @@ async function writeSeed(inputs: SeedDiskInputs): Promise<SeedDiskOutputs> {
   return { path: inputs.path, contentHash: seedHash(inputs.files) };
 }
 
-export const seedDiskProvider = {
-  async check(_olds: Partial<SeedDiskOutputs>, news: SeedDiskInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = absolutePath("path", news.path);
-    const tools = news.files && "password" in news.files ? ["mke2fs", "openssl"] : ["mke2fs"];
+export const seedDiskProvider = defineProvider<SeedDiskInputs, SeedDiskOutputs>({
+  // The content is secret: diff compares its hash, never the files.
+  keys: ["path", "contentHash"],
+  replaceKeys: ["path"],
+  uniqueKeys: ["path"],
+  project: (news) => ({ path: news.path, contentHash: seedHash(news.files) }),
+  async check(news) {
+    const failures = absolutePath("path", news.path);
+    // Unknown files (a key not yet made): openssl may be needed, so ask for it.
+    const tools = news.files && !("password" in news.files) ? ["mke2fs"] : ["mke2fs", "openssl"];
     for (const reason of await preflight.missingTools(tools)) {
-      failures.push({ property: "files", reason });
+      failures.push({ property: "path", reason });
     }
-    return { inputs: news, failures };
-  },
-  async diff(_id: string, olds: SeedDiskOutputs, news: SeedDiskInputs) {
-    const d = diffProps(
-      olds,
-      { path: news.path, contentHash: seedHash(news.files) },
-      ["path", "contentHash"],
-      ["path"],
-      false,
-    );
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return failures;
   },
   async create(inputs: SeedDiskInputs) {
     const outs = await writeSeed(inputs);
@@ -100,7 +96,7 @@ export const seedDiskProvider = {
   async delete(id: string) {
     await fs.rm(id, { force: true });
   },
-} satisfies pulumi.dynamic.ResourceProvider<SeedDiskInputs, SeedDiskOutputs>;
+});
 
 export type SeedDiskArgs = { [K in keyof SeedDiskInputs]: pulumi.Input<SeedDiskInputs[K]> };
 

@@ -4,8 +4,8 @@
  * rotated only by replacing the resource (e.g. `pulumi up --replace`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { diffProps } from "../lib/diff";
 import { generateEd25519 } from "../lib/sshkey";
+import { type CheckFailure, defineProvider } from "./contract";
 
 export interface SshKeyInputs {
   /** Comment on the public key, e.g. "fame/dev". Changing it makes a new key. */
@@ -17,20 +17,18 @@ export interface SshKeyOutputs extends SshKeyInputs {
   privateKey: string;
 }
 
-export const sshKeyProvider = {
-  async check(_olds: Partial<SshKeyOutputs>, news: SshKeyInputs) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
+export const sshKeyProvider = defineProvider<SshKeyInputs, SshKeyOutputs>({
+  keys: ["comment"],
+  replaceKeys: ["comment"],
+  check(news) {
+    const failures: CheckFailure[] = [];
     if (!/^[\x21-\x7e]{1,64}$/.test(news.comment ?? "")) {
       failures.push({
         property: "comment",
         reason: "comment must be 1..64 printable characters without spaces",
       });
     }
-    return { inputs: news, failures };
-  },
-  async diff(_id: string, olds: SshKeyOutputs, news: SshKeyInputs) {
-    const d = diffProps(olds, news, ["comment"], ["comment"], false);
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return failures;
   },
   async create(inputs: SshKeyInputs) {
     const pair = generateEd25519(inputs.comment);
@@ -44,7 +42,7 @@ export const sshKeyProvider = {
   async delete() {
     // Nothing on the host to remove.
   },
-} satisfies pulumi.dynamic.ResourceProvider<SshKeyInputs, SshKeyOutputs>;
+});
 
 export type SshKeyArgs = { [K in keyof SshKeyInputs]: pulumi.Input<SshKeyInputs[K]> };
 

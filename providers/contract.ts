@@ -1,0 +1,166 @@
+/**
+ * The dynamic-provider contract, enforced in one place. Every fame provider
+ * is made by `defineProvider`, so none of them can forget one of the rules the
+ * Pulumi engine holds them to:
+ *
+ * - During a preview, any input computed from another resource's output is
+ *   unknown and arrives in `check`/`diff` as the string `UNKNOWN` (also nested
+ *   in objects and arrays). `check` validates only what is known: a failure
+ *   about a property whose value is (or contains) an unknown is dropped, and
+ *   the provider's own checker sees unknown properties removed, so it can
+ *   neither fail nor throw on them. `diff` treats an unknown as a change.
+ * - `diff` always answers `changes` and lists `replaces`; a replacement is
+ *   done delete-first when the new object would have the same id as the old
+ *   one (both cannot exist at once), create-first otherwise.
+ * - Every key that is not a replace key is updated in place, so a provider
+ *   with in-place keys must have an `update` (a missing one makes the engine
+ *   drop every output but `__provider`): checked when the provider is defined.
+ *
+ * The engine serializes each provider object with its closures, so this
+ * module captures only plain functions and data.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import { sameValue } from "../lib/diff";
+
+/** What the engine sends for a value that is not known during a preview. */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** True when `v` is, or contains, an unknown value. */
+export function containsUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(containsUnknown);
+  if (v !== null && typeof v === "object") return Object.values(v).some(containsUnknown);
+  return false;
+}
+
+/** `news` with every property that is (or holds) an unknown removed. */
+export function knownPart<T extends object>(news: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(news).filter(([, v]) => !containsUnknown(v)),
+  ) as Partial<T>;
+}
+
+export interface CheckFailure {
+  property: string;
+  reason: string;
+}
+
+export interface ProviderSpec<I extends object, O extends object> {
+  /** Keys compared by `diff` (inputs, or the keys of `project`'s view). */
+  keys: readonly string[];
+  /** Keys that identify the object: a change makes a new one. */
+  replaceKeys: readonly string[];
+  /**
+   * Inputs no two live objects may share: the one the id is made from (a
+   * path, a libvirt name), a bridge, a subnet. A replacement that keeps any of
+   * them deletes the old object before making the new one.
+   */
+  uniqueKeys?: readonly string[];
+  /**
+   * Validates the known inputs (unknown properties are absent). Host
+   * preflight belongs here too: preview runs it before any change.
+   */
+  check?(news: Partial<I>, olds: Partial<O>): Promise<CheckFailure[]> | CheckFailure[];
+  /**
+   * What `diff` compares for `news` when it is not the inputs themselves
+   * (a hash of secret content, a normalised order). Called only with fully
+   * known inputs; a partly unknown one is compared key by key.
+   */
+  project?(news: I): Record<string, unknown>;
+  /** The same view of the recorded state (default: the state itself). */
+  projectOld?(olds: O): Record<string, unknown>;
+  /** Drift in the recorded state that `update` repairs (e.g. a stopped network). */
+  needsRepair?(olds: O): boolean;
+  create(inputs: I): Promise<{ id: string; outs: O }>;
+  read(id: string, props?: O): Promise<{ id?: string; props?: O }>;
+  update?(id: string, olds: O, news: I): Promise<{ outs: O }>;
+  delete(id: string, props: O): Promise<void>;
+}
+
+export interface DiffResult {
+  changes: boolean;
+  replaces: string[];
+  deleteBeforeReplace: boolean;
+  /** Keys that differ (for tests and the change report). */
+  changed: string[];
+}
+
+/** The diff rule every provider follows (pure; exported for tests). */
+export function diffBySpec<I extends object, O extends object>(
+  spec: Pick<
+    ProviderSpec<I, O>,
+    "keys" | "replaceKeys" | "uniqueKeys" | "project" | "projectOld" | "needsRepair"
+  >,
+  olds: O,
+  news: I,
+): DiffResult {
+  const raw = news as Record<string, unknown>;
+  // A projection of partly unknown inputs is unknown wherever it is not an input.
+  const newsView: Record<string, unknown> = !spec.project
+    ? raw
+    : !containsUnknown(news)
+      ? spec.project(news)
+      : Object.fromEntries(spec.keys.map((k) => [k, k in raw ? raw[k] : UNKNOWN]));
+  const oldsView = spec.projectOld ? spec.projectOld(olds) : (olds as Record<string, unknown>);
+  const changed = spec.keys.filter(
+    (k) => containsUnknown(newsView[k]) || !sameValue(oldsView[k], newsView[k]),
+  );
+  const replaces = changed.filter((k) => spec.replaceKeys.includes(k));
+  // A unique input kept (or not yet known) means both cannot exist at once.
+  const keepsUnique = (spec.uniqueKeys ?? []).some(
+    (k) => !replaces.includes(k) || containsUnknown(raw[k]),
+  );
+  return {
+    changes: changed.length > 0 || (spec.needsRepair?.(olds) ?? false),
+    replaces,
+    deleteBeforeReplace: replaces.length > 0 && keepsUnique,
+    changed,
+  };
+}
+
+/**
+ * Makes a provider object the engine can load from its serialized form. The
+ * returned methods close over `spec` and this module's plain functions only.
+ */
+export function defineProvider<I extends object, O extends object>(
+  spec: ProviderSpec<I, O>,
+): pulumi.dynamic.ResourceProvider<I, O> {
+  const inPlace = spec.keys.filter((k) => !spec.replaceKeys.includes(k));
+  if (inPlace.length > 0 && !spec.update) {
+    throw new Error(`provider with in-place keys (${inPlace.join(", ")}) must define update`);
+  }
+  for (const k of [...spec.replaceKeys, ...(spec.uniqueKeys ?? [])]) {
+    if (!spec.keys.includes(k)) throw new Error(`${k} must be one of the diffed keys`);
+  }
+  const provider: pulumi.dynamic.ResourceProvider<I, O> = {
+    // The engine passes the recorded outputs as `olds` (typed as inputs by the SDK).
+    async check(olds: I, news: I) {
+      const unknownKeys = Object.keys(news).filter((k) =>
+        containsUnknown((news as Record<string, unknown>)[k]),
+      );
+      const failures = spec.check
+        ? await spec.check(knownPart(news), (olds ?? {}) as unknown as Partial<O>)
+        : [];
+      return {
+        inputs: news,
+        failures: failures.filter((f) => !unknownKeys.includes(f.property.split(".")[0] ?? "")),
+      };
+    },
+    async diff(_id: string, olds: O, news: I) {
+      const d = diffBySpec(spec, olds, news);
+      return {
+        changes: d.changes,
+        replaces: d.replaces,
+        deleteBeforeReplace: d.deleteBeforeReplace,
+      };
+    },
+    create: (inputs: I) => spec.create(inputs),
+    read: (id: string, props?: O) => spec.read(id, props),
+    delete: (id: string, props: O) => spec.delete(id, props),
+  };
+  if (spec.update) {
+    const update = spec.update;
+    provider.update = (id: string, olds: O, news: I) => update(id, olds, news);
+  }
+  return provider;
+}
