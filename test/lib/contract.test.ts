@@ -1,0 +1,104 @@
+import * as assert from "node:assert/strict";
+import { nodeDiskFile } from "../../components/fameNode";
+import {
+  containsUnknown,
+  defineProvider,
+  diffBySpec,
+  knownPart,
+  UNKNOWN,
+} from "../../providers/contract";
+import { nodeDiskProvider } from "../../providers/nodeDisk";
+
+const noop = {
+  create: async () => ({ id: "x", outs: {} }),
+  read: async () => ({}),
+  delete: async () => {},
+};
+
+describe("provider contract", () => {
+  it("finds unknowns at any depth and drops the properties that hold them", () => {
+    assert.equal(containsUnknown({ a: [{ b: UNKNOWN }] }), true);
+    assert.equal(containsUnknown({ a: [{ b: "known" }] }), false);
+    assert.deepEqual(knownPart({ a: 1, b: UNKNOWN, c: { d: [UNKNOWN] } }), { a: 1 });
+  });
+
+  it("refuses to define a provider with in-place keys but no update", () => {
+    assert.throws(
+      () => defineProvider({ keys: ["path", "mode"], replaceKeys: ["path"], ...noop }),
+      /in-place keys \(mode\) must define update/,
+    );
+    assert.throws(
+      () => defineProvider({ keys: ["a"], replaceKeys: ["a", "b"], ...noop }),
+      /b must be one of the diffed keys/,
+    );
+    assert.doesNotThrow(() => defineProvider({ keys: ["path"], replaceKeys: ["path"], ...noop }));
+  });
+
+  it("an unknown input is a change; a replacement deletes first only when a unique input is kept", () => {
+    const spec = {
+      keys: ["path", "base", "mode"],
+      replaceKeys: ["path", "base"],
+      uniqueKeys: ["path"],
+    };
+    const olds = { path: "/a", base: "/b1", mode: 1 };
+    assert.deepEqual(diffBySpec(spec, olds, { ...olds }), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+      changed: [],
+    });
+    const inPlace = diffBySpec(spec, olds, { ...olds, mode: UNKNOWN });
+    assert.equal(inPlace.changes, true);
+    assert.deepEqual(inPlace.replaces, []);
+    // Same path, new base: both cannot exist, so the old goes first.
+    const samePath = diffBySpec(spec, olds, { ...olds, base: "/b2" });
+    assert.deepEqual([samePath.replaces, samePath.deleteBeforeReplace], [["base"], true]);
+    // New path: the new one is made beside the old one first.
+    const newPath = diffBySpec(spec, olds, { ...olds, path: "/c", base: "/b2" });
+    assert.deepEqual([newPath.replaces, newPath.deleteBeforeReplace], [["path", "base"], false]);
+    // Path not yet known: assume it may be kept.
+    const unknownPath = diffBySpec(spec, olds, { ...olds, path: UNKNOWN });
+    assert.deepEqual([unknownPath.replaces, unknownPath.deleteBeforeReplace], [["path"], true]);
+  });
+
+  it("compares projected views (e.g. a hash) and repairs recorded drift", () => {
+    const spec = {
+      keys: ["path", "hash"],
+      replaceKeys: ["path"],
+      project: (n: { path: string; files: string }) => ({ path: n.path, hash: `h(${n.files})` }),
+      needsRepair: (o: { path: string; hash: string; stopped?: boolean }) => o.stopped === true,
+    };
+    const olds: { path: string; hash: string; stopped?: boolean } = { path: "/p", hash: "h(x)" };
+    assert.equal(diffBySpec(spec, olds, { path: "/p", files: "x" }).changes, false);
+    assert.deepEqual(diffBySpec(spec, olds, { path: "/p", files: "y" }).changed, ["hash"]);
+    // Files unknown: the hash is unknown too.
+    assert.deepEqual(diffBySpec(spec, olds, { path: "/p", files: UNKNOWN }).changed, ["hash"]);
+    assert.equal(
+      diffBySpec(spec, { ...olds, stopped: true }, { path: "/p", files: "x" }).changes,
+      true,
+    );
+  });
+
+  it("a node disk replaced under the same path is deleted first (new image cache, same key)", async () => {
+    const olds = {
+      path: "/d/node01.qcow2",
+      backingFile: "/c1/k/golden.qcow2",
+      sizeBytes: 1,
+      allocatedBytes: 0,
+    };
+    const d = await nodeDiskProvider.diff?.("id", olds, {
+      path: olds.path,
+      backingFile: "/c2/k/golden.qcow2",
+      sizeBytes: 1,
+    });
+    assert.deepEqual([d?.replaces, d?.deleteBeforeReplace], [["backingFile"], true]);
+  });
+
+  it("names a node disk by its backing file and size, so any change is a new path", () => {
+    const a = nodeDiskFile("node01", "/c1/k/golden.qcow2", 6);
+    assert.match(a, /^node01-[0-9a-f]{12}\.qcow2$/);
+    assert.notEqual(a, nodeDiskFile("node01", "/c2/k/golden.qcow2", 6));
+    assert.notEqual(a, nodeDiskFile("node01", "/c1/k/golden.qcow2", 7));
+    assert.equal(a, nodeDiskFile("node01", "/c1/k/golden.qcow2", 6));
+  });
+});
