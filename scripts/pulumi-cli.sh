@@ -29,7 +29,7 @@ if command -v pulumi >/dev/null 2>&1 && [[ "$(pulumi version 2>/dev/null)" == "v
   exit 0
 fi
 
-if [[ ! -x "$dir/pulumi" || ! -x "$dir/pulumi-language-nodejs" ]]; then
+if [[ ! -x "$dir/pulumi" ]]; then
   command -v go >/dev/null || { log "Go is needed to build the Pulumi CLI v$ver (apt-get install golang-go, 1.25 or newer)"; exit 1; }
   export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
   started=$(date +%s)
@@ -60,6 +60,13 @@ GO
   log "built in $(($(date +%s) - started)) s into $dir"
 fi
 
+# The Go module proxy these machines use refuses the official Node.js language
+# host (github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3, at
+# every version); fame's own host (scripts/language-host, same protocol, runs
+# the program through the SDK's own cmd/run) stands in unless a real one is here.
+if [[ ! -f "$dir/pulumi-language-nodejs" || -L "$dir/pulumi-language-nodejs" ]]; then
+  ln -sfn "$here/scripts/language-host/pulumi-language-nodejs" "$dir/pulumi-language-nodejs"
+fi
 # The dynamic-provider host comes from the project's own @pulumi/pulumi.
 shim="$here/node_modules/@pulumi/pulumi/cmd/dynamic-provider"
 for f in pulumi-resource-pulumi-nodejs pulumi-analyzer-policy; do
