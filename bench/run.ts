@@ -299,7 +299,7 @@ async function main(): Promise<void> {
           );
           checks.push(
             disk
-              .read(diskIn(n).path, { ...diskIn(n), allocatedBytes: 0 })
+              .read(diskIn(n).path, { ...diskIn(n), allocatedBytes: 0, serial: "" })
               .then(
                 async (x) =>
                   (await disk.diff(diskIn(n).path, x.props as NodeDiskOutputs, diskIn(n)))

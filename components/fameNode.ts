@@ -119,8 +119,8 @@ export class FameNode extends pulumi.ComponentResource {
         cmdline: pulumi
           .output(args.boot.cmdline ?? "console=ttyS0")
           .apply((c) => nodeCmdline(c, node)),
-        disks: pulumi.all([disk.path, seed.path]).apply(([d, s]) => [
-          { path: d, format: "qcow2" as const },
+        disks: pulumi.all([disk.path, disk.serial, seed.path]).apply(([d, serial, s]) => [
+          { path: d, format: "qcow2" as const, serial },
           { path: s, format: "raw" as const },
         ]),
         network: args.network,

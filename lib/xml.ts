@@ -151,6 +151,12 @@ function prefixToNetmask(prefix: string): string {
 export interface DiskSpec {
   path: string;
   format: "qcow2" | "raw";
+  /**
+   * The disk file's identity (virtio serial, at most 20 characters). A file
+   * made anew under the same path has a new one, so the domain is redefined
+   * and restarted onto it instead of running on the deleted file.
+   */
+  serial?: string;
 }
 
 export interface FamAttachment {
@@ -222,6 +228,7 @@ export function domainXml(spec: DomainSpec, uuid?: string): string {
     driver: { "@_name": "qemu", "@_type": d.format },
     source: { "@_file": d.path },
     target: { "@_dev": `vd${String.fromCharCode(97 + i)}`, "@_bus": "virtio" },
+    ...(d.serial ? { serial: d.serial } : {}),
     address: pciAddress(PCI_SLOTS.disk + i),
   }));
   return build({
@@ -293,10 +300,14 @@ export function parseDomainXml(xml: string): DomainSpec {
     cmdline: str(os.cmdline),
     disks: ((devices.disk as XmlNode[] | undefined) ?? [])
       .filter((d) => str(d["@_device"]) === "disk")
-      .map((d) => ({
-        path: str((d.source as XmlNode | undefined)?.["@_file"]),
-        format: str((d.driver as XmlNode | undefined)?.["@_type"]) === "raw" ? "raw" : "qcow2",
-      })),
+      .map((d) => {
+        const serial = d.serial === undefined ? "" : text(d.serial);
+        return {
+          path: str((d.source as XmlNode | undefined)?.["@_file"]),
+          format: str((d.driver as XmlNode | undefined)?.["@_type"]) === "raw" ? "raw" : "qcow2",
+          ...(serial ? { serial } : {}),
+        } satisfies DiskSpec;
+      }),
     network: str((iface.source as XmlNode | undefined)?.["@_network"]),
     mac: str((iface.mac as XmlNode | undefined)?.["@_address"]).toLowerCase(),
     consoleLog: str((serial.log as XmlNode | undefined)?.["@_file"]),

@@ -4,6 +4,7 @@
  * golden image means a new overlay (its path carries the image key), created
  * before the old one is deleted so the node switches over in one restart.
  */
+import * as crypto from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
@@ -23,12 +24,19 @@ export interface NodeDiskInputs {
 export interface NodeDiskOutputs extends NodeDiskInputs {
   /** Host bytes allocated when read (grows as the node writes). */
   allocatedBytes: number;
+  /** The file's identity (inode and birth time): new when the file is made anew. */
+  serial: string;
 }
 
 const KEYS = ["path", "backingFile", "sizeBytes"] as const;
 
+/** 20 characters (virtio-blk's serial limit) naming this very file. */
+export function diskSerial(ino: bigint, birthtimeNs: bigint): string {
+  return crypto.createHash("sha256").update(`${ino}:${birthtimeNs}`).digest("hex").slice(0, 20);
+}
+
 async function inspectDisk(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | undefined> {
-  const present = await fs.stat(inputs.path).catch(() => undefined);
+  const present = await fs.stat(inputs.path, { bigint: true }).catch(() => undefined);
   if (!present) return undefined;
   // The header says what qemu-img info would, without a process per disk.
   const header = await qcow2.readQcow2Header(inputs.path);
@@ -36,7 +44,8 @@ async function inspectDisk(inputs: NodeDiskInputs): Promise<NodeDiskOutputs | un
     path: inputs.path,
     backingFile: header.backingFile,
     sizeBytes: header.virtualSizeBytes,
-    allocatedBytes: present.blocks * 512,
+    allocatedBytes: Number(present.blocks) * 512,
+    serial: diskSerial(present.ino, present.birthtimeNs),
   };
 }
 
@@ -97,8 +106,16 @@ export type NodeDiskArgs = { [K in keyof NodeDiskInputs]: pulumi.Input<NodeDiskI
 export class NodeDisk extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly allocatedBytes: pulumi.Output<number>;
+  declare readonly serial: pulumi.Output<string>;
 
   constructor(name: string, args: NodeDiskArgs, opts?: pulumi.CustomResourceOptions) {
-    super(nodeDiskProvider, name, { ...args, allocatedBytes: undefined }, opts, "fame", "NodeDisk");
+    super(
+      nodeDiskProvider,
+      name,
+      { ...args, allocatedBytes: undefined, serial: undefined },
+      opts,
+      "fame",
+      "NodeDisk",
+    );
   }
 }

@@ -153,7 +153,10 @@ describe("e2e: reliability (faults survived)", function () {
 
   it("sees a node disk deleted out of band and recreates it", async () => {
     fs.rmSync(disks[1]!.path);
-    assert.deepEqual(await disk.read(disks[1]!.path, { ...disks[1]!, allocatedBytes: 0 }), {});
+    assert.deepEqual(
+      await disk.read(disks[1]!.path, { ...disks[1]!, allocatedBytes: 0, serial: "" }),
+      {},
+    );
     await disk.create(disks[1]!);
     assert.ok(fs.existsSync(disks[1]!.path));
   });
@@ -178,7 +181,7 @@ describe("e2e: reliability (faults survived)", function () {
 
   it("destroy removes every domain, disk and the network, and keeps the FAM byte-identical", async () => {
     for (const d of doms) await dom.delete(d.name, d);
-    for (const d of disks) await disk.delete(d.path, { ...d, allocatedBytes: 0 });
+    for (const d of disks) await disk.delete(d.path, { ...d, allocatedBytes: 0, serial: "" });
     await net.delete(netIn.name, { ...netIn, active: true });
     // Without the opt-in, even a direct delete leaves the FAM file.
     await fam.delete(famIn.path, { ...famIn, createdByFame: true });

@@ -85,6 +85,7 @@ describe("provider contract", () => {
       backingFile: "/c1/k/golden.qcow2",
       sizeBytes: 1,
       allocatedBytes: 0,
+      serial: "s",
     };
     const d = await nodeDiskProvider.diff?.("id", olds, {
       path: olds.path,

@@ -132,6 +132,18 @@ describe("domain XML", () => {
     virtXmlValidate(domainXml({ ...domSpec, famezSocket: "/run/famez.sock" }), "domain");
   });
 
+  it("gives a disk its file's identity as virtio serial and reads it back", () => {
+    const spec = {
+      ...domSpec,
+      disks: [{ path: "/d/n.qcow2", format: "qcow2" as const, serial: "0123456789abcdef0123" }],
+    };
+    const withSerial = domainXml(spec);
+    assert.match(withSerial, /<serial>0123456789abcdef0123<\/serial>/);
+    virtXmlValidate(withSerial, "domain");
+    assert.deepEqual(parseDomainXml(withSerial).disks, spec.disks);
+    assert.deepEqual(parseDomainXml(xml).disks, domSpec.disks);
+  });
+
   it("pins libvirt's PCI devices below the IVSHMEM slot", () => {
     const slots = [...xml.matchAll(/slot="(0x[0-9a-f]+)"/g)].map((m) => Number(m[1]));
     assert.deepEqual(slots.sort(), [0x03, 0x04]);
