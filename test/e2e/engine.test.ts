@@ -1,0 +1,429 @@
+/**
+ * The top tier: what users type, under the real Pulumi CLI. The quick-start
+ * command creates a fresh stack (pointed at the sandbox's libvirt by FAME_*
+ * variables) and runs `pulumi up`; then the Automation API (LocalWorkspace on
+ * this very project directory, file backend in a scratch directory) drives the
+ * lifecycle the README promises: no-change preview, refresh after drift,
+ * repairs, FAM growth, node count changes, an image change, secrets in state,
+ * a killed `pulumi up`, destroy and adoption. Guests run in the sandbox's
+ * network namespace; nothing reaches another network.
+ */
+import * as assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  type EngineEvent,
+  LocalWorkspace,
+  type OpType,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
+import { sshOk, waitForSsh } from "../helpers/ssh";
+
+/** Shared across runs on one machine: the image is built once, then reused. */
+const CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
+const STACK = `e2e-${process.pid}`;
+const PASSWORD = `pw-${crypto.randomBytes(9).toString("hex")}`;
+const HOSTBASE = "eng";
+const OCTETS = "10.213.61";
+const USER = "l4mdc";
+const GiB = 2 ** 30;
+
+/** The CLI built from Go modules (cached outside the repository; seconds when built before). */
+function pulumiCliDir(): string {
+  return execFileSync("bash", [path.join(ROOT, "scripts", "pulumi-cli.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 40 * 60_000,
+  }).trim();
+}
+
+interface Running {
+  child: ChildProcess;
+  /** Everything printed so far. */
+  output(): string;
+  done: Promise<{ code: number | null; output: string }>;
+}
+
+/** Runs a command with the suite's environment, echoing its output with the test's. */
+function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Running {
+  // Its own process group, so a kill reaches the CLI and everything it started.
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  const onData = (d: Buffer) => {
+    output += d.toString();
+    process.stdout.write(d.toString().replace(/^/gm, "        | "));
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const done = new Promise<{ code: number | null; output: string }>((resolve) => {
+    child.on("close", (code) => resolve({ code, output }));
+  });
+  return { child, output: () => output, done };
+}
+
+/** Resource name (last URN segment) -> step op, from a preview's or update's events. */
+function opsOf(events: EngineEvent[]): Map<string, OpType> {
+  const ops = new Map<string, OpType>();
+  for (const e of events) {
+    const m = e.resourcePreEvent?.metadata;
+    if (!m || m.type === "pulumi:pulumi:Stack") continue;
+    const name = m.urn.split("::").at(-1) ?? m.urn;
+    // A replacement shows as several steps; keep the telling one.
+    const prev = ops.get(name);
+    if (!prev || prev === "same" || m.op === "replace") ops.set(name, m.op);
+  }
+  return ops;
+}
+
+function namesWith(ops: Map<string, OpType>, pred: (op: OpType) => boolean): string[] {
+  return [...ops]
+    .filter(([, op]) => pred(op))
+    .map(([n]) => n)
+    .sort();
+}
+
+const changed = (op: OpType) => op !== "same" && op !== "read";
+const replaced = (op: OpType) =>
+  op === "replace" || op === "create-replacement" || op === "delete-replaced";
+
+function readAt(file: string, offset: number, len: number): Buffer {
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(len);
+    fs.readSync(fd, buf, 0, len, offset);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function domainsOfStack(): string[] {
+  return virshOut("list", "--all", "--name")
+    .split("\n")
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith(HOSTBASE))
+    .sort();
+}
+
+describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
+  this.timeout(90 * 60_000);
+  let work: string;
+  let famDir: string;
+  let env: NodeJS.ProcessEnv;
+  let stack: Stack;
+  let keyFile: string;
+  const sentinel = crypto.randomBytes(4096);
+  const SENTINEL_AT = 5 * 2 ** 20 + 123;
+  const ips = [1, 2, 3].map((n) => `${OCTETS}.${n}`);
+
+  async function preview(): Promise<Map<string, OpType>> {
+    const events: EngineEvent[] = [];
+    await stack.preview({ diff: true, onEvent: (e) => events.push(e) });
+    return opsOf(events);
+  }
+
+  async function up(onOutput?: (s: string) => void): Promise<Map<string, OpType>> {
+    const events: EngineEvent[] = [];
+    await stack.up({
+      onEvent: (e) => events.push(e),
+      onOutput: (s) => {
+        onOutput?.(s);
+        process.stdout.write(s.replace(/^/gm, "        | "));
+      },
+    });
+    return opsOf(events);
+  }
+
+  function assertSentinel(when: string): void {
+    const famFile = path.join(famDir, "FAM");
+    assert.ok(
+      readAt(famFile, SENTINEL_AT, sentinel.length).equals(sentinel),
+      `FAM sentinel changed ${when}`,
+    );
+  }
+
+  before(async () => {
+    const cli = pulumiCliDir();
+    work = scratchDir("engine");
+    famDir = path.join(work, "fame");
+    process.env.PATH = `${cli}:${process.env.PATH}`;
+    env = {
+      ...process.env,
+      PULUMI_HOME: path.join(work, "pulumi-home"),
+      PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: "fame-e2e-passphrase",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      FAME_STACK: STACK,
+      FAME_LIBVIRT_URI: sandboxUri(),
+      FAME_DIR: famDir,
+      FAME_NODES: "2",
+      FAME_HOSTBASE: HOSTBASE,
+      FAME_OCTETS123: OCTETS,
+      FAME_VCPUS: "1",
+      FAME_VFS_GBYTES: "4",
+      FAME_IMAGE_CACHE: CACHE,
+    };
+    fs.mkdirSync(path.join(work, "state"), { recursive: true });
+    const ws = await LocalWorkspace.create({
+      workDir: ROOT,
+      pulumiHome: env.PULUMI_HOME,
+      envVars: Object.fromEntries(
+        Object.entries(env).filter(([k]) => k.startsWith("PULUMI_") || k.startsWith("FAME_")),
+      ) as Record<string, string>,
+    });
+    stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: STACK, workDir: ROOT },
+      { pulumiHome: env.PULUMI_HOME, envVars: ws.envVars },
+    );
+    // Stack config through the workspace, a secret among it.
+    await stack.setAllConfig({
+      "fame:password": { value: PASSWORD, secret: true },
+      "fame:famSize": { value: "1G" },
+      "fame:shutdownTimeout": { value: "30" },
+    });
+  });
+
+  after(async () => {
+    // Leave nothing behind, whatever failed: destroy (keeps FAM), then the scratch dir.
+    if (stack) {
+      await stack.destroy({ onOutput: () => {} }).catch((e) => console.error(`destroy: ${e}`));
+      await stack.workspace.removeStack(STACK).catch(() => {});
+    }
+    fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("quick start --preview on a fresh stack succeeds and lists only creates", async () => {
+    const r = await runCommand(path.join(ROOT, "scripts", "quickstart.sh"), ["--preview"], env)
+      .done;
+    assert.equal(r.code, 0, "quickstart --preview failed");
+    assert.match(
+      r.output,
+      /\+ +pulumi-nodejs:dynamic:Resource +.*\bfame-eng01-domain\b|\+ .*fame-eng01-domain/,
+    );
+    assert.match(r.output, /Resources:\s+\+ \d+ to create/);
+    assert.doesNotMatch(r.output, /to update|to replace|to delete/);
+    assert.deepEqual(domainsOfStack(), [], "a preview changed nothing");
+  });
+
+  it("quick start gives 2 nodes that answer SSH with the stack's key and share FAM", async () => {
+    const r = await runCommand(path.join(ROOT, "scripts", "quickstart.sh"), [], env).done;
+    assert.equal(r.code, 0, "quickstart (pulumi up) failed");
+    assert.deepEqual(domainsOfStack(), ["eng01", "eng02"]);
+
+    // What the README tells users to do for SSH.
+    const key = execFileSync("pulumi", ["stack", "output", "--show-secrets", "privateKey"], {
+      cwd: ROOT,
+      env: { ...env, PULUMI_STACK: STACK },
+      encoding: "utf8",
+    });
+    assert.match(key, /BEGIN OPENSSH PRIVATE KEY/);
+    keyFile = path.join(work, "id_ed25519");
+    fs.writeFileSync(keyFile, key.endsWith("\n") ? key : `${key}\n`, { mode: 0o600 });
+    const [ip1, ip2] = ips as [string, string];
+    const waited = await Promise.all([
+      waitForSsh(keyFile, USER, ip1, 900_000),
+      waitForSsh(keyFile, USER, ip2, 900_000),
+    ]);
+    console.log(`      SSH-ready after up: ${waited.map((w) => Math.round(w / 1000))} s`);
+    assert.equal((await sshOk(keyFile, USER, ip1, "hostname")).trim(), "eng01");
+    assert.equal((await sshOk(keyFile, USER, ip1, "sudo -n id -u")).trim(), "0");
+    assert.match(
+      await sshOk(keyFile, USER, ip1, "getent hosts torms eng02"),
+      /10\.213\.61\.254\s+torms/,
+    );
+    assert.equal(
+      (await sshOk(keyFile, USER, ip1, "ssh -o BatchMode=yes eng02 hostname")).trim(),
+      "eng02",
+    );
+
+    // hello_fabric: node01 writes, node02 and the host read the same bytes.
+    const build = "gcc -O2 -o hello_fabric /usr/local/share/fame/hello_fabric.c";
+    const marker = `engine-${crypto.randomBytes(6).toString("hex")}`;
+    await sshOk(keyFile, USER, ip1, `${build} && sudo ./hello_fabric write 8192 ${marker}`);
+    const seen = await sshOk(
+      keyFile,
+      USER,
+      ip2,
+      `${build} && sudo ./hello_fabric read 8192 ${marker.length}`,
+    );
+    assert.equal(seen.trim(), marker);
+    assert.equal(readAt(path.join(famDir, "FAM"), 8192, marker.length).toString(), marker);
+
+    // A sentinel the rest of the lifecycle must keep byte for byte.
+    const fd = fs.openSync(path.join(famDir, "FAM"), "r+");
+    fs.writeSync(fd, sentinel, 0, sentinel.length, SENTINEL_AT);
+    fs.closeSync(fd);
+  });
+
+  it("a second preview reports no change for any resource", async () => {
+    const events: EngineEvent[] = [];
+    await stack.preview({ expectNoChanges: true, onEvent: (e) => events.push(e) });
+    const ops = opsOf(events);
+    assert.ok(ops.size >= 15, `only ${ops.size} resources in the preview`);
+    assert.deepEqual(namesWith(ops, changed), []);
+  });
+
+  it("refresh sees a node undefined and another node's disk deleted out of band; up repairs both", async () => {
+    const uri = sandboxUri();
+    execFileSync("virsh", ["-q", "-c", uri, "destroy", "eng02"]);
+    execFileSync("virsh", ["-q", "-c", uri, "undefine", "eng02"]);
+    const disk1 = fs.readdirSync(famDir).find((f) => /^eng01-[0-9a-f]{12}\.qcow2$/.test(f));
+    assert.ok(disk1, "eng01's disk is in the artifact directory");
+    fs.rmSync(path.join(famDir, disk1));
+
+    await stack.refresh({ onOutput: (o) => process.stdout.write(o) });
+    const state = JSON.stringify((await stack.exportStack()).deployment);
+    assert.doesNotMatch(
+      state,
+      /"urn:[^"]*fame-eng02-domain"/,
+      "refresh dropped the undefined domain",
+    );
+    assert.doesNotMatch(state, /"urn:[^"]*fame-eng01-disk"/, "refresh dropped the deleted disk");
+
+    const ops = await up();
+    assert.equal(ops.get("fame-eng02-domain"), "create");
+    assert.equal(ops.get("fame-eng01-disk"), "create");
+    // The new disk has a new identity: node01 restarts onto it instead of the deleted file.
+    assert.equal(ops.get("fame-eng01-domain"), "update");
+    assert.deepEqual(domainsOfStack(), ["eng01", "eng02"]);
+    assert.ok(fs.existsSync(path.join(famDir, disk1)), "disk recreated");
+    assert.match(virshOut("domstate", "eng02"), /running/);
+    assertSentinel("after the repair");
+  });
+
+  it("grows FAM through config: FAM updated in place, domains updated, no disk replaced, sentinel kept", async () => {
+    await stack.setConfig("fame:famSize", { value: "2G" });
+    const ops = await preview();
+    assert.equal(ops.get("fame-fam-file"), "update");
+    assert.equal(ops.get("fame-eng01-domain"), "update");
+    assert.equal(ops.get("fame-eng02-domain"), "update");
+    assert.deepEqual(namesWith(ops, replaced), []);
+    await up();
+    assert.equal(fs.statSync(path.join(famDir, "FAM")).size, 2 * GiB);
+    assertSentinel("after growing FAM");
+    assert.match(virshOut("dumpxml", "eng01"), /size=2147483648/);
+  });
+
+  it("nodes 2 -> 3 -> 2 touch only that node's resources; the network is updated in place", async () => {
+    await stack.setConfig("fame:nodes", { value: "3" });
+    let ops = await up();
+    const node3 = ["fame-eng03", "fame-eng03-disk", "fame-eng03-domain", "fame-eng03-seed"];
+    assert.deepEqual(
+      namesWith(ops, (op) => op === "create"),
+      node3,
+    );
+    assert.equal(ops.get("fame-network-net"), "update");
+    for (const n of [
+      "fame-eng01-domain",
+      "fame-eng02-domain",
+      "fame-eng01-disk",
+      "fame-eng02-disk",
+    ])
+      assert.equal(ops.get(n), "same", `${n} untouched`);
+    assert.deepEqual(domainsOfStack(), ["eng01", "eng02", "eng03"]);
+
+    await stack.setConfig("fame:nodes", { value: "2" });
+    ops = await up();
+    assert.deepEqual(
+      namesWith(ops, (op) => op === "delete"),
+      node3,
+    );
+    assert.deepEqual(
+      namesWith(ops, (op) => op === "create" || replaced(op)),
+      [],
+    );
+    assert.equal(ops.get("fame-network-net"), "update");
+    assert.deepEqual(domainsOfStack(), ["eng01", "eng02"]);
+    assertSentinel("after adding and removing a node");
+  });
+
+  it("a new image cache and image input replace the disks; build progress reaches the terminal live", async () => {
+    const cache2 = path.join(work, "images2");
+    await stack.setAllConfig({
+      "fame:imageCache": { value: cache2 },
+      "fame:vfsGbytes": { value: "5" },
+    });
+    const lines: { at: number; text: string }[] = [];
+    const ops = await up((s) => {
+      for (const l of s.split("\n")) if (l.trim()) lines.push({ at: Date.now(), text: l });
+    });
+    const done = Date.now();
+    assert.ok(replaced(ops.get("fame-eng01-disk") ?? "same"), "node01's disk replaced");
+    assert.ok(replaced(ops.get("fame-eng02-disk") ?? "same"), "node02's disk replaced");
+    assert.equal(ops.get("fame-fam-file"), "same");
+    assert.ok(fs.readdirSync(cache2).length > 0, "image built into the new cache");
+    // The provider's progress lines are shown while the build runs, not after it.
+    const progress = lines.find((l) => /mmdebstrap/.test(l.text));
+    assert.ok(progress, "image build progress was shown during pulumi up");
+    assert.ok(done - progress.at > 30_000, `progress only ${done - progress.at} ms before the end`);
+    assertSentinel("after replacing the disks");
+    await waitForSsh(keyFile, USER, ips[0] as string, 900_000);
+  });
+
+  it("stack export holds the private key and password only as encrypted secrets", async () => {
+    const deployment = JSON.stringify(await stack.exportStack());
+    const key = fs.readFileSync(keyFile, "utf8").trim();
+    const keyBody = key.split("\n").slice(1, 3).join("");
+    assert.ok(keyBody.length > 40);
+    assert.ok(!deployment.includes(keyBody), "private key in plain text in state");
+    assert.ok(!deployment.includes(PASSWORD), "password in plain text in state");
+    assert.match(
+      deployment,
+      /"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270"/,
+    );
+    const stackFile = fs.readFileSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), "utf8");
+    assert.ok(!stackFile.includes(PASSWORD), "password in plain text in the stack file");
+    assert.match(stackFile, /fame:password:\s+secure:/);
+  });
+
+  it("a pulumi up killed while nodes are created converges after the CLI's own recovery", async () => {
+    await stack.setConfig("fame:nodes", { value: "3" });
+    const killed = runCommand("pulumi", ["up", "--yes", "--stack", STACK, "--skip-preview"], env);
+    const deadline = Date.now() + 10 * 60_000;
+    while (!/fame-eng03-(disk|seed|domain)\s+creating/.test(killed.output())) {
+      if (Date.now() > deadline) throw new Error("pulumi up never started creating node03");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.kill(-(killed.child.pid as number), "SIGKILL");
+    await killed.done;
+    // What the CLI advises after an interrupted update.
+    await stack.refresh({ clearPendingCreates: true, onOutput: (s) => process.stdout.write(s) });
+    await up();
+    assert.deepEqual(domainsOfStack(), ["eng01", "eng02", "eng03"]);
+    const disks = fs.readdirSync(famDir).filter((f) => f.endsWith(".qcow2"));
+    assert.equal(disks.length, 3, `one disk per node, nothing leaked: ${disks}`);
+    const ops = await preview();
+    assert.deepEqual(namesWith(ops, changed), []);
+    assertSentinel("after the interrupted update");
+  });
+
+  it("destroy leaves no domain, network or disk and keeps FAM; up again adopts it", async () => {
+    await stack.destroy({ onOutput: (s) => process.stdout.write(s) });
+    assert.deepEqual(domainsOfStack(), []);
+    assert.doesNotMatch(virshOut("net-list", "--all", "--name"), /br_eng/);
+    assert.deepEqual(
+      fs.readdirSync(famDir).filter((f) => /\.(qcow2|seed\.img)$/.test(f)),
+      [],
+    );
+    assertSentinel("after destroy");
+    await stack.setConfig("fame:running", { value: "none" });
+    const ops = await up();
+    assert.equal(ops.get("fame-fam-file"), "create");
+    const outputs = await stack.exportStack();
+    const fam = outputs.deployment.resources.find((r: { urn: string }) =>
+      r.urn.endsWith("::fame-fam-file"),
+    );
+    assert.equal(fam?.outputs?.createdByFame, false, "the existing FAM file was adopted, not made");
+    assertSentinel("after adopting FAM");
+  });
+});
