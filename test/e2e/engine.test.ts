@@ -396,7 +396,9 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     }
     process.kill(-(killed.child.pid as number), "SIGKILL");
     await killed.done;
-    // What the CLI advises after an interrupted update.
+    // What the CLI advises after an interrupted update: release its lock
+    // (`pulumi cancel`), then refresh with the pending creates cleared.
+    await stack.cancel();
     await stack.refresh({ clearPendingCreates: true, onOutput: (s) => process.stdout.write(s) });
     await up();
     assert.deepEqual(domainsOfStack(), ["eng01", "eng02", "eng03"]);
