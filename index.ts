@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
-import { type AppliedConfig, appliedConfig, describeChanges } from "./lib/changes";
+import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
 import { bookLayout } from "./lib/librarian";
 import { formatSize } from "./lib/units";
@@ -36,14 +36,22 @@ const cpuinfo = fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo"
 const domainType = domainTypeFor(config.accel, cpuinfo, fs.existsSync("/dev/kvm"));
 
 // What this change will do, said before anything happens (and refused when it would cut FAM data).
+const owner = `${project}/${stack}`;
 const appliedFile = path.join(config.dir, APPLIED_FILE);
-const previous = fs.existsSync(appliedFile)
-  ? (JSON.parse(fs.readFileSync(appliedFile, "utf8")) as AppliedConfig)
-  : undefined;
+const appliedText = fs.existsSync(appliedFile) ? fs.readFileSync(appliedFile, "utf8") : undefined;
+const parsed = appliedText === undefined ? undefined : parseApplied(appliedText, owner);
+if (parsed && "problem" in parsed) {
+  pulumi.log.warn(
+    `fame: ignoring ${appliedFile} (${parsed.problem}): no account of consequences this time; the preview's resource list is complete`,
+  );
+}
+const previous = parsed && "applied" in parsed ? parsed.applied : undefined;
+const famStat = fs.statSync(config.famPath, { throwIfNoEntry: false });
 const report = describeChanges(
   previous,
-  appliedConfig(config, goldenImageRecipe(imageArgs(config)).key),
+  appliedConfig(config, goldenImageRecipe(imageArgs(config)).key, owner),
   config.famAllowShrink,
+  famStat?.isFile() ? famStat.size : undefined,
 );
 if (report.errors.length > 0) {
   throw new pulumi.RunError(
@@ -75,7 +83,7 @@ if (books.unusedBooks > 0) {
 const cluster = new FameCluster("fame", {
   config,
   domainType,
-  owner: `${project}/${stack}`,
+  owner,
   stack,
   ...(password ? { password } : {}),
 });

@@ -174,7 +174,7 @@ export class FameCluster extends pulumi.ComponentResource {
       `${name}-applied`,
       {
         path: inDir(APPLIED_FILE),
-        content: `${JSON.stringify(appliedConfig(config, image.key), null, 2)}\n`,
+        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner), null, 2)}\n`,
         mode: 0o644,
       },
       { parent: this, dependsOn: [memory, network, ...nodes] },

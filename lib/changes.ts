@@ -1,8 +1,11 @@
 /**
  * A plain-language account of what a config change will do to the cluster,
  * printed by preview and up before anything happens: which nodes are created,
- * deleted or restarted, and whether any data is at risk. It compares the new
- * config with the one last applied (<dir>/applied.json).
+ * deleted or restarted, and whether any data is at risk: what the engine's
+ * own preview (which lists resources, not consequences) does not say. It
+ * compares the new config with the one last applied (<dir>/applied.json),
+ * which is only ever informational: the one refusal (a FAM shrink) is decided
+ * from the FAM file itself, so a stale or damaged record cannot block a change.
  */
 import type { FameConfig } from "./config";
 import { nodeName } from "./plan";
@@ -29,11 +32,47 @@ const APPLIED_KEYS = [
 export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
   /** Golden image recipe key. */
   imageKey: string;
+  /** The stack that applied it (`<project>/<stack>`): a record of another is ignored. */
+  owner: string;
 };
 
-export function appliedConfig(config: FameConfig, imageKey: string): AppliedConfig {
+export function appliedConfig(config: FameConfig, imageKey: string, owner: string): AppliedConfig {
   const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
-  return { ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>), imageKey };
+  return { ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>), imageKey, owner };
+}
+
+const NUMBER_KEYS = new Set(["nodes", "famSizeBytes", "vcpus", "vdramKiB"]);
+
+/**
+ * Reads an applied record, checking every field's type: a damaged, partial or
+ * foreign record is reported (and then ignored), never trusted.
+ */
+export function parseApplied(
+  text: string,
+  owner: string,
+): { applied: AppliedConfig } | { problem: string } {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    return { problem: `not JSON (${(e as Error).message})` };
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data))
+    return { problem: "not a JSON object" };
+  const rec = data as Record<string, unknown>;
+  for (const key of [...APPLIED_KEYS, "imageKey", "owner"]) {
+    const v = rec[key];
+    const ok =
+      key === "running"
+        ? Array.isArray(v) && v.every((n) => Number.isSafeInteger(n))
+        : NUMBER_KEYS.has(key)
+          ? Number.isSafeInteger(v)
+          : typeof v === "string";
+    if (!ok) return { problem: `field ${key} is missing or of the wrong type` };
+  }
+  if (rec.owner !== owner)
+    return { problem: `it was written by stack ${String(rec.owner)}, not ${owner}` };
+  return { applied: rec as AppliedConfig };
 }
 
 export interface ChangeReport {
@@ -51,12 +90,30 @@ function names(hostbase: string, from: number, to: number): string {
   return list.length > 4 ? `${list[0]}..${list.at(-1)} (${list.length} nodes)` : list.join(", ");
 }
 
+/**
+ * `famFileBytes`: the size of the file at `next.famPath` now (undefined when
+ * there is none). Growth and shrinking are judged from it, not from the record.
+ */
 export function describeChanges(
   prev: AppliedConfig | undefined,
   next: AppliedConfig,
   allowShrink: boolean,
+  famFileBytes?: number,
 ): ChangeReport {
   const r: ChangeReport = { info: [], warnings: [], errors: [] };
+  const onDisk = famFileBytes ?? next.famSizeBytes;
+  if (onDisk > next.famSizeBytes) {
+    const cut = `${formatSize(onDisk - next.famSizeBytes)} (${onDisk - next.famSizeBytes} bytes)`;
+    if (allowShrink) {
+      r.warnings.push(
+        `FAM shrinks from ${formatSize(onDisk)} to ${formatSize(next.famSizeBytes)}: the last ${cut} of FAM data are cut (fame:famAllowShrink is set); every node restarts`,
+      );
+    } else {
+      r.errors.push(
+        `fame:famSize = ${formatSize(next.famSizeBytes)} is smaller than the FAM file ${next.famPath} (${formatSize(onDisk)}): it would cut ${cut} of FAM data; set fame:famAllowShrink true to allow it`,
+      );
+    }
+  }
   if (!prev) {
     r.info.push(
       `creating a cluster of ${next.nodes} node(s) with ${formatSize(next.famSizeBytes)} of FAM at ${next.famPath}`,
@@ -78,21 +135,10 @@ export function describeChanges(
     r.warnings.push(
       `FAM moves from ${prev.famPath} to ${next.famPath}: nodes map the new file; the old file is kept as it is`,
     );
-  } else if (next.famSizeBytes > prev.famSizeBytes) {
+  } else if (famFileBytes !== undefined && next.famSizeBytes > famFileBytes) {
     r.info.push(
-      `FAM grows from ${formatSize(prev.famSizeBytes)} to ${formatSize(next.famSizeBytes)}: every node is stopped, the file grown in place (all existing bytes kept), and running nodes start with the new size`,
+      `FAM grows from ${formatSize(famFileBytes)} to ${formatSize(next.famSizeBytes)}: every node is stopped, the file grown in place (all existing bytes kept), and running nodes start with the new size`,
     );
-  } else if (next.famSizeBytes < prev.famSizeBytes) {
-    const cut = `${formatSize(prev.famSizeBytes - next.famSizeBytes)} (${prev.famSizeBytes - next.famSizeBytes} bytes)`;
-    if (allowShrink) {
-      r.warnings.push(
-        `FAM shrinks from ${formatSize(prev.famSizeBytes)} to ${formatSize(next.famSizeBytes)}: the last ${cut} of FAM data are cut (fame:famAllowShrink is set); every node restarts`,
-      );
-    } else {
-      r.errors.push(
-        `fame:famSize = ${formatSize(next.famSizeBytes)} is smaller than the applied ${formatSize(prev.famSizeBytes)}: it would cut ${cut} of FAM data; set fame:famAllowShrink true to allow it`,
-      );
-    }
   }
   if (next.nodes > prev.nodes) {
     r.info.push(

@@ -226,7 +226,7 @@ describe("program under mocks", function () {
     assert.equal(content.imageKey, run.exports.imageKey);
   });
 
-  it("refuses a FAM shrink against the applied config before registering anything", async () => {
+  it("refuses a FAM shrink against the FAM file before registering anything; a damaged record is ignored", async () => {
     const dir = scratchDir("applied");
     try {
       const first = await runProgram({ nodes: "2", dir, famSize: "32G" });
@@ -234,10 +234,16 @@ describe("program under mocks", function () {
         .ofType(T("ArtifactFile"))
         .find((f) => String(f.inputs.path).endsWith("applied.json"));
       fs.writeFileSync(path.join(dir, "applied.json"), String(applied?.inputs.content));
+      fs.writeFileSync(path.join(dir, "FAM"), "");
+      fs.truncateSync(path.join(dir, "FAM"), 32 * 2 ** 30);
       await assert.rejects(
         runProgram({ nodes: "2", dir, famSize: "16G" }),
         /would cut 16G \(17179869184 bytes\) of FAM data/,
       );
+      // A damaged record neither blocks a valid change nor is believed.
+      fs.writeFileSync(path.join(dir, "applied.json"), '{"nodes": "garbage"');
+      const grown = await runProgram({ nodes: "2", dir, famSize: "64G" });
+      assert.equal(grown.ofType(T("FamFile"))[0]?.inputs.sizeBytes, 64 * 2 ** 30);
       const allowed = await runProgram({ nodes: "2", dir, famSize: "16G", famAllowShrink: "true" });
       assert.equal(allowed.ofType(T("FamFile"))[0]?.inputs.allowShrink, true);
     } finally {

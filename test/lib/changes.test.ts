@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { type AppliedConfig, describeChanges } from "../../lib/changes";
+import { type AppliedConfig, describeChanges, parseApplied } from "../../lib/changes";
 
 const GiB = 2 ** 30;
 const base: AppliedConfig = {
@@ -18,9 +18,14 @@ const base: AppliedConfig = {
   octets123: "192.168.42",
   libvirtUri: "qemu:///system",
   imageKey: "abc",
+  owner: "fame/dev",
 };
-const say = (prev: AppliedConfig | undefined, next: Partial<AppliedConfig>, shrink = false) =>
-  describeChanges(prev, { ...base, ...next }, shrink);
+const say = (
+  prev: AppliedConfig | undefined,
+  next: Partial<AppliedConfig>,
+  shrink = false,
+  famFileBytes: number | undefined = prev?.famSizeBytes,
+) => describeChanges(prev, { ...base, ...next }, shrink, famFileBytes);
 
 describe("change report (what preview says before anything happens)", () => {
   it("describes a first deployment", () => {
@@ -45,6 +50,48 @@ describe("change report (what preview says before anything happens)", () => {
       /FAM grows from 16G to 32G: every node is stopped.*all existing bytes kept/,
     );
     assert.deepEqual(r.warnings, []);
+  });
+
+  it("judges growth and shrinking from the FAM file, so a stale record cannot block a change", () => {
+    // The record says 32G, the file holds 16G: asking for 16G is no shrink.
+    const stale = say(
+      { ...base, famSizeBytes: 32 * GiB },
+      { famSizeBytes: 16 * GiB },
+      false,
+      16 * GiB,
+    );
+    assert.deepEqual(stale.errors, []);
+    // No record at all, but the file holds 32G: 16G would cut data.
+    assert.match(say(undefined, {}, false, 32 * GiB).errors.join(), /would cut 16G/);
+    // No file yet: nothing to cut or grow.
+    assert.deepEqual(describeChanges(base, { ...base, famSizeBytes: 8 * GiB }, false).errors, []);
+  });
+
+  it("reads only a whole, well-typed record of this stack", () => {
+    const text = JSON.stringify(base);
+    assert.deepEqual(parseApplied(text, "fame/dev"), { applied: base });
+    assert.match(
+      String((parseApplied("{not json", "fame/dev") as { problem: string }).problem),
+      /not JSON/,
+    );
+    assert.match(
+      (parseApplied(JSON.stringify({ ...base, nodes: "4" }), "fame/dev") as { problem: string })
+        .problem,
+      /field nodes is missing or of the wrong type/,
+    );
+    const { running: _r, ...partial } = base;
+    assert.match(
+      (parseApplied(JSON.stringify(partial), "fame/dev") as { problem: string }).problem,
+      /field running/,
+    );
+    assert.match(
+      (parseApplied(text, "fame/prod") as { problem: string }).problem,
+      /written by stack fame\/dev, not fame\/prod/,
+    );
+    assert.match(
+      (parseApplied("[]", "fame/dev") as { problem: string }).problem,
+      /not a JSON object/,
+    );
   });
 
   it("shrinking FAM is refused with the amount of data it would cut, unless opted in", () => {
