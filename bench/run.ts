@@ -3,7 +3,7 @@
  * libvirtd in its own network namespace (the test sandbox). Prints a markdown
  * table and writes it to bench/results/latest.md.
  *
- *   sudo npm run bench                     # everything (about 20 minutes on 2 cores)
+ *   sudo npm run bench                     # everything (about 30 minutes on 2 cores)
  *   FAME_BENCH_RUNS=5 sudo npm run bench   # more runs per figure (default 3)
  *   FAME_BENCH_COLD=0 sudo npm run bench   # skip the cold image build
  *
@@ -31,6 +31,7 @@ import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../provider
 import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../providers/seedDisk";
 import { loadSerialized } from "../test/helpers/engine";
 import { domainInputs, famInputs, networkInputs } from "../test/helpers/fixtures";
+import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../test/helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, stopSandbox } from "../test/helpers/sandbox";
 import { waitForSsh } from "../test/helpers/ssh";
 
@@ -339,6 +340,70 @@ async function main(): Promise<void> {
 
   await net.delete(netIn.name, { ...netIn, active: true });
   await fam.delete(famIn.path, { ...famIn, createdByFame: true });
+
+  // ---------------------------------------------------------------- the real CLI
+  // The same measures through `pulumi` itself (same image recipe, so cached).
+  usePulumiCli();
+  const engineWork = path.join(dir, "engine");
+  const stack = await projectStack(`bench-${process.pid}`, {
+    ...pulumiEnv(engineWork),
+    FAME_LIBVIRT_URI: uri,
+    FAME_DIR: path.join(engineWork, "fame"),
+    FAME_HOSTBASE: "bn",
+    FAME_OCTETS123: "10.213.90",
+    FAME_VFS_GBYTES: String(IMAGE_GB),
+    FAME_IMAGE_CACHE: CACHE,
+    FAME_USER: "l4mdc",
+  });
+  try {
+    const quiet = { onOutput: () => {} };
+    await stack.setAllConfig({
+      "fame:nodes": { value: "32" },
+      "fame:running": { value: "none" },
+      "fame:famSize": { value: "1G" },
+    });
+    log("pulumi up: 32 nodes defined, not started");
+    await stack.up(quiet);
+    const previews: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      log(`pulumi preview, no change, 32 nodes, run ${r + 1}`);
+      previews.push(await timed(() => stack.preview({ ...quiet, expectNoChanges: true })));
+    }
+    const p = stat(previews);
+    rows.push([
+      "no-change `pulumi preview` of 32 nodes (real CLI)",
+      fmt(p, "s"),
+      "",
+      `engine overhead ${(p.median / stat(passes).median).toFixed(1)}x the provider-level pass`,
+    ]);
+    await stack.destroy(quiet);
+
+    await stack.setAllConfig({ "fame:nodes": { value: "2" }, "fame:running": { value: "all" } });
+    const engineKey = path.join(engineWork, "id_ed25519");
+    const ups: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      log(`pulumi up of 2 nodes to SSH-ready, run ${r + 1}`);
+      ups.push(
+        await timed(async () => {
+          const { outputs } = await stack.up(quiet);
+          // Each fresh stack makes its own key.
+          fs.writeFileSync(engineKey, String(outputs.privateKey?.value), { mode: 0o600 });
+          await Promise.all(two.map((n) => waitForSsh(engineKey, "l4mdc", n.ip, 600_000)));
+        }),
+      );
+      await stack.destroy(quiet);
+    }
+    const u = stat(ups);
+    rows.push([
+      "`pulumi up` of 2 nodes to SSH-ready (real CLI, cached image)",
+      fmt(u, "s", 1),
+      "",
+      `engine overhead ${(u.median / stat(ready).median).toFixed(2)}x the provider-level figure`,
+    ]);
+  } finally {
+    await stack.destroy({ onOutput: () => {} }).catch(() => {});
+    await removeProjectStack(stack);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 
   const cpu = (os.cpus()[0]?.model ?? "unknown CPU").trim();

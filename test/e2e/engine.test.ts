@@ -13,12 +13,8 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  type EngineEvent,
-  LocalWorkspace,
-  type OpType,
-  type Stack,
-} from "@pulumi/pulumi/automation";
+import type { EngineEvent, OpType, Stack } from "@pulumi/pulumi/automation";
+import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 import { sshOk, waitForSsh } from "../helpers/ssh";
 
@@ -30,15 +26,6 @@ const HOSTBASE = "eng";
 const OCTETS = "10.213.61";
 const USER = "l4mdc";
 const GiB = 2 ** 30;
-
-/** The CLI built from Go modules (cached outside the repository; seconds when built before). */
-function pulumiCliDir(): string {
-  return execFileSync("bash", [path.join(ROOT, "scripts", "pulumi-cli.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 40 * 60_000,
-  }).trim();
-}
 
 interface Running {
   child: ChildProcess;
@@ -151,17 +138,11 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
   }
 
   before(async () => {
-    const cli = pulumiCliDir();
+    usePulumiCli();
     work = scratchDir("engine");
     famDir = path.join(work, "fame");
-    process.env.PATH = `${cli}:${process.env.PATH}`;
-    env = {
-      ...process.env,
-      PULUMI_HOME: path.join(work, "pulumi-home"),
-      PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "fame-e2e-passphrase",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    const fameEnv = {
+      ...pulumiEnv(work),
       FAME_STACK: STACK,
       FAME_LIBVIRT_URI: sandboxUri(),
       FAME_DIR: famDir,
@@ -172,18 +153,8 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       FAME_VFS_GBYTES: "4",
       FAME_IMAGE_CACHE: CACHE,
     };
-    fs.mkdirSync(path.join(work, "state"), { recursive: true });
-    const ws = await LocalWorkspace.create({
-      workDir: ROOT,
-      pulumiHome: env.PULUMI_HOME,
-      envVars: Object.fromEntries(
-        Object.entries(env).filter(([k]) => k.startsWith("PULUMI_") || k.startsWith("FAME_")),
-      ) as Record<string, string>,
-    });
-    stack = await LocalWorkspace.createOrSelectStack(
-      { stackName: STACK, workDir: ROOT },
-      { pulumiHome: env.PULUMI_HOME, envVars: ws.envVars },
-    );
+    env = { ...process.env, ...fameEnv };
+    stack = await projectStack(STACK, fameEnv);
     // Stack config through the workspace, a secret among it.
     await stack.setAllConfig({
       "fame:password": { value: PASSWORD, secret: true },
@@ -196,9 +167,8 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     // Leave nothing behind, whatever failed: destroy (keeps FAM), then the scratch dir.
     if (stack) {
       await stack.destroy({ onOutput: () => {} }).catch((e) => console.error(`destroy: ${e}`));
-      await stack.workspace.removeStack(STACK).catch(() => {});
+      await removeProjectStack(stack);
     }
-    fs.rmSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), { force: true });
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
