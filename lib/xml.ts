@@ -56,6 +56,13 @@ export interface NetworkHost {
   mac: string;
   name: string;
   ip: string;
+  /**
+   * Only in what libvirt reports, when a host's DNS entry is not exactly
+   * `[name]`: the names libvirt holds for its IP (`[]`: no DNS entry). A DNS
+   * entry without a DHCP lease shows as a host with an empty MAC. Either way
+   * the host differs from any input, so a diff sees it and update repairs it.
+   */
+  dns?: string[];
 }
 
 export interface NetworkSpec {
@@ -124,17 +131,31 @@ export function parseNetworkXml(xml: string): NetworkSpec {
   const txts = ((net.dns as XmlNode | undefined)?.txt as XmlNode[] | undefined) ?? [];
   const address = str(ip["@_address"]);
   const own = dnsHosts.find((h) => str(h["@_ip"]) === address);
+  // Node DNS entries by IP; each DHCP lease takes its own, the rest are orphans.
+  const dnsByIp = new Map(
+    dnsHosts
+      .filter((h) => str(h["@_ip"]) !== address)
+      .map((h) => [str(h["@_ip"]), ((h.hostname as unknown[] | undefined) ?? []).map(str)]),
+  );
+  const leases: NetworkHost[] = dhcpHosts.map((h) => {
+    const host = { mac: str(h["@_mac"]).toLowerCase(), name: str(h["@_name"]), ip: str(h["@_ip"]) };
+    const names = dnsByIp.get(host.ip);
+    dnsByIp.delete(host.ip);
+    return names?.length === 1 && names[0] === host.name ? host : { ...host, dns: names ?? [] };
+  });
+  const orphans = [...dnsByIp].map(([ip, names]) => ({
+    mac: "",
+    name: names[0] ?? "",
+    ip,
+    dns: names,
+  }));
   return {
     name: str(net.name),
     bridge: str(bridge["@_name"]),
     ip: address,
     netmask: str(ip["@_netmask"]) || prefixToNetmask(str(ip["@_prefix"])),
     hostNames: ((own?.hostname as unknown[] | undefined) ?? []).map(str),
-    hosts: dhcpHosts.map((h) => ({
-      mac: str(h["@_mac"]).toLowerCase(),
-      name: str(h["@_name"]),
-      ip: str(h["@_ip"]),
-    })),
+    hosts: [...leases, ...orphans],
     owner: str(txts.find((t) => str(t["@_name"]) === OWNER_TXT)?.["@_value"]),
   };
 }

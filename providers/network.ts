@@ -40,10 +40,6 @@ const KEYS = [
 ] as const;
 const REPLACE_KEYS = ["uri", "name", "bridge", "ip", "netmask", "hostNames", "owner"] as const;
 
-function byMac(hosts: NetworkHost[]): Map<string, NetworkHost> {
-  return new Map(hosts.map((h) => [h.mac.toLowerCase(), h]));
-}
-
 /** The spec libvirt holds, normalised for comparison (hosts in MAC order). */
 function normalise(spec: NetworkSpec): NetworkSpec {
   return {
@@ -52,7 +48,12 @@ function normalise(spec: NetworkSpec): NetworkSpec {
   };
 }
 
-/** Adds, removes and changes node hosts live; returns the number of edits. */
+/**
+ * Makes libvirt's node entries match `want`, live: DHCP leases by MAC and DNS
+ * names by IP, each converged on its own, so a run interrupted between the two
+ * `net-update` calls of a host (a lease without its name, a name without its
+ * lease) is repaired instead of failing. Returns the number of edits.
+ */
 async function syncHosts(
   uri: string,
   name: string,
@@ -60,22 +61,38 @@ async function syncHosts(
   want: NetworkHost[],
   live: boolean,
 ): Promise<number> {
-  const haveByMac = byMac(have);
-  const wantByMac = byMac(want);
+  const edit = (command: "add" | "delete", section: "ip-dhcp-host" | "dns-host", xml: string) =>
+    virsh.updateNetwork(uri, name, command, section, xml, live);
+  const leases = new Map(have.filter((h) => h.mac).map((h) => [h.mac.toLowerCase(), h]));
+  const names = new Map(
+    have.map((h) => [h.ip, h.dns ?? [h.name]] as const).filter(([, n]) => n.length > 0),
+  );
+  const wantByMac = new Map(want.map((w) => [w.mac.toLowerCase(), w]));
+  const wantByIp = new Map(want.map((w) => [w.ip, w]));
+  const sameLease = (h: NetworkHost | undefined, w: NetworkHost | undefined) =>
+    h !== undefined && w !== undefined && h.name === w.name && h.ip === w.ip;
+  const sameNames = (n: readonly string[] | undefined, w: NetworkHost | undefined) =>
+    n !== undefined && w !== undefined && sameValue(n, [w.name]);
   let edits = 0;
-  for (const [mac, h] of haveByMac) {
-    const w = wantByMac.get(mac);
-    if (w && sameValue(w, h)) continue;
-    await virsh.updateNetwork(uri, name, "delete", "ip-dhcp-host", dhcpHostXml(h), live);
-    await virsh.updateNetwork(uri, name, "delete", "dns-host", dnsHostXml(h.ip, [h.name]), live);
+  for (const [mac, h] of leases) {
+    if (sameLease(h, wantByMac.get(mac))) continue;
+    await edit("delete", "ip-dhcp-host", dhcpHostXml(h));
     edits++;
   }
-  for (const [mac, w] of wantByMac) {
-    const h = haveByMac.get(mac);
-    if (h && sameValue(w, h)) continue;
-    await virsh.updateNetwork(uri, name, "add", "ip-dhcp-host", dhcpHostXml(w), live);
-    await virsh.updateNetwork(uri, name, "add", "dns-host", dnsHostXml(w.ip, [w.name]), live);
+  for (const [ip, n] of names) {
+    if (sameNames(n, wantByIp.get(ip))) continue;
+    await edit("delete", "dns-host", dnsHostXml(ip, [...n]));
     edits++;
+  }
+  for (const w of want) {
+    if (!sameLease(leases.get(w.mac.toLowerCase()), w)) {
+      await edit("add", "ip-dhcp-host", dhcpHostXml(w));
+      edits++;
+    }
+    if (!sameNames(names.get(w.ip), w)) {
+      await edit("add", "dns-host", dnsHostXml(w.ip, [w.name]));
+      edits++;
+    }
   }
   return edits;
 }

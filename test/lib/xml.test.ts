@@ -11,6 +11,7 @@ import {
   domainXml,
   famFromQemuArgs,
   famQemuArgs,
+  type NetworkHost,
   type NetworkSpec,
   networkXml,
   parseDomainXml,
@@ -67,6 +68,20 @@ describe("network XML", () => {
   const xml = networkXml(netSpec);
 
   it("is valid for libvirt", () => virtXmlValidate(xml, "network"));
+
+  it("reads a lease without its DNS name, and a DNS name without its lease, as hosts that differ", () => {
+    // What a run interrupted between a host's two net-update calls leaves.
+    const [h1, h2, h3] = netSpec.hosts as [NetworkHost, NetworkHost, NetworkHost];
+    const half = xml
+      .replace(/<host ip="10\.9\.8\.2">\s*<hostname>tm02<\/hostname>\s*<\/host>/, "")
+      .replace(/<host mac="48:50:42:03:03:03"[^>]*\/>/, "");
+    const parsed = parseNetworkXml(half).hosts;
+    assert.deepEqual(parsed, [
+      h1,
+      { ...h2, dns: [] },
+      { mac: "", name: "tm03", ip: h3.ip, dns: ["tm03"] },
+    ]);
+  });
 
   it("is a NAT network with STP off, torms at .254 and a static lease + DNS name per node", () => {
     assert.match(xml, /<forward mode="nat">/);
