@@ -69,8 +69,12 @@ export interface ProviderSpec<I extends object, O extends object> {
   project?(news: I): Record<string, unknown>;
   /** The same view of the recorded state (default: the state itself). */
   projectOld?(olds: O): Record<string, unknown>;
-  /** Drift in the recorded state that `update` repairs (e.g. a stopped network). */
-  needsRepair?(olds: O): boolean;
+  /**
+   * Drift `update` repairs that the recorded state alone may not show (a
+   * network stopped out of band; a node another resource's update powered
+   * off). May look at the host: diff runs it in previews too.
+   */
+  needsRepair?(olds: O): boolean | Promise<boolean>;
   create(inputs: I): Promise<{ id: string; outs: O }>;
   read(id: string, props?: O): Promise<{ id?: string; props?: O }>;
   update?(id: string, olds: O, news: I): Promise<{ outs: O }>;
@@ -87,12 +91,10 @@ export interface DiffResult {
 
 /** The diff rule every provider follows (pure; exported for tests). */
 export function diffBySpec<I extends object, O extends object>(
-  spec: Pick<
-    ProviderSpec<I, O>,
-    "keys" | "replaceKeys" | "uniqueKeys" | "project" | "projectOld" | "needsRepair"
-  >,
+  spec: Pick<ProviderSpec<I, O>, "keys" | "replaceKeys" | "uniqueKeys" | "project" | "projectOld">,
   olds: O,
   news: I,
+  repair = false,
 ): DiffResult {
   const raw = news as Record<string, unknown>;
   // A projection of partly unknown inputs is unknown wherever it is not an input.
@@ -111,7 +113,7 @@ export function diffBySpec<I extends object, O extends object>(
     (k) => !replaces.includes(k) || containsUnknown(raw[k]),
   );
   return {
-    changes: changed.length > 0 || (spec.needsRepair?.(olds) ?? false),
+    changes: changed.length > 0 || repair,
     replaces,
     deleteBeforeReplace: replaces.length > 0 && keepsUnique,
     changed,
@@ -147,7 +149,11 @@ export function defineProvider<I extends object, O extends object>(
       };
     },
     async diff(_id: string, olds: O, news: I) {
-      const d = diffBySpec(spec, olds, news);
+      let d = diffBySpec(spec, olds, news);
+      // The host is asked only when the inputs alone show no change.
+      if (!d.changes && spec.needsRepair && (await spec.needsRepair(olds))) {
+        d = diffBySpec(spec, olds, news, true);
+      }
       return {
         changes: d.changes,
         replaces: d.replaces,

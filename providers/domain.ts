@@ -64,6 +64,10 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
   keys: KEYS,
   replaceKeys: REPLACE_KEYS,
   uniqueKeys: ["name"],
+  // A node meant to run that is not running (powered off by a FAM resize whose
+  // own update then failed or was not targeted) is started again by update.
+  needsRepair: async (olds) =>
+    olds.running === true && (await virsh.domainState(olds.uri, olds.name)) !== "running",
   async check(news) {
     // Unknown inputs are absent here, and failures about them are dropped.
     const failures: CheckFailure[] = [];

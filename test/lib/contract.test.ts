@@ -66,17 +66,13 @@ describe("provider contract", () => {
       keys: ["path", "hash"],
       replaceKeys: ["path"],
       project: (n: { path: string; files: string }) => ({ path: n.path, hash: `h(${n.files})` }),
-      needsRepair: (o: { path: string; hash: string; stopped?: boolean }) => o.stopped === true,
     };
     const olds: { path: string; hash: string; stopped?: boolean } = { path: "/p", hash: "h(x)" };
     assert.equal(diffBySpec(spec, olds, { path: "/p", files: "x" }).changes, false);
     assert.deepEqual(diffBySpec(spec, olds, { path: "/p", files: "y" }).changed, ["hash"]);
     // Files unknown: the hash is unknown too.
     assert.deepEqual(diffBySpec(spec, olds, { path: "/p", files: UNKNOWN }).changed, ["hash"]);
-    assert.equal(
-      diffBySpec(spec, { ...olds, stopped: true }, { path: "/p", files: "x" }).changes,
-      true,
-    );
+    assert.equal(diffBySpec(spec, olds, { path: "/p", files: "x" }, true).changes, true);
   });
 
   it("a node disk replaced under the same path is deleted first (new image cache, same key)", async () => {

@@ -106,6 +106,22 @@ describe("Domain provider against a sandboxed libvirtd", function () {
     assert.equal(state(), "running");
   });
 
+  it("a node left off by a FAM resize whose own update failed shows as a change and starts again", async () => {
+    // The FAM resource's update stops every node; then this node's update fails
+    // (here: FAM size larger than the file, which QEMU refuses).
+    virshOut("destroy", "tdom01");
+    const failing = { ...inputs, fam: { ...inputs.fam, sizeBytes: 2 * GiB } };
+    await assert.rejects(p.update("tdom01", inputs, failing));
+    assert.equal(state(), "shut off");
+    // The engine kept the recorded state (running: true); it must not hide the truth.
+    assert.equal(((await p.read("tdom01", inputs)).props as DomainOutputs).running, false);
+    const d = await p.diff("tdom01", inputs, inputs);
+    assert.deepEqual([d.changes, d.replaces], [true, []], "the next up repairs it");
+    await p.update("tdom01", inputs, inputs);
+    assert.equal(state(), "running");
+    assert.equal((await p.diff("tdom01", inputs, inputs)).changes, false);
+  });
+
   it("lists the name and URI as replacements, nothing else", async () => {
     const d = await p.diff("tdom01", inputs, {
       ...inputs,
