@@ -29,6 +29,10 @@ if command -v pulumi >/dev/null 2>&1 && [[ "$(pulumi version 2>/dev/null)" == "v
   exit 0
 fi
 
+# One build at a time per version (CI starts one early in the background).
+mkdir -p "$cache"
+exec 9>"$cache/.v$ver.lock"
+flock 9
 if [[ ! -x "$dir/pulumi" ]]; then
   command -v go >/dev/null || { log "Go is needed to build the Pulumi CLI v$ver (apt-get install golang-go, 1.25 or newer)"; exit 1; }
   export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
@@ -55,7 +59,6 @@ GO
   ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$ver"
   mkdir -p "$work/bin"
   go build -trimpath -ldflags "$ldflags" -o "$work/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi >&2
-  mkdir -p "$cache"
   rm -rf "$dir.tmp" && mv "$work/bin" "$dir.tmp" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
   log "built in $(($(date +%s) - started)) s into $dir"
 fi

@@ -206,6 +206,14 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     ]);
     console.log(`      SSH-ready after up: ${waited.map((w) => Math.round(w / 1000))} s`);
     assert.equal((await sshOk(keyFile, USER, ip1, "hostname")).trim(), "eng01");
+    // Nothing per node in the image: each made its own host keys and machine-id.
+    const ident = "cat /etc/ssh/ssh_host_ed25519_key.pub /etc/machine-id";
+    const [id1, id2] = [
+      await sshOk(keyFile, USER, ip1, ident),
+      await sshOk(keyFile, USER, ip2, ident),
+    ];
+    assert.notEqual(id1.split("\n")[0], id2.split("\n")[0], "distinct SSH host keys");
+    assert.notEqual(id1.split("\n")[1], id2.split("\n")[1], "distinct machine-id");
     assert.equal((await sshOk(keyFile, USER, ip1, "sudo -n id -u")).trim(), "0");
     assert.match(
       await sshOk(keyFile, USER, ip1, "getent hosts torms eng02"),
