@@ -1,6 +1,6 @@
 /**
  * The golden image cache's crash safety, with a stand-in builder (the real
- * mmdebstrap build runs in test/e2e/debian-nodes.test.ts): builds happen
+ * mmdebstrap build runs in test/engine/lifecycle.test.ts): builds happen
  * aside and appear atomically, a failed or killed build leaves nothing that
  * looks usable, stale locks and leftovers of dead builders are cleared, and
  * concurrent builds of one key are serialised.
