@@ -56,6 +56,30 @@ function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Runnin
   return { child, output: () => output, done };
 }
 
+/** `root` and all its descendants, read from /proc. */
+function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after the command name: state, ppid, ...
+    const ppid = Number(stat.replace(/^.*\) \S+ /, "").split(" ")[0]);
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
 /** Resource name (last URN segment) -> step op, from a preview's or update's events. */
 function opsOf(events: EngineEvent[]): Map<string, OpType> {
   const ops = new Map<string, OpType>();
@@ -372,7 +396,14 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       if (Date.now() > deadline) throw new Error("pulumi up never started creating node03");
       await new Promise((r) => setTimeout(r, 100));
     }
-    process.kill(-(killed.child.pid as number), "SIGKILL");
+    // The CLI and every plugin it started (they run in process groups of their own).
+    for (const pid of processTree(killed.child.pid as number)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
     await killed.done;
     // What the CLI advises after an interrupted update: release its lock
     // (`pulumi cancel`), then refresh with the pending creates cleared.
