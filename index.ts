@@ -12,7 +12,6 @@ import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { type AppliedConfig, appliedConfig, describeChanges } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
-import { bookLayout } from "./lib/librarian";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -65,12 +64,6 @@ if (config.verbose) {
   }
 }
 for (const line of report.warnings) pulumi.log.warn(`fame: ${line}`);
-const books = bookLayout(config.famSizeBytes, config.nodes);
-if (books.unusedBooks > 0) {
-  pulumi.log.warn(
-    `fame: ${books.totalBooks} Librarian books of ${formatSize(books.bookBytes)} do not divide among ${config.nodes} nodes: ${books.unusedBooks} book(s) (${formatSize(books.unusedBooks * books.bookBytes)}) stay unused`,
-  );
-}
 
 const cluster = new FameCluster("fame", {
   config,

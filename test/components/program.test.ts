@@ -212,8 +212,30 @@ describe("program under mocks", function () {
     const three = await runProgram({ nodes: "3", famSize: "32G" });
     assert.equal(
       three.exports.librarianIni,
-      "[global]\nnode_count = 3\nbook_size_bytes = 8M\nnvm_size_per_node = 1365B\n",
+      "[global]\nnode_count = 3\nbook_size_bytes = 8M\nnvm_size_per_node = 1364B\n",
     );
+  });
+
+  it("warns in preview when no Librarian can serve the node count, LFS cannot read node numbers from MACs, or books stay unused", async () => {
+    const warned = async (config: Record<string, string>): Promise<string> => {
+      const said: string[] = [];
+      const original = console.warn;
+      console.warn = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        await runProgram(config);
+      } finally {
+        console.warn = original;
+      }
+      return said.join("\n");
+    };
+    const text = await warned({ nodes: "81", famSize: "16G", octets123: "10.0.0" });
+    assert.match(text, /81 nodes: the Librarian \(book_register\) supports at most 80 nodes/);
+    assert.match(text, /node41 and above: .*MAC only for nodes 01\.\.40/);
+    assert.match(
+      text,
+      /2048 Librarian books of 8M do not divide among 81 nodes.*each node gets 24/,
+    );
+    assert.doesNotMatch(await warned({ nodes: "4", famSize: "16G" }), /Librarian|LFS/);
   });
 
   it("records the applied config last, after every node", async () => {
