@@ -125,7 +125,7 @@ export class FameCluster extends pulumi.ComponentResource {
     );
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
-      .apply(([pub, priv, password]) => seedFiles(pub, priv, password));
+      .apply(([pub, priv, password]) => seedFiles(pub, priv, password, config.proxy));
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,

@@ -9,7 +9,7 @@ const TEMPLATES = path.join(__dirname, "..", "templates");
 export interface GoldenImageArgs {
   /** Debian mirror. Default (from the cluster): `fame:mirror`. */
   mirror: string;
-  /** Proxy for the mirror, also written into the image's apt config. Default: none. */
+  /** Proxy the build reaches the mirror through; not part of the image (nodes get it from their seed disk). Default: none. */
   proxy?: string;
   /** Optional L4FAME repository; adds the FAME kernel and l4fame-node. Default: none. */
   l4fame?: string;
@@ -40,7 +40,6 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
 } {
   const inputs: ImageInputs = {
     mirror: args.mirror,
-    proxy: args.proxy ?? "",
     l4fame: args.l4fame ?? "",
     kernel: args.kernel ?? "linux-image-4.14.0-l4fame",
     user: args.user ?? "l4mdc",
@@ -82,7 +81,7 @@ export class GoldenImage extends pulumi.ComponentResource {
         recipe: this.recipe,
         hook,
         l4fame: inputs.l4fame,
-        proxy: inputs.proxy,
+        proxy: args.proxy ?? "",
       },
       { parent: this },
     );

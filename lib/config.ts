@@ -4,6 +4,7 @@
  * the same rules serve the program, the tests and the preview.
  */
 import * as path from "node:path";
+import { httpUrlProblem } from "./checks";
 import { type KeySpec, PLAIN_KEYS, type PlainKey, SCHEMA } from "./schema";
 import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
 
@@ -165,14 +166,8 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   const url = (key: PlainKey, optional: boolean): string => {
     const value = raw[key].value.trim();
     if (value === "" && optional) return "";
-    let ok = false;
-    try {
-      const u = new URL(value);
-      ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
-    } catch {
-      ok = false;
-    }
-    if (!ok) bad(key, "must be an http:// or https:// URL");
+    const problem = httpUrlProblem(value);
+    if (problem) bad(key, problem);
     return value;
   };
 

@@ -100,7 +100,8 @@ export const SCHEMA = {
     type: "string",
     default: "",
     env: ["FAME_PROXY", "http_proxy"],
-    description: "HTTP proxy used to reach the mirror; also written into the nodes' apt config.",
+    description:
+      "HTTP proxy used to reach the mirror; nodes get it in their apt config from the seed disk at boot (not part of the image).",
   },
   l4fame: {
     type: "string",

@@ -165,6 +165,21 @@ describe("program under mocks", function () {
     assert.equal(run.exports.famPath, "/srv/x/FAM");
   });
 
+  it("keeps the proxy out of the image: same image key, the proxy reaches nodes on their seed disks", async () => {
+    const without = await runProgram({ nodes: "1" });
+    const withProxy = await runProgram({ nodes: "1", proxy: "http://proxy.lan:3128" });
+    const image = (r: typeof without) => r.ofType(T("GoldenImage"))[0]?.inputs;
+    assert.equal(image(withProxy)?.key, image(without)?.key);
+    assert.equal(image(withProxy)?.proxy, "http://proxy.lan:3128", "the build still uses it");
+    const seed = (r: typeof without) =>
+      (r.ofType(T("SeedDisk"))[0]?.inputs.files as { value: Record<string, string> }).value;
+    assert.equal(
+      seed(withProxy)["apt-proxy.conf"],
+      'Acquire::http::Proxy "http://proxy.lan:3128";\nAcquire::https::Proxy "http://proxy.lan:3128";\n',
+    );
+    assert.equal(seed(without)["apt-proxy.conf"], undefined);
+  });
+
   it("honours the accelerator override", async () => {
     const run = await runProgram({ nodes: "1", accel: "kvm" });
     assert.equal(run.ofType(T("Domain"))[0]?.inputs.type, "kvm");
