@@ -73,10 +73,11 @@ function specDefault(spec: KeySpec): string | undefined {
 }
 
 /**
- * Resolves every key. A stack value wins, except that a value equal to the
- * schema default counts as unset when a FAME_* variable is present: the Pulumi
- * CLI injects Pulumi.yaml defaults into the stack config, so "left at the
- * default" and "unset" cannot be told apart.
+ * Resolves every key. A value the stack sets always wins (also one equal to
+ * the default, also ""); a FAME_* variable only fills a key the stack does not
+ * set; then the schema default. Pulumi.yaml therefore declares no defaults
+ * (the CLI would inject them into every stack, making "unset" and "set to the
+ * default" indistinguishable): the program applies them from lib/schema.ts.
  */
 export function resolveRaw(
   get: (key: PlainKey) => string | undefined,
@@ -91,8 +92,8 @@ export function resolveRaw(
     const fromEnv = (spec.env ?? [])
       .map((name) => ({ name, value: env[name] }))
       .find((e) => e.value !== undefined && e.value !== "");
-    if (stackValue !== undefined && (stackValue !== def || !fromEnv)) {
-      out[key] = { value: stackValue, source: stackValue === def ? "default" : "stack" };
+    if (stackValue !== undefined) {
+      out[key] = { value: stackValue, source: "stack" };
     } else if (fromEnv?.value !== undefined) {
       out[key] = { value: fromEnv.value, source: "env", envVar: fromEnv.name };
     } else if (def !== undefined) {

@@ -1,7 +1,8 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { runProgram } from "../helpers/mocks";
+import type { ProgramHostFacts } from "../../lib/host/hostfacts";
+import { runProgram, TEST_HOST } from "../helpers/mocks";
 import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
@@ -62,7 +63,7 @@ describe("program under mocks", function () {
         assert.deepEqual(d.inputs.fam, { path: "/srv/fame/FAM", sizeBytes: scenario.bytes });
         assert.equal(d.inputs.network, `br_${scenario.hostbase}`);
         assert.equal(d.inputs.mac, `48:50:42:${nn}:${nn}:${nn}`);
-        assert.equal(d.inputs.type, "qemu", "this host has no vmx/svm: TCG");
+        assert.equal(d.inputs.type, "qemu", "the test host (TEST_HOST) has no vmx/svm: TCG");
         assert.equal(d.inputs.consoleLog, `/srv/fame/${name}.console.log`);
         assert.equal(d.inputs.kernel, `${imageDir}/vmlinuz`);
         assert.equal(d.inputs.initrd, `${imageDir}/initrd.img`);
@@ -178,6 +179,20 @@ describe("program under mocks", function () {
       'Acquire::http::Proxy "http://proxy.lan:3128";\nAcquire::https::Proxy "http://proxy.lan:3128";\n',
     );
     assert.equal(seed(without)["apt-proxy.conf"], undefined);
+  });
+
+  it("picks kvm on a host with vmx/svm and /dev/kvm, TCG otherwise, whatever machine runs the test", async () => {
+    const flags = (f: string) => `processor\t: 0\nflags\t\t: fpu sse2 ${f}\n`;
+    const kvmHost = { ...TEST_HOST, cpuinfo: flags("vmx"), kvmDevice: true };
+    const type = async (host: ProgramHostFacts, accel = "auto") => {
+      const run = await runProgram({ nodes: "1", accel }, {}, "test", host);
+      return [run.ofType(T("Domain"))[0]?.inputs.type, run.exports.accelerator];
+    };
+    assert.deepEqual(await type(kvmHost), ["kvm", "kvm"]);
+    assert.deepEqual(await type({ ...kvmHost, cpuinfo: flags("svm") }), ["kvm", "kvm"]);
+    assert.deepEqual(await type({ ...kvmHost, kvmDevice: false }), ["qemu", "tcg"]);
+    assert.deepEqual(await type({ ...kvmHost, cpuinfo: flags("") }), ["qemu", "tcg"]);
+    assert.deepEqual(await type(kvmHost, "tcg"), ["qemu", "tcg"]);
   });
 
   it("honours the accelerator override", async () => {

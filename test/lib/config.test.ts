@@ -83,9 +83,24 @@ describe("config resolution", () => {
     );
   });
 
-  it("treats a stack value equal to the CLI-injected default as unset when FAME_* is set", () => {
-    assert.equal(raw({ vcpus: "2" }, { FAME_VCPUS: "8" }).vcpus.value, "8");
+  it("lets an explicitly set stack value win over FAME_* and http_proxy, even when it equals the default or is empty", () => {
+    assert.deepEqual(raw({ vcpus: "2" }, { FAME_VCPUS: "8" }).vcpus, {
+      value: "2",
+      source: "stack",
+    });
     assert.equal(raw({ vcpus: "3" }, { FAME_VCPUS: "8" }).vcpus.value, "3");
+    // `pulumi config set fame:proxy ""` turns a shell's proxy off
+    assert.deepEqual(
+      raw({ proxy: "" }, { http_proxy: "http://a:1", FAME_PROXY: "http://b:2" }).proxy,
+      {
+        value: "",
+        source: "stack",
+      },
+    );
+    assert.equal(raw({ user: "l4mdc" }, { FAME_USER: "dev" }).user.value, "l4mdc");
+    assert.equal(raw({ dir: "/srv/s" }, { FAME_DIR: "/srv/e" }).dir.value, "/srv/s");
+    // the environment only fills keys the stack does not set
+    assert.equal(raw({}, { FAME_VCPUS: "8" }).vcpus.value, "8");
   });
 
   it("names the environment variable in messages about its value", () => {
