@@ -125,7 +125,13 @@ export interface Validated {
 const HOSTBASE_RE = /^[a-z][a-z0-9-]{0,7}$/;
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
-const URI_RE = /^[a-z][a-z0-9+]*:\/\/[^\s]*$/;
+/** qemu or qemu+unix, no host, /system or /session, at most a socket= query. */
+const LOCAL_URI_RE = /^qemu(\+unix)?:\/\/\/(system|session)(\?socket=\/[^\s&]*)?$/;
+
+/** A libvirt URI that reaches the QEMU driver on this host (no remote transport, no host name). */
+export function isLocalQemuUri(uri: string): boolean {
+  return LOCAL_URI_RE.test(uri);
+}
 const UNSAFE_PATH_RE = /[\0\n\r]/;
 
 function describe(key: PlainKey, raw: RawValue): string {
@@ -245,7 +251,12 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   }
 
   const libvirtUri = raw.libvirtUri.value.trim();
-  if (!URI_RE.test(libvirtUri)) bad("libvirtUri", "must be a libvirt URI such as qemu:///system");
+  if (!isLocalQemuUri(libvirtUri)) {
+    bad(
+      "libvirtUri",
+      "must be a local QEMU URI: qemu:///system or qemu:///session, optionally with ?socket=<path>; the FAM file, node disks, seed disks, AppArmor rule, image cache and accelerator probe are all on this host, so remote libvirt is not supported",
+    );
+  }
 
   const accel = raw.accel.value.trim() as Accel;
   if (!["auto", "kvm", "tcg"].includes(accel)) bad("accel", "must be one of auto, kvm, tcg");

@@ -132,7 +132,8 @@ export const SCHEMA = {
     type: "string",
     default: "qemu:///system",
     env: ["FAME_LIBVIRT_URI"],
-    description: "libvirt connection URI used for every virsh call.",
+    description:
+      "Local libvirt URI used for every virsh call: qemu:///system or qemu:///session, optionally with ?socket=<path>. Remote URIs are refused (FAM, disks, seeds and the image cache are local).",
   },
   accel: {
     type: "string",

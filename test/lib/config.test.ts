@@ -219,9 +219,34 @@ describe("config validation rules", () => {
     assert.match(validateConfig(raw({ octets123: "8.8.8" })).warnings.join(), /not a private/);
   });
 
-  it("libvirtUri: a URI", () => {
-    assertAccepted("libvirtUri", "qemu+ssh://root@host/system");
-    assertRefused("libvirtUri", "system", /libvirt URI/);
+  it("libvirtUri: a local QEMU URI only (FAM, disks, seeds, AppArmor and the image cache are on this host)", () => {
+    for (const ok of [
+      "qemu:///system",
+      "qemu:///session",
+      "qemu:///system?socket=/srv/t/sock/libvirt-sock",
+      "qemu+unix:///system",
+      "qemu+unix:///system?socket=/run/x/libvirt-sock",
+    ]) {
+      assertAccepted("libvirtUri", ok);
+    }
+    for (const remote of [
+      "qemu+ssh://root@host/system",
+      "qemu+tcp://host/system",
+      "qemu+tls://host.example/system",
+      "qemu://host/system",
+      "qemu+libssh2://u@h/system?known_hosts=/k",
+      "qemu+ext://host/system",
+      "qemu+unix://host/system",
+    ]) {
+      assertRefused(
+        "libvirtUri",
+        remote,
+        /must be a local QEMU URI.*remote libvirt is not supported/,
+      );
+    }
+    assertRefused("libvirtUri", "system", /must be a local QEMU URI/);
+    assertRefused("libvirtUri", "xen:///system", /must be a local QEMU URI/);
+    assertRefused("libvirtUri", "qemu:///embed?root=/x", /must be a local QEMU URI/);
   });
 
   it("accel: auto, kvm or tcg", () => {
