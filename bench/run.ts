@@ -76,11 +76,32 @@ function log(m: string): void {
   console.error(`bench: ${m}`);
 }
 
+/** A domain with no disk and no NIC: its define makes a fresh libvirtd probe QEMU's capabilities. */
+const PROBE_XML = `<domain type="qemu"><name>benchprobe</name><memory unit="KiB">65536</memory><vcpu>1</vcpu><os><type arch="x86_64" machine="pc">hvm</type></os></domain>`;
+
 async function main(): Promise<void> {
   const uri = sandboxUri();
   const dir = scratchDir("bench");
   const rows: [string, string, string, string][] = [];
   const notes: string[] = [];
+
+  // ---------------------------------------------------------------- fresh libvirtd
+  // The sandbox was just started: this define pays for the QEMU capability probe.
+  const probeXml = path.join(dir, "probe.xml");
+  fs.writeFileSync(probeXml, PROBE_XML);
+  const firstDefine = await timed(async () =>
+    execFileSync("virsh", ["-q", "-c", uri, "define", probeXml], {
+      stdio: "pipe",
+      timeout: 300_000,
+    }),
+  );
+  execFileSync("virsh", ["-q", "-c", uri, "undefine", "benchprobe"], { stdio: "pipe" });
+  rows.push([
+    "first define on a fresh libvirtd (QEMU capability probe, libvirtd under tini -s)",
+    `${firstDefine.toFixed(2)} s (n=1)`,
+    "",
+    "",
+  ]);
 
   // ---------------------------------------------------------------- golden image
   const { recipe, hook, key } = goldenImageRecipe({
