@@ -19,6 +19,7 @@ import { imageCmdline } from "../lib/image";
 import { seedFiles } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { generateEd25519 } from "../lib/sshkey";
+import { GiB } from "../lib/units";
 import { Domain, type DomainInputs, type DomainOutputs } from "../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../providers/famFile";
 import {
@@ -34,7 +35,6 @@ import { domainInputs, famInputs, networkInputs } from "../test/helpers/fixtures
 import { ROOT, sandboxUri, scratchDir, stopSandbox } from "../test/helpers/sandbox";
 import { waitForSsh } from "../test/helpers/ssh";
 
-const GiB = 2 ** 30;
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const COLD = process.env.FAME_BENCH_COLD !== "0";
 const CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";

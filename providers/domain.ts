@@ -8,7 +8,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
+import { SCHEMA } from "../lib/schema";
 import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
+
+/** fame:shutdownTimeout's default, for state recorded before the field existed (a number: serialized by value). */
+const DEFAULT_SHUTDOWN_MS = SCHEMA.shutdownTimeout.default * 1000;
 
 export interface DomainInputs extends DomainSpec {
   uri: string;
@@ -138,7 +142,7 @@ export const domainProvider = {
       ...parseDomainXml(xml),
       uri,
       running: state === "running",
-      shutdownTimeoutMs: props?.shutdownTimeoutMs ?? 60_000,
+      shutdownTimeoutMs: props?.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS,
     } satisfies DomainOutputs;
     return { id, props: outs };
   },

@@ -2,11 +2,11 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
+import { GiB } from "../../lib/units";
 import { runProgram, TEST_HOST } from "../helpers/mocks";
 import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
-const GiB = 2 ** 30;
 
 describe("program under mocks", function () {
   this.timeout(120_000);

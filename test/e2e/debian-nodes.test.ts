@@ -12,6 +12,7 @@ import { goldenImageRecipe } from "../../components/goldenImage";
 import { imageCmdline } from "../../lib/image";
 import { seedFiles } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
+import { GiB } from "../../lib/units";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import {
@@ -28,7 +29,6 @@ import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 import { sshOk, waitForSsh } from "../helpers/ssh";
 
-const GiB = 2 ** 30;
 /** Shared across runs on one machine: the image is built once, then reused. */
 const CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
 const MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";

@@ -2,13 +2,12 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createFam } from "../../lib/host/famfile";
+import { GiB } from "../../lib/units";
 import { networkXml } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { guestKit } from "../helpers/guest";
 import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
-
-const GiB = 2 ** 30;
 
 describe("Domain provider against a sandboxed libvirtd", function () {
   this.timeout(300_000);
