@@ -34,6 +34,7 @@ import { loadSerialized } from "../test/helpers/engine";
 import { domainInputs, famInputs, networkInputs } from "../test/helpers/fixtures";
 import { ROOT, sandboxUri, scratchDir, stopSandbox } from "../test/helpers/sandbox";
 import { waitForSsh } from "../test/helpers/ssh";
+import { sizeRatio, speedRatio } from "./report";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const COLD = process.env.FAME_BENCH_COLD !== "0";
@@ -277,14 +278,14 @@ async function main(): Promise<void> {
       `provision ${count} node(s) (disk + seed + define${running ? " + start" : ""}), parallel`,
       `${fmt(o, "s")}; ${(o.median / count).toFixed(3)} s per node`,
       `${fmt(b, "s")}; ${(b.median / count).toFixed(3)} s per node (full copy + qcow2 convert, sequential)`,
-      `${(b.median / o.median).toFixed(1)}x faster`,
+      speedRatio(o.median, b.median),
     ]);
   }
   rows.push([
     "disk used per node at creation",
     `${(perNodeOurs / 1024).toFixed(0)} KiB (overlay + seed)`,
     `${(perNodeBase / 2 ** 20).toFixed(0)} MiB (qcow2 copy of the image)`,
-    `${(perNodeBase / perNodeOurs).toFixed(0)}x smaller`,
+    sizeRatio(perNodeOurs, perNodeBase),
   ]);
 
   // ---------------------------------------------------------------- no-change pass over 32 nodes
