@@ -184,7 +184,7 @@ export const SCHEMA = {
     default: false,
     env: ["FAME_VERBOSE"],
     description:
-      "Log the effective configuration and the change report in detail. Set FAME_VERBOSE=1 in pulumi's environment to also trace every host command the providers run.",
+      "Log the effective configuration: every key with its value and where it came from (stack, FAME_* variable, default, computed). Set FAME_VERBOSE=1 in pulumi's environment to also trace every host command the providers run.",
   },
 } as const satisfies Record<string, KeySpec>;
 
