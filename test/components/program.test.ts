@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
 import { GiB } from "../../lib/units";
+import type { ArtifactFileArgs } from "../../providers/artifactFile";
 import { runProgram, TEST_HOST } from "../helpers/mocks";
 import { scratchDir } from "../helpers/sandbox";
 
@@ -196,6 +198,30 @@ describe("program under mocks", function () {
     assert.deepEqual(await type(kvmHost, "tcg"), ["qemu", "tcg"]);
   });
 
+  it("fame:verbose logs the effective configuration: every key, its value and where it came from", async () => {
+    const logged = async (config: Record<string, string>, env: Record<string, string> = {}) => {
+      const said: string[] = [];
+      const saved = [console.log, console.info];
+      console.log = console.info = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        await runProgram(config, env);
+      } finally {
+        [console.log, console.info] = saved;
+      }
+      return said.join("\n");
+    };
+    const text = await logged({ nodes: "2", verbose: "true" }, { FAME_VCPUS: "3" });
+    assert.match(text, /fame: nodes = "2" \(stack\)/);
+    assert.match(text, /fame: vcpus = "3" \(FAME_VCPUS\)/);
+    assert.match(text, /fame: user = "l4mdc" \(default\)/);
+    assert.match(text, /fame: dir = "\/var\/lib\/fame\/fame-test" \(computed\)/);
+    assert.doesNotMatch(
+      await logged({ nodes: "2" }),
+      /fame: nodes = /,
+      "quiet without fame:verbose",
+    );
+  });
+
   it("honours the accelerator override", async () => {
     const run = await runProgram({ nodes: "1", accel: "kvm" });
     assert.equal(run.ofType(T("Domain"))[0]?.inputs.type, "kvm");
@@ -270,13 +296,45 @@ describe("program under mocks", function () {
   });
 
   it("records the applied config last, after every node", async () => {
-    const run = await runProgram({ nodes: "2", dir: "/srv/a" });
+    // Capture the options each ArtifactFile is made with (cluster.ts reads the class from the module).
+    const mod =
+      require("../../providers/artifactFile") as typeof import("../../providers/artifactFile");
+    const Original = mod.ArtifactFile;
+    const made: { name: string; dependsOn: pulumi.Resource[] }[] = [];
+    mod.ArtifactFile = class extends Original {
+      constructor(name: string, args: ArtifactFileArgs, opts?: pulumi.CustomResourceOptions) {
+        super(name, args, opts);
+        made.push({
+          name,
+          dependsOn: ([] as pulumi.Resource[]).concat((opts?.dependsOn ?? []) as pulumi.Resource[]),
+        });
+      }
+    };
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    try {
+      run = await runProgram({ nodes: "3", dir: "/srv/a" });
+    } finally {
+      mod.ArtifactFile = Original;
+    }
     const applied = run
       .ofType(T("ArtifactFile"))
       .find((f) => String(f.inputs.path) === "/srv/a/applied.json");
     const content = JSON.parse(String(applied?.inputs.content));
-    assert.equal(content.nodes, 2);
+    assert.equal(content.nodes, 3);
     assert.equal(content.imageKey, run.exports.imageKey);
+    // "last": it waits for every node (and the FAM and network), so a failed node leaves the old record.
+    const deps = made.find((m) => m.name === "fame-applied")?.dependsOn ?? [];
+    const typeOf = (r: pulumi.Resource) => (r as unknown as { __pulumiType: string }).__pulumiType;
+    const nameOf = (r: pulumi.Resource) => (r as unknown as { __name: string }).__name;
+    const nodeDeps = deps.filter((r) => typeOf(r) === "fame:node:FameNode").map(nameOf);
+    assert.deepEqual(nodeDeps.sort(), ["fame-node01", "fame-node02", "fame-node03"]);
+    assert.ok(deps.some((r) => typeOf(r) === "fame:memory:FabricMemory"));
+    assert.ok(deps.some((r) => typeOf(r) === "fame:network:NodeNetwork"));
+    assert.deepEqual(
+      made.filter((m) => m.name !== "fame-applied" && m.dependsOn.length > 0).map((m) => m.name),
+      [],
+      "no other artifact waits for the nodes",
+    );
   });
 
   it("refuses a FAM shrink against the applied config before registering anything", async () => {
