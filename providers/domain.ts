@@ -54,8 +54,11 @@ function specOf(inputs: DomainInputs): DomainSpec {
  */
 async function converge(inputs: DomainInputs, restart: boolean, existed = true): Promise<void> {
   const { uri, name } = inputs;
-  const uuid = existed ? await virsh.domainUuid(uri, name) : undefined;
-  await virsh.defineDomain(uri, domainXml(specOf(inputs), uuid));
+  // `restart` means the definition changed: only then (or for a new domain) is it defined again.
+  if (restart || !existed) {
+    const uuid = existed ? await virsh.domainUuid(uri, name) : undefined;
+    await virsh.defineDomain(uri, domainXml(specOf(inputs), uuid));
+  }
   const state = existed ? await virsh.domainState(uri, name) : "shut off";
   if (state === "running" && (restart || !inputs.running)) {
     await virsh.stopDomain(uri, name, inputs.shutdownTimeoutMs);

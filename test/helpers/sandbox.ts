@@ -34,6 +34,12 @@ export function sandboxNetns(): string {
   return fs.readFileSync(path.join(STATE, "netns"), "utf8").trim();
 }
 
+/** The sandbox's state dir (libvirt's /etc/libvirt is <state>/root/etc, for inspecting saved definitions). */
+export function sandboxStateDir(): string {
+  sandboxUri();
+  return STATE;
+}
+
 /** Stops or starts only the sandbox's libvirtd (guests keep running). */
 export function sandboxDaemon(action: "stop-libvirtd" | "start-libvirtd"): void {
   sandboxUri();
