@@ -4,7 +4,6 @@
  * change, and builds one FameCluster.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
@@ -12,7 +11,7 @@ import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
-import { bookLayout } from "./lib/librarian";
+import { hostFacts } from "./lib/host/hostfacts";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -21,9 +20,10 @@ const stackConfig = new pulumi.Config("fame");
 
 const raw = resolveRaw((key) => stackConfig.get(key), process.env, { project, stack });
 const password = stackConfig.getSecret("password");
+const host = hostFacts.read();
 let validated: ReturnType<typeof validateConfig>;
 try {
-  validated = validateConfig(raw, { memTotalKiB: Math.floor(os.totalmem() / 1024) });
+  validated = validateConfig(raw, { memTotalKiB: host.memTotalKiB });
 } catch (e) {
   // One clear message, no stack trace, before any resource is registered.
   if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
@@ -32,8 +32,7 @@ try {
 const { config, warnings } = validated;
 for (const w of warnings) pulumi.log.warn(w);
 
-const cpuinfo = fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo", "utf8") : "";
-const domainType = domainTypeFor(config.accel, cpuinfo, fs.existsSync("/dev/kvm"));
+const domainType = domainTypeFor(config.accel, host.cpuinfo, host.kvmDevice);
 
 // What this change will do, said before anything happens (and refused when it would cut FAM data).
 const owner = `${project}/${stack}`;
@@ -73,12 +72,6 @@ if (config.verbose) {
   }
 }
 for (const line of report.warnings) pulumi.log.warn(`fame: ${line}`);
-const books = bookLayout(config.famSizeBytes, config.nodes);
-if (books.unusedBooks > 0) {
-  pulumi.log.warn(
-    `fame: ${books.totalBooks} Librarian books of ${formatSize(books.bookBytes)} do not divide among ${config.nodes} nodes: ${books.unusedBooks} book(s) (${formatSize(books.unusedBooks * books.bookBytes)}) stay unused`,
-  );
-}
 
 const cluster = new FameCluster("fame", {
   config,

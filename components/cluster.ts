@@ -5,7 +5,7 @@ import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { imageCmdline } from "../lib/image";
-import { librarianIni } from "../lib/librarian";
+import { librarianIni, librarianWarnings } from "../lib/librarian";
 import { envSh, keyFileFor, seedFiles, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { GiB } from "../lib/units";
@@ -125,7 +125,7 @@ export class FameCluster extends pulumi.ComponentResource {
     );
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
-      .apply(([pub, priv, password]) => seedFiles(pub, priv, password));
+      .apply(([pub, priv, password]) => seedFiles(pub, priv, password, config.proxy));
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,
@@ -164,6 +164,10 @@ export class FameCluster extends pulumi.ComponentResource {
       { parent: this },
     );
     const ini = librarianIni(config.famSizeBytes, config.nodes);
+    // Said in preview: what the Librarian (book_register, lfs_fuse) cannot do with this layout.
+    for (const w of librarianWarnings(config.famSizeBytes, config.nodes)) {
+      pulumi.log.warn(`fame: ${w}`, this);
+    }
     const librarian = new ArtifactFile(
       `${name}-librarian`,
       { path: inDir("librarian.ini"), content: ini, mode: 0o644 },

@@ -3,6 +3,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
 import type { NodePlan } from "../lib/plan";
+import { SCHEMA } from "../lib/schema";
 import { Domain } from "../providers/domain";
 import { NodeDisk } from "../providers/nodeDisk";
 import { SeedDisk } from "../providers/seedDisk";
@@ -112,8 +113,8 @@ export class FameNode extends pulumi.ComponentResource {
         uri: args.uri,
         name: node.name,
         type: args.domainType ?? "qemu",
-        memoryKiB: args.memoryKiB ?? 786432,
-        vcpus: args.vcpus ?? 2,
+        memoryKiB: args.memoryKiB ?? SCHEMA.vdram.default,
+        vcpus: args.vcpus ?? SCHEMA.vcpus.default,
         kernel: args.boot.kernel,
         initrd: args.boot.initrd,
         cmdline: pulumi
@@ -132,7 +133,7 @@ export class FameNode extends pulumi.ComponentResource {
         famezSocket: args.famezSocket ?? "",
         owner: args.owner,
         running: args.running ?? true,
-        shutdownTimeoutMs: args.shutdownTimeoutMs ?? 60_000,
+        shutdownTimeoutMs: args.shutdownTimeoutMs ?? SCHEMA.shutdownTimeout.default * 1000,
       },
       { parent: this, dependsOn: args.domainDependsOn ?? [] },
     );

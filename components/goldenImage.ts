@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { type ImageInputs, type ImageRecipe, imageKey, imageRecipe } from "../lib/image";
+import { SCHEMA } from "../lib/schema";
 import { GoldenImageBuild } from "../providers/goldenImage";
 
 const TEMPLATES = path.join(__dirname, "..", "templates");
@@ -9,7 +10,7 @@ const TEMPLATES = path.join(__dirname, "..", "templates");
 export interface GoldenImageArgs {
   /** Debian mirror. Default (from the cluster): `fame:mirror`. */
   mirror: string;
-  /** Proxy for the mirror, also written into the image's apt config. Default: none. */
+  /** Proxy the build reaches the mirror through; not part of the image (nodes get it from their seed disk). Default: none. */
   proxy?: string;
   /** Optional L4FAME repository; adds the FAME kernel and l4fame-node. Default: none. */
   l4fame?: string;
@@ -40,13 +41,12 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
 } {
   const inputs: ImageInputs = {
     mirror: args.mirror,
-    proxy: args.proxy ?? "",
     l4fame: args.l4fame ?? "",
-    kernel: args.kernel ?? "linux-image-4.14.0-l4fame",
-    user: args.user ?? "l4mdc",
-    hostbase: args.hostbase ?? "node",
-    octets123: args.octets123 ?? "192.168.42",
-    sizeGbytes: args.sizeGbytes ?? 6,
+    kernel: args.kernel ?? SCHEMA.kernel.default,
+    user: args.user ?? SCHEMA.user.default,
+    hostbase: args.hostbase ?? SCHEMA.hostbase.default,
+    octets123: args.octets123 ?? SCHEMA.octets123.default,
+    sizeGbytes: args.sizeGbytes ?? SCHEMA.vfsGbytes.default,
     helloFabric:
       args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
   };
@@ -60,29 +60,26 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
  * turned into qcow2 without loop devices or mounts, cached by recipe hash.
  */
 export class GoldenImage extends pulumi.ComponentResource {
-  readonly recipe: ImageRecipe;
   readonly key: string;
   readonly qcow2: pulumi.Output<string>;
   readonly kernel: pulumi.Output<string>;
   readonly initrd: pulumi.Output<string>;
   readonly packages: pulumi.Output<string[]>;
-  readonly reused: pulumi.Output<boolean>;
   readonly build: GoldenImageBuild;
 
   constructor(name: string, args: GoldenImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:image:GoldenImage", name, {}, opts);
     const { inputs, recipe, hook, key } = goldenImageRecipe(args);
-    this.recipe = recipe;
     this.key = key;
     this.build = new GoldenImageBuild(
       `${name}-build`,
       {
-        cacheDir: args.cacheDir ?? "/var/cache/fame/images",
+        cacheDir: args.cacheDir ?? SCHEMA.imageCache.default,
         key: this.key,
-        recipe: this.recipe,
+        recipe,
         hook,
         l4fame: inputs.l4fame,
-        proxy: inputs.proxy,
+        proxy: args.proxy ?? "",
       },
       { parent: this },
     );
@@ -90,7 +87,6 @@ export class GoldenImage extends pulumi.ComponentResource {
     this.kernel = this.build.kernel;
     this.initrd = this.build.initrd;
     this.packages = this.build.packages;
-    this.reused = this.build.reused;
     this.registerOutputs({
       key: this.key,
       qcow2: this.qcow2,

@@ -4,6 +4,7 @@
  * the same rules serve the program, the tests and the preview.
  */
 import * as path from "node:path";
+import { httpUrlProblem } from "./checks";
 import { type KeySpec, PLAIN_KEYS, type PlainKey, SCHEMA } from "./schema";
 import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
 
@@ -72,10 +73,11 @@ function specDefault(spec: KeySpec): string | undefined {
 }
 
 /**
- * Resolves every key. A stack value wins, except that a value equal to the
- * schema default counts as unset when a FAME_* variable is present: the Pulumi
- * CLI injects Pulumi.yaml defaults into the stack config, so "left at the
- * default" and "unset" cannot be told apart.
+ * Resolves every key. A value the stack sets always wins (also one equal to
+ * the default, also ""); a FAME_* variable only fills a key the stack does not
+ * set; then the schema default. Pulumi.yaml therefore declares no defaults
+ * (the CLI would inject them into every stack, making "unset" and "set to the
+ * default" indistinguishable): the program applies them from lib/schema.ts.
  */
 export function resolveRaw(
   get: (key: PlainKey) => string | undefined,
@@ -90,8 +92,8 @@ export function resolveRaw(
     const fromEnv = (spec.env ?? [])
       .map((name) => ({ name, value: env[name] }))
       .find((e) => e.value !== undefined && e.value !== "");
-    if (stackValue !== undefined && (stackValue !== def || !fromEnv)) {
-      out[key] = { value: stackValue, source: stackValue === def ? "default" : "stack" };
+    if (stackValue !== undefined) {
+      out[key] = { value: stackValue, source: "stack" };
     } else if (fromEnv?.value !== undefined) {
       out[key] = { value: fromEnv.value, source: "env", envVar: fromEnv.name };
     } else if (def !== undefined) {
@@ -123,7 +125,13 @@ export interface Validated {
 const HOSTBASE_RE = /^[a-z][a-z0-9-]{0,7}$/;
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
-const URI_RE = /^[a-z][a-z0-9+]*:\/\/[^\s]*$/;
+/** qemu or qemu+unix, no host, /system or /session, at most a socket= query. */
+const LOCAL_URI_RE = /^qemu(\+unix)?:\/\/\/(system|session)(\?socket=\/[^\s&]*)?$/;
+
+/** A libvirt URI that reaches the QEMU driver on this host (no remote transport, no host name). */
+export function isLocalQemuUri(uri: string): boolean {
+  return LOCAL_URI_RE.test(uri);
+}
 const UNSAFE_PATH_RE = /[\0\n\r]/;
 
 function describe(key: PlainKey, raw: RawValue): string {
@@ -165,14 +173,8 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   const url = (key: PlainKey, optional: boolean): string => {
     const value = raw[key].value.trim();
     if (value === "" && optional) return "";
-    let ok = false;
-    try {
-      const u = new URL(value);
-      ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
-    } catch {
-      ok = false;
-    }
-    if (!ok) bad(key, "must be an http:// or https:// URL");
+    const problem = httpUrlProblem(value);
+    if (problem) bad(key, problem);
     return value;
   };
 
@@ -249,7 +251,12 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   }
 
   const libvirtUri = raw.libvirtUri.value.trim();
-  if (!URI_RE.test(libvirtUri)) bad("libvirtUri", "must be a libvirt URI such as qemu:///system");
+  if (!isLocalQemuUri(libvirtUri)) {
+    bad(
+      "libvirtUri",
+      "must be a local QEMU URI: qemu:///system or qemu:///session, optionally with ?socket=<path>; the FAM file, node disks, seed disks, AppArmor rule, image cache and accelerator probe are all on this host, so remote libvirt is not supported",
+    );
+  }
 
   const accel = raw.accel.value.trim() as Accel;
   if (!["auto", "kvm", "tcg"].includes(accel)) bad("accel", "must be one of auto, kvm, tcg");

@@ -5,10 +5,11 @@
  * asks for the same thing.
  */
 import * as crypto from "node:crypto";
+import { httpUrlProblem } from "./checks";
 import { nodeName, TORMS_NAME } from "./plan";
 
 /** Bump when the build procedure changes in a way the recipe does not show. */
-export const RECIPE_VERSION = 1;
+export const RECIPE_VERSION = 2;
 export const SUITE = "bookworm";
 export const ROOT_LABEL = "fameroot";
 export const SEED_LABEL = "FAMESEED";
@@ -17,9 +18,13 @@ export const HOSTS_NODES = 253;
 /** Copied in by the essential hook, before the kernel's initrd is built. */
 export const INITRAMFS_CONF = "/etc/initramfs-tools/conf.d/fame";
 
+/**
+ * What the image is made of. The proxy is not here: it is how the build
+ * reaches the mirror (passed to mmdebstrap at build time) and reaches nodes
+ * through their seed disk at boot, so a proxy change never rebuilds the image.
+ */
 export interface ImageInputs {
   mirror: string;
-  proxy: string;
   l4fame: string;
   kernel: string;
   user: string;
@@ -41,8 +46,6 @@ export interface ImageRecipe {
   packages: string[];
   /** One-line apt sources, the first being the Debian mirror. */
   sources: string[];
-  /** apt options for the build (proxy). */
-  aptOptions: string[];
   files: ImageFile[];
   /** Packages kept back from upgrades (the FAME kernel). */
   hold: string[];
@@ -89,6 +92,11 @@ function unit(lines: string[]): string {
 /** sshd reads sshd_config.d in name order and keeps the first value: sorts before fame.conf. */
 export const PASSWORD_SSHD_CONF = "/etc/ssh/sshd_config.d/00-fame-password.conf";
 
+/** Where apt finds the file `aptProxyConf` makes, on a node (installed from the seed disk at boot). */
+export const APT_PROXY_CONF = "/etc/apt/apt.conf.d/01fame-proxy";
+/** Its name on the seed disk. */
+export const SEED_APT_PROXY = "apt-proxy.conf";
+
 /** Script run at every boot: installs the node's credentials from the seed disk. */
 export function seedScript(user: string): string {
   return unit([
@@ -120,18 +128,34 @@ export function seedScript(user: string): string {
     '  usermod -p "!" "$user"',
     '  rm -f "$pwconf"',
     "fi",
+    "# apt's proxy comes from the seed, so changing it never rebuilds the image.",
+    `if [ -f "$mnt/${SEED_APT_PROXY}" ]; then`,
+    `  install -m 644 "$mnt/${SEED_APT_PROXY}" ${APT_PROXY_CONF}`,
+    "else",
+    `  rm -f ${APT_PROXY_CONF}`,
+    "fi",
     'echo "fame-seed: credentials installed for $user from $dev"',
   ]);
 }
 
+/** Throws when `value` is not a URL that is safe to write into apt's sources or configuration. */
+function safeUrl(what: string, value: string): string {
+  const problem = httpUrlProblem(value);
+  if (problem) throw new RangeError(`${what} ${JSON.stringify(value)}: ${problem}`);
+  return value;
+}
+
+/** apt configuration that sends http and https through `proxy` (refuses anything but a plain URL). */
+export function aptProxyConf(proxy: string): string {
+  const p = safeUrl("proxy", proxy);
+  return `Acquire::http::Proxy "${p}";\nAcquire::https::Proxy "${p}";\n`;
+}
+
 export function imageRecipe(inputs: ImageInputs): ImageRecipe {
   const l4fame = inputs.l4fame.trim();
-  const sources = [`deb ${inputs.mirror} ${SUITE} main`];
-  if (l4fame) sources.push(`deb [trusted=yes] ${l4fame} testing main`);
+  const sources = [`deb ${safeUrl("mirror", inputs.mirror)} ${SUITE} main`];
+  if (l4fame) sources.push(`deb [trusted=yes] ${safeUrl("l4fame", l4fame)} testing main`);
   const kernelPackages = l4fame ? [inputs.kernel, "l4fame-node"] : ["linux-image-amd64"];
-  const proxyConf = inputs.proxy
-    ? [`Acquire::http::Proxy "${inputs.proxy}";`, `Acquire::https::Proxy "${inputs.proxy}";`]
-    : [];
 
   const files: ImageFile[] = [
     { path: "/etc/hosts", content: hostsFile(inputs.hostbase, inputs.octets123), mode: 0o644 },
@@ -153,9 +177,6 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
       mode: 0o644,
     },
     { path: "/etc/apt/sources.list", content: unit(sources), mode: 0o644 },
-    ...(proxyConf.length > 0
-      ? [{ path: "/etc/apt/apt.conf.d/01fame-proxy", content: unit(proxyConf), mode: 0o644 }]
-      : []),
     {
       path: "/etc/sudoers.d/fame-user",
       content: `${inputs.user} ALL=(ALL) NOPASSWD:ALL\n`,
@@ -221,7 +242,6 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
     suite: SUITE,
     packages: [...BASE_PACKAGES, ...kernelPackages],
     sources,
-    aptOptions: proxyConf,
     files,
     hold: l4fame ? [inputs.kernel] : [],
     user: inputs.user,
@@ -243,26 +263,51 @@ export function imageKey(recipe: ImageRecipe, hook: string): string {
   return crypto.createHash("sha256").update(canonical).digest("hex").slice(0, 24);
 }
 
-/** mmdebstrap arguments that build the recipe's root file system into `rootDir`. */
-export function mmdebstrapArgs(
+/** Where the build keeps the generated files and the customize hook. */
+export interface BuildPaths {
+  /** Directory holding the recipe's files at their image paths. */
+  overlayDir: string;
+  /** The customize hook (templates/image/customize.sh) written to disk. */
+  hookFile: string;
+}
+
+const INITRAMFS_CONF_DIR = INITRAMFS_CONF.slice(0, INITRAMFS_CONF.lastIndexOf("/"));
+/**
+ * mmdebstrap runs hooks as `sh -c <hook> exec <root>`. The hooks are constant
+ * text: every path reaches them through the environment (FAME_OVERLAY,
+ * FAME_HOOK), quoted, so no configured value is ever parsed by a shell.
+ */
+export const ESSENTIAL_HOOK = `mkdir -p "$1${INITRAMFS_CONF_DIR}" && cp "$FAME_OVERLAY${INITRAMFS_CONF}" "$1${INITRAMFS_CONF}"`;
+export const CUSTOMIZE_HOOK = 'sh "$FAME_HOOK" "$1" "$FAME_OVERLAY"';
+
+/** mmdebstrap's arguments and environment that build the recipe's root file system into `rootDir`. */
+export function mmdebstrapCommand(
   recipe: ImageRecipe,
   rootDir: string,
-  customizeHook: string,
-  overlayDir: string,
-): string[] {
-  const confDir = INITRAMFS_CONF.slice(0, INITRAMFS_CONF.lastIndexOf("/"));
-  return [
-    "--variant=minbase",
-    "--mode=root",
-    `--include=${recipe.packages.join(",")}`,
-    ...recipe.aptOptions.map((o) => `--aptopt=${o}`),
-    // Before apt installs the kernel: its one initrd build must see the config.
-    `--essential-hook=mkdir -p "$1${confDir}" && cp "${overlayDir}${INITRAMFS_CONF}" "$1${INITRAMFS_CONF}"`,
-    `--customize-hook=${customizeHook}`,
-    recipe.suite,
-    rootDir,
-    ...recipe.sources,
-  ];
+  paths: BuildPaths,
+  proxy = "",
+): { args: string[]; env: Record<string, string> } {
+  const aptOptions = proxy ? aptProxyConf(proxy).trimEnd().split("\n") : [];
+  return {
+    args: [
+      "--variant=minbase",
+      "--mode=root",
+      `--include=${recipe.packages.join(",")}`,
+      ...aptOptions.map((o) => `--aptopt=${o}`),
+      // Before apt installs the kernel: its one initrd build must see the config.
+      `--essential-hook=${ESSENTIAL_HOOK}`,
+      `--customize-hook=${CUSTOMIZE_HOOK}`,
+      recipe.suite,
+      rootDir,
+      ...recipe.sources,
+    ],
+    env: {
+      FAME_OVERLAY: paths.overlayDir,
+      FAME_HOOK: paths.hookFile,
+      FAME_USER: recipe.user,
+      FAME_HOLD: recipe.hold.join(" "),
+    },
+  };
 }
 
 /** Kernel command line for a node booting the golden image. */

@@ -1,5 +1,6 @@
 /** Text the stack hands to its user: SSH config, ssh commands, env.sh. Pure. */
 import type { FameConfig } from "./config";
+import { aptProxyConf, SEED_APT_PROXY } from "./image";
 import type { NodePlan } from "./plan";
 import { formatSize } from "./units";
 
@@ -74,11 +75,14 @@ export function seedFiles(
   publicKey: string,
   privateKey: string,
   password = "",
+  proxy = "",
 ): Record<string, string> {
   return {
     authorized_keys: `${publicKey}\n`,
     "id_ed25519.pub": `${publicKey}\n`,
     id_ed25519: privateKey,
     ...(password ? { password } : {}),
+    // The nodes' apt proxy, installed at boot (so a proxy change never rebuilds the image).
+    ...(proxy ? { [SEED_APT_PROXY]: aptProxyConf(proxy) } : {}),
   };
 }

@@ -100,7 +100,8 @@ export const SCHEMA = {
     type: "string",
     default: "",
     env: ["FAME_PROXY", "http_proxy"],
-    description: "HTTP proxy used to reach the mirror; also written into the nodes' apt config.",
+    description:
+      "HTTP proxy used to reach the mirror; nodes get it in their apt config from the seed disk at boot (not part of the image).",
   },
   l4fame: {
     type: "string",
@@ -131,7 +132,8 @@ export const SCHEMA = {
     type: "string",
     default: "qemu:///system",
     env: ["FAME_LIBVIRT_URI"],
-    description: "libvirt connection URI used for every virsh call.",
+    description:
+      "Local libvirt URI used for every virsh call: qemu:///system or qemu:///session, optionally with ?socket=<path>. Remote URIs are refused (FAM, disks, seeds and the image cache are local).",
   },
   accel: {
     type: "string",
@@ -182,7 +184,7 @@ export const SCHEMA = {
     default: false,
     env: ["FAME_VERBOSE"],
     description:
-      "Log the effective configuration and the change report in detail. Set FAME_VERBOSE=1 in pulumi's environment to also trace every host command the providers run.",
+      "Log the effective configuration: every key with its value and where it came from (stack, FAME_* variable, default, computed). Set FAME_VERBOSE=1 in pulumi's environment to also trace every host command the providers run.",
   },
 } as const satisfies Record<string, KeySpec>;
 

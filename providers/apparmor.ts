@@ -29,6 +29,53 @@ async function enforced(): Promise<boolean> {
   return v.trim() === "Y";
 }
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Runs `fn` holding `<file>.fame-lock` (created with O_EXCL, holding the
+ * owner's pid; a lock whose process is gone is broken). Other stacks (other
+ * processes) and other resources of this one edit the same file: each
+ * read-modify-write happens alone.
+ */
+async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${file}.fame-lock`;
+  const token = `${process.pid} ${Date.now()} ${Math.random()}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await fs.writeFile(lock, token, { flag: "wx", mode: 0o644 });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    const held = await fs.readFile(lock, "utf8").catch(() => "");
+    const holder = Number(held.split(" ")[0]);
+    if (held !== "" && (!Number.isSafeInteger(holder) || holder <= 0 || !pidAlive(holder))) {
+      // Stale (its writer was killed): remove it only if it is still that same lock.
+      if ((await fs.readFile(lock, "utf8").catch(() => "")) === held)
+        await fs.rm(lock, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${lock} (held by process ${holder})`);
+    }
+    await new Promise((r) => setTimeout(r, 10 + Math.random() * 40));
+  }
+  try {
+    return await fn();
+  } finally {
+    if ((await fs.readFile(lock, "utf8").catch(() => "")) === token)
+      await fs.rm(lock, { force: true });
+  }
+}
+
 async function apply(inputs: AppArmorInputs, rules: AppArmorRule[]): Promise<boolean> {
   // No AppArmor configuration: no confinement to open up, nothing to write.
   const root = await fs
@@ -36,13 +83,19 @@ async function apply(inputs: AppArmorInputs, rules: AppArmorRule[]): Promise<boo
     .catch(() => undefined);
   if (!root?.isDirectory()) return false;
   await fs.mkdir(path.dirname(inputs.file), { recursive: true });
-  const text = await fs.readFile(inputs.file, "utf8").catch(() => "");
-  const next = withBlock(text, inputs.owner, rules);
-  if (next !== text) {
-    const tmp = `${inputs.file}.fame-new`;
-    await fs.writeFile(tmp, next, { mode: 0o644 });
-    await fs.rename(tmp, inputs.file);
-  }
+  await withFileLock(inputs.file, async () => {
+    const text = await fs.readFile(inputs.file, "utf8").catch(() => "");
+    const next = withBlock(text, inputs.owner, rules);
+    if (next === text) return;
+    // A unique temp file beside the target, renamed over it: readers see the old or the new file.
+    const tmp = `${inputs.file}.fame-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await fs.writeFile(tmp, next, { mode: 0o644, flag: "wx" });
+      await fs.rename(tmp, inputs.file);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  });
   return true;
 }
 

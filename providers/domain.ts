@@ -8,8 +8,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { sameValue } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
+import { SCHEMA } from "../lib/schema";
 import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
 import { type CheckFailure, defineProvider } from "./contract";
+
+/** fame:shutdownTimeout's default, for state recorded before the field existed (a number: serialized by value). */
+const DEFAULT_SHUTDOWN_MS = SCHEMA.shutdownTimeout.default * 1000;
 
 export interface DomainInputs extends DomainSpec {
   uri: string;
@@ -51,8 +55,11 @@ function specOf(inputs: DomainInputs): DomainSpec {
  */
 async function converge(inputs: DomainInputs, restart: boolean, existed = true): Promise<void> {
   const { uri, name } = inputs;
-  const uuid = existed ? await virsh.domainUuid(uri, name) : undefined;
-  await virsh.defineDomain(uri, domainXml(specOf(inputs), uuid));
+  // `restart` means the definition changed: only then (or for a new domain) is it defined again.
+  if (restart || !existed) {
+    const uuid = existed ? await virsh.domainUuid(uri, name) : undefined;
+    await virsh.defineDomain(uri, domainXml(specOf(inputs), uuid));
+  }
   const state = existed ? await virsh.domainState(uri, name) : "shut off";
   if (state === "running" && (restart || !inputs.running)) {
     await virsh.stopDomain(uri, name, inputs.shutdownTimeoutMs);
@@ -142,7 +149,7 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
       ...parseDomainXml(xml),
       uri,
       running: state === "running",
-      shutdownTimeoutMs: props?.shutdownTimeoutMs ?? 60_000,
+      shutdownTimeoutMs: props?.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS,
     } satisfies DomainOutputs;
     return { id, props: outs };
   },

@@ -26,6 +26,7 @@ export interface GoldenImageInputs {
   hook: string;
   /** The L4FAME repository to probe before building ("" = none). */
   l4fame: string;
+  /** Proxy the build (and the L4FAME probe) reach the network through ("" = none); not in the recipe. */
   proxy: string;
 }
 
@@ -88,6 +89,7 @@ export const goldenImageProvider = defineProvider<GoldenImageInputs, GoldenImage
       key: inputs.key,
       recipe: inputs.recipe,
       hook: inputs.hook,
+      proxy: inputs.proxy,
       log,
     });
     const { key: _k, ...built } = image;

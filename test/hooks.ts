@@ -1,7 +1,13 @@
-/** Mocha root hooks: stop the libvirt sandbox once the whole run is over. */
-import { stopSandbox } from "./helpers/sandbox";
+/**
+ * Mocha root hooks: sweep what killed runs left behind before this run starts,
+ * and stop this run's libvirt sandbox once the whole run is over.
+ */
+import { stopSandbox, sweepDeadRuns } from "./helpers/sandbox";
 
 export const mochaHooks = {
+  beforeAll(): void {
+    sweepDeadRuns();
+  },
   afterAll(): void {
     stopSandbox();
   },

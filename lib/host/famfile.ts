@@ -13,9 +13,6 @@ export interface FamStat {
   /** Permission bits, e.g. 0o660. */
   mode: number;
   gid: number;
-  uid: number;
-  /** Bytes actually allocated on disk (sparse files use less). */
-  allocatedBytes: number;
 }
 
 export async function statFam(file: string): Promise<FamStat | undefined> {
@@ -26,8 +23,6 @@ export async function statFam(file: string): Promise<FamStat | undefined> {
       sizeBytes: st.size,
       mode: st.mode & 0o7777,
       gid: st.gid,
-      uid: st.uid,
-      allocatedBytes: st.blocks * 512,
     };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;

@@ -8,7 +8,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { ImageRecipe } from "../image";
-import { mmdebstrapArgs, ROOT_LABEL } from "../image";
+import { mmdebstrapCommand, ROOT_LABEL } from "../image";
 import { GiB } from "../units";
 import { run } from "./exec";
 import { makeExt4FromDir } from "./ext4";
@@ -121,6 +121,8 @@ export async function ensureImage(args: {
   recipe: ImageRecipe;
   /** Text of the customize hook (templates/image/customize.sh). */
   hook: string;
+  /** Proxy the build reaches the mirror through ("" = none); not part of the image. */
+  proxy?: string;
   log: (m: string) => void;
   /** Fills a work directory with IMAGE_FILES; replaced only by tests of the cache logic. */
   build?: (
@@ -128,6 +130,7 @@ export async function ensureImage(args: {
     recipe: ImageRecipe,
     hook: string,
     log: (m: string) => void,
+    proxy: string,
   ) => Promise<void>;
 }): Promise<CachedImage> {
   const { cacheDir, key, recipe, log } = args;
@@ -147,7 +150,7 @@ export async function ensureImage(args: {
     await removeBuildDir(work);
     const started = Date.now();
     await fs.mkdir(work, { recursive: true, mode: 0o755 });
-    await (args.build ?? buildInto)(work, recipe, args.hook, log);
+    await (args.build ?? buildInto)(work, recipe, args.hook, log, args.proxy ?? "");
     const buildSeconds = Math.round((Date.now() - started) / 100) / 10;
     await fs.writeFile(
       path.join(work, "build.json"),
@@ -174,6 +177,7 @@ async function buildInto(
   recipe: ImageRecipe,
   hook: string,
   log: (m: string) => void,
+  proxy: string,
 ): Promise<void> {
   const root = path.join(work, "root");
   const overlay = path.join(work, "overlay");
@@ -188,10 +192,11 @@ async function buildInto(
   await fs.writeFile(hookFile, hook, { mode: 0o755 });
 
   log(`mmdebstrap ${recipe.suite}: ${recipe.packages.length} packages from ${recipe.sources[0]}`);
-  const customize = `sh ${hookFile} "$1" ${overlay}`;
-  await run("mmdebstrap", mmdebstrapArgs(recipe, `${root}/`, customize, overlay), {
+  // Paths reach the hooks through the environment, never inside a shell string.
+  const cmd = mmdebstrapCommand(recipe, `${root}/`, { overlayDir: overlay, hookFile }, proxy);
+  await run("mmdebstrap", cmd.args, {
     timeoutMs: 3_600_000,
-    env: { FAME_USER: recipe.user, FAME_HOLD: recipe.hold.join(" ") },
+    env: cmd.env,
     onLine: (l) => log(`mmdebstrap: ${l}`),
   });
 

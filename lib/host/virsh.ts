@@ -14,8 +14,6 @@ export type DomainState = "running" | "shut off" | "paused" | "other";
 export interface NetworkInfo {
   active: boolean;
   autostart: boolean;
-  persistent: boolean;
-  bridge: string;
 }
 
 export function virsh(uri: string, args: readonly string[]): Promise<string> {
@@ -125,8 +123,6 @@ export async function networkInfo(uri: string, name: string): Promise<NetworkInf
   return {
     active: field("Active") === "yes",
     autostart: field("Autostart") === "yes",
-    persistent: field("Persistent") === "yes",
-    bridge: field("Bridge"),
   };
 }
 

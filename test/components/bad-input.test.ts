@@ -140,7 +140,13 @@ const CASES: [string, Record<string, string>, Record<string, string>, RegExp][] 
     "libvirt URI without scheme",
     { libvirtUri: "localhost" },
     {},
-    /fame:libvirtUri = "localhost": must be a libvirt URI/,
+    /fame:libvirtUri = "localhost": must be a local QEMU URI/,
+  ],
+  [
+    "remote libvirt URI",
+    { libvirtUri: "qemu+ssh://root@far/system" },
+    {},
+    /fame:libvirtUri = "qemu\+ssh:\/\/root@far\/system": must be a local QEMU URI.*remote libvirt is not supported/,
   ],
 ];
 

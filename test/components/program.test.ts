@@ -1,11 +1,14 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { runProgram } from "../helpers/mocks";
+import type * as pulumi from "@pulumi/pulumi";
+import type { ProgramHostFacts } from "../../lib/host/hostfacts";
+import { GiB } from "../../lib/units";
+import type { ArtifactFileArgs } from "../../providers/artifactFile";
+import { runProgram, TEST_HOST } from "../helpers/mocks";
 import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
-const GiB = 2 ** 30;
 
 describe("program under mocks", function () {
   this.timeout(120_000);
@@ -62,7 +65,7 @@ describe("program under mocks", function () {
         assert.deepEqual(d.inputs.fam, { path: "/srv/fame/FAM", sizeBytes: scenario.bytes });
         assert.equal(d.inputs.network, `br_${scenario.hostbase}`);
         assert.equal(d.inputs.mac, `48:50:42:${nn}:${nn}:${nn}`);
-        assert.equal(d.inputs.type, "qemu", "this host has no vmx/svm: TCG");
+        assert.equal(d.inputs.type, "qemu", "the test host (TEST_HOST) has no vmx/svm: TCG");
         assert.equal(d.inputs.consoleLog, `/srv/fame/${name}.console.log`);
         assert.equal(d.inputs.kernel, `${imageDir}/vmlinuz`);
         assert.equal(d.inputs.initrd, `${imageDir}/initrd.img`);
@@ -165,6 +168,60 @@ describe("program under mocks", function () {
     assert.equal(run.exports.famPath, "/srv/x/FAM");
   });
 
+  it("keeps the proxy out of the image: same image key, the proxy reaches nodes on their seed disks", async () => {
+    const without = await runProgram({ nodes: "1" });
+    const withProxy = await runProgram({ nodes: "1", proxy: "http://proxy.lan:3128" });
+    const image = (r: typeof without) => r.ofType(T("GoldenImage"))[0]?.inputs;
+    assert.equal(image(withProxy)?.key, image(without)?.key);
+    assert.equal(image(withProxy)?.proxy, "http://proxy.lan:3128", "the build still uses it");
+    const seed = (r: typeof without) =>
+      (r.ofType(T("SeedDisk"))[0]?.inputs.files as { value: Record<string, string> } | undefined)
+        ?.value ?? {};
+    assert.equal(
+      seed(withProxy)["apt-proxy.conf"],
+      'Acquire::http::Proxy "http://proxy.lan:3128";\nAcquire::https::Proxy "http://proxy.lan:3128";\n',
+    );
+    assert.equal(seed(without)["apt-proxy.conf"], undefined);
+  });
+
+  it("picks kvm on a host with vmx/svm and /dev/kvm, TCG otherwise, whatever machine runs the test", async () => {
+    const flags = (f: string) => `processor\t: 0\nflags\t\t: fpu sse2 ${f}\n`;
+    const kvmHost = { ...TEST_HOST, cpuinfo: flags("vmx"), kvmDevice: true };
+    const type = async (host: ProgramHostFacts, accel = "auto") => {
+      const run = await runProgram({ nodes: "1", accel }, {}, "test", host);
+      return [run.ofType(T("Domain"))[0]?.inputs.type, run.exports.accelerator];
+    };
+    assert.deepEqual(await type(kvmHost), ["kvm", "kvm"]);
+    assert.deepEqual(await type({ ...kvmHost, cpuinfo: flags("svm") }), ["kvm", "kvm"]);
+    assert.deepEqual(await type({ ...kvmHost, kvmDevice: false }), ["qemu", "tcg"]);
+    assert.deepEqual(await type({ ...kvmHost, cpuinfo: flags("") }), ["qemu", "tcg"]);
+    assert.deepEqual(await type(kvmHost, "tcg"), ["qemu", "tcg"]);
+  });
+
+  it("fame:verbose logs the effective configuration: every key, its value and where it came from", async () => {
+    const logged = async (config: Record<string, string>, env: Record<string, string> = {}) => {
+      const said: string[] = [];
+      const saved = [console.log, console.info];
+      console.log = console.info = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        await runProgram(config, env);
+      } finally {
+        [console.log, console.info] = saved;
+      }
+      return said.join("\n");
+    };
+    const text = await logged({ nodes: "2", verbose: "true" }, { FAME_VCPUS: "3" });
+    assert.match(text, /fame: nodes = "2" \(stack\)/);
+    assert.match(text, /fame: vcpus = "3" \(FAME_VCPUS\)/);
+    assert.match(text, /fame: user = "l4mdc" \(default\)/);
+    assert.match(text, /fame: dir = "\/var\/lib\/fame\/fame-test" \(computed\)/);
+    assert.doesNotMatch(
+      await logged({ nodes: "2" }),
+      /fame: nodes = /,
+      "quiet without fame:verbose",
+    );
+  });
+
   it("honours the accelerator override", async () => {
     const run = await runProgram({ nodes: "1", accel: "kvm" });
     assert.equal(run.ofType(T("Domain"))[0]?.inputs.type, "kvm");
@@ -212,18 +269,72 @@ describe("program under mocks", function () {
     const three = await runProgram({ nodes: "3", famSize: "32G" });
     assert.equal(
       three.exports.librarianIni,
-      "[global]\nnode_count = 3\nbook_size_bytes = 8M\nnvm_size_per_node = 1365B\n",
+      "[global]\nnode_count = 3\nbook_size_bytes = 8M\nnvm_size_per_node = 1364B\n",
     );
   });
 
+  it("warns in preview when no Librarian can serve the node count, LFS cannot read node numbers from MACs, or books stay unused", async () => {
+    const warned = async (config: Record<string, string>): Promise<string> => {
+      const said: string[] = [];
+      const original = console.warn;
+      console.warn = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        await runProgram(config);
+      } finally {
+        console.warn = original;
+      }
+      return said.join("\n");
+    };
+    const text = await warned({ nodes: "81", famSize: "16G", octets123: "10.0.0" });
+    assert.match(text, /81 nodes: the Librarian \(book_register\) supports at most 80 nodes/);
+    assert.match(text, /node41 and above: .*MAC only for nodes 01\.\.40/);
+    assert.match(
+      text,
+      /2048 Librarian books of 8M do not divide among 81 nodes.*each node gets 24/,
+    );
+    assert.doesNotMatch(await warned({ nodes: "4", famSize: "16G" }), /Librarian|LFS/);
+  });
+
   it("records the applied config last, after every node", async () => {
-    const run = await runProgram({ nodes: "2", dir: "/srv/a" });
+    // Capture the options each ArtifactFile is made with (cluster.ts reads the class from the module).
+    const mod =
+      require("../../providers/artifactFile") as typeof import("../../providers/artifactFile");
+    const Original = mod.ArtifactFile;
+    const made: { name: string; dependsOn: pulumi.Resource[] }[] = [];
+    mod.ArtifactFile = class extends Original {
+      constructor(name: string, args: ArtifactFileArgs, opts?: pulumi.CustomResourceOptions) {
+        super(name, args, opts);
+        made.push({
+          name,
+          dependsOn: ([] as pulumi.Resource[]).concat((opts?.dependsOn ?? []) as pulumi.Resource[]),
+        });
+      }
+    };
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    try {
+      run = await runProgram({ nodes: "3", dir: "/srv/a" });
+    } finally {
+      mod.ArtifactFile = Original;
+    }
     const applied = run
       .ofType(T("ArtifactFile"))
       .find((f) => String(f.inputs.path) === "/srv/a/applied.json");
     const content = JSON.parse(String(applied?.inputs.content));
-    assert.equal(content.nodes, 2);
+    assert.equal(content.nodes, 3);
     assert.equal(content.imageKey, run.exports.imageKey);
+    // "last": it waits for every node (and the FAM and network), so a failed node leaves the old record.
+    const deps = made.find((m) => m.name === "fame-applied")?.dependsOn ?? [];
+    const typeOf = (r: pulumi.Resource) => (r as unknown as { __pulumiType: string }).__pulumiType;
+    const nameOf = (r: pulumi.Resource) => (r as unknown as { __name: string }).__name;
+    const nodeDeps = deps.filter((r) => typeOf(r) === "fame:node:FameNode").map(nameOf);
+    assert.deepEqual(nodeDeps.sort(), ["fame-node01", "fame-node02", "fame-node03"]);
+    assert.ok(deps.some((r) => typeOf(r) === "fame:memory:FabricMemory"));
+    assert.ok(deps.some((r) => typeOf(r) === "fame:network:NodeNetwork"));
+    assert.deepEqual(
+      made.filter((m) => m.name !== "fame-applied" && m.dependsOn.length > 0).map((m) => m.name),
+      [],
+      "no other artifact waits for the nodes",
+    );
   });
 
   it("refuses a FAM shrink against the FAM file before registering anything; a damaged record is ignored", async () => {

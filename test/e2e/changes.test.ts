@@ -11,6 +11,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { clusterPlan } from "../../lib/plan";
+import { GiB } from "../../lib/units";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
@@ -19,7 +20,6 @@ import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { guestKit } from "../helpers/guest";
 import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 
-const GiB = 2 ** 30;
 const SENTINELS = [1 * 2 ** 20, 512 * 2 ** 20, GiB - 65536];
 
 function readRegion(file: string, offset: number, len: number): Buffer {

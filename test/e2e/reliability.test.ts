@@ -10,6 +10,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { clusterPlan } from "../../lib/plan";
+import { GiB } from "../../lib/units";
 import { domainXml, networkXml } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
@@ -19,8 +20,6 @@ import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { guestKit } from "../helpers/guest";
 import { sandboxDaemon, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
-
-const GiB = 2 ** 30;
 
 describe("e2e: reliability (faults survived)", function () {
   this.timeout(20 * 60_000);

@@ -14,6 +14,8 @@
 #    <statedir>/sock, so host-side clients use the URI in <statedir>/uri:
 #      qemu:///system?socket=<statedir>/sock/libvirt-sock
 #
+# libvirtd and virtlogd run in the foreground, each under `tini -s` (child
+# subreaper, Debian package tini): see spawn_daemon.
 # Files in <statedir>: netns, uri, libvirtd.pid, virtlogd.pid, sock/, root/.
 # `up` chmods <statedir> 0711 so the qemu user (libvirt-qemu) can reach files
 # the test puts there (FAM file); sock/ stays root-only (0700).
@@ -74,8 +76,28 @@ start_daemons() {
 		mkdir -p "${pair#*:}"
 		mount --bind "$sd/root/${pair%%:*}" "${pair#*:}"
 	done
-	virtlogd --daemon --pid-file "$sd/virtlogd.pid"
-	libvirtd --daemon --pid-file "$sd/libvirtd.pid"
+	spawn_daemon "$sd" virtlogd
+	spawn_daemon "$sd" libvirtd
+}
+
+# spawn_daemon <statedir> virtlogd|libvirtd: runs the daemon in the foreground
+# under `tini -s` (a child subreaper), in its own session, and waits for its
+# pid file. libvirtd's QEMU capability probe starts QEMU daemonized, kills it
+# and waits for it to vanish; the orphan is reparented to the nearest
+# subreaper, and tini reaps it at once. Without one it goes to PID 1, which on
+# some machines (CI VMs, containers) reaps lazily: libvirtd then waits on a
+# zombie, the probe fails and is retried on every define (minutes per define).
+spawn_daemon() {
+	local sd=$1 name=$2 i
+	rm -f "$sd/$name.pid"
+	setsid tini -s -- "$name" --pid-file "$sd/$name.pid" \
+		</dev/null >>"$sd/root/log/$name.out" 2>&1 &
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $sd/$name.pid ]] && return 0
+		sleep 0.1
+	done
+	log "$name wrote no pid file within 10 s"
+	return 1
 }
 
 print_logs() {
@@ -215,7 +237,7 @@ start_libvirtd() {
 	ns=$(cat "$sd/netns")
 	holder=$(cat "$sd/virtlogd.pid")
 	pid_in_ns "$holder" "$ns" || { log "virtlogd is gone: run down, then up"; exit 1; }
-	nsenter --target "$holder" --mount --net libvirtd --daemon --pid-file "$sd/libvirtd.pid"
+	nsenter --target "$holder" --mount --net "$self" _spawn_daemon "$sd"
 	uri=$(cat "$sd/uri")
 	for ((i = 0; i < 60; i++)); do
 		timeout 5 virsh -c "$uri" version >/dev/null 2>&1 && { log "libvirtd started"; return 0; }
@@ -237,6 +259,7 @@ down)
 	down "$(readlink -f "$2")"
 	;;
 _start_daemons) start_daemons "$2" ;;
+_spawn_daemon) spawn_daemon "$2" libvirtd ;;
 stop-libvirtd) stop_libvirtd "$(readlink -f "$2")" ;;
 start-libvirtd) start_libvirtd "$(readlink -f "$2")" ;;
 *) usage ;;

@@ -2,12 +2,11 @@
 import * as path from "node:path";
 import { nodeCmdline } from "../../components/fameNode";
 import type { ClusterPlan, NodePlan } from "../../lib/plan";
+import { GiB } from "../../lib/units";
 import type { DiskSpec } from "../../lib/xml";
 import type { DomainInputs } from "../../providers/domain";
 import type { FamFileInputs } from "../../providers/famFile";
 import type { NetworkInputs } from "../../providers/network";
-
-export const GiB = 2 ** 30;
 
 export function famInputs(file: string, over: Partial<FamFileInputs> = {}): FamFileInputs {
   return {

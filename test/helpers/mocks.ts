@@ -4,6 +4,7 @@
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { hostFacts, type ProgramHostFacts } from "../../lib/host/hostfacts";
 
 export interface Registered {
   type: string;
@@ -74,6 +75,25 @@ export function withCleanEnv(extra: Record<string, string> = {}): () => void {
 
 const INDEX = path.join(__dirname, "..", "..", "index.ts");
 
+/** The host the program sees under test: no vmx/svm, no /dev/kvm, 64 GiB RAM (never the real machine). */
+export const TEST_HOST: ProgramHostFacts = {
+  cpuinfo: "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae sse sse2\n",
+  kvmDevice: false,
+  memTotalKiB: 64 * 1024 * 1024,
+};
+
+/** Loads index.ts afresh with `host` as the program's host facts. */
+function loadProgram(host: ProgramHostFacts): Record<string, unknown> {
+  const read = hostFacts.read;
+  hostFacts.read = () => ({ ...host });
+  try {
+    delete require.cache[require.resolve(INDEX)];
+    return require(INDEX) as Record<string, unknown>;
+  } finally {
+    hostFacts.read = read;
+  }
+}
+
 /**
  * Loads index.ts afresh with the given `fame:` config under mocks. Returns the
  * program's exports (as plain values) and the registrations.
@@ -82,6 +102,7 @@ const INDEX = path.join(__dirname, "..", "..", "index.ts");
 export async function runProgramRefused(
   config: Record<string, string>,
   env: Record<string, string> = {},
+  host: ProgramHostFacts = TEST_HOST,
 ): Promise<{ error: Error; resources: Registered[] }> {
   const run = mockRun();
   await pulumi.runtime.setMocks(run.mocks, "fame", "test", false);
@@ -90,8 +111,7 @@ export async function runProgramRefused(
   );
   const restore = withCleanEnv(env);
   try {
-    delete require.cache[require.resolve(INDEX)];
-    require(INDEX);
+    loadProgram(host);
   } catch (e) {
     return { error: e as Error, resources: run.resources };
   } finally {
@@ -104,6 +124,7 @@ export async function runProgram(
   config: Record<string, string>,
   env: Record<string, string> = {},
   stack = "test",
+  host: ProgramHostFacts = TEST_HOST,
 ): Promise<MockRun & { exports: Record<string, unknown>; secretExports: string[] }> {
   const run = mockRun();
   await pulumi.runtime.setMocks(run.mocks, "fame", stack, false);
@@ -112,8 +133,7 @@ export async function runProgram(
   );
   const restore = withCleanEnv(env);
   try {
-    delete require.cache[require.resolve(INDEX)];
-    const mod = require(INDEX) as Record<string, unknown>;
+    const mod = loadProgram(host);
     const exports: Record<string, unknown> = {};
     const secretExports: string[] = [];
     for (const [k, v] of Object.entries(mod)) {

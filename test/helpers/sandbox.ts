@@ -34,6 +34,12 @@ export function sandboxNetns(): string {
   return fs.readFileSync(path.join(STATE, "netns"), "utf8").trim();
 }
 
+/** The sandbox's state dir (libvirt's /etc/libvirt is <state>/root/etc, for inspecting saved definitions). */
+export function sandboxStateDir(): string {
+  sandboxUri();
+  return STATE;
+}
+
 /** Stops or starts only the sandbox's libvirtd (guests keep running). */
 export function sandboxDaemon(action: "stop-libvirtd" | "start-libvirtd"): void {
   sandboxUri();
@@ -50,6 +56,53 @@ export function stopSandbox(): void {
     stdio: ["ignore", "inherit", "inherit"],
     timeout: 120_000,
   });
+}
+
+/** Is `pid` a live process (zombies count as gone)? */
+function pidAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** sandbox-<pid>[-suffix]: a sandbox state dir; <name>-<pid>-<ms>: a scratchDir. */
+const SANDBOX_RE = /^sandbox-(\d+)(-.+)?$/;
+const SCRATCH_RE = /^.+-(\d+)-(\d{13})$/;
+
+/**
+ * Removes what killed test runs left in `runDir` (like testcontainers' reaper),
+ * and only what belongs to a run whose process is gone: for a sandbox state
+ * dir, `sandbox.sh down` stops its libvirtd, virtlogd and guests, deletes its
+ * recorded fame-t-* network namespace and the dir; scratch dirs are removed.
+ * Another run's namespaces and daemons (not recorded in a dead run's state
+ * dir) are never touched. Returns the paths it removed.
+ */
+export function sweepDeadRuns(runDir = RUN_DIR): string[] {
+  const swept: string[] = [];
+  if (!fs.existsSync(runDir)) return swept;
+  for (const name of fs.readdirSync(runDir)) {
+    const full = path.join(runDir, name);
+    const sandbox = SANDBOX_RE.exec(name);
+    const scratch = sandbox ? undefined : SCRATCH_RE.exec(name);
+    const pid = Number((sandbox ?? scratch)?.[1]);
+    if (!pid || pidAlive(pid) || !fs.statSync(full).isDirectory()) continue;
+    if (sandbox) {
+      console.error(`sandbox: sweeping ${full} (test run ${pid} is gone)`);
+      execFileSync("bash", [SCRIPT, "down", full], {
+        stdio: ["ignore", "inherit", "inherit"],
+        timeout: 120_000,
+      });
+      // down keeps files it did not create; the dead run's dir goes entirely.
+      fs.rmSync(full, { recursive: true, force: true });
+    } else {
+      fs.rmSync(full, { recursive: true, force: true });
+    }
+    swept.push(full);
+  }
+  return swept;
 }
 
 /** A fresh scratch directory under .test-run, readable by QEMU (libvirt-qemu). */

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { apparmorBlock, apparmorPath, rulesIn, withBlock } from "../../lib/apparmor";
@@ -77,6 +77,86 @@ describe("AppArmor rules for the FAM file", () => {
     assert.deepEqual(rulesIn(fs.readFileSync(file, "utf8"), "fame/dev"), rules);
     await p.delete(id, outs!);
     assert.equal(fs.readFileSync(file, "utf8"), "# site\n");
+  });
+
+  it("loses no block when writers race: two providers with 15 stacks each, at once", async () => {
+    const file = path.join(dir, "race", "apparmor.d", "local", "abstractions", "libvirt-qemu");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, "# site\n");
+    const load = async () =>
+      (
+        await loadSerialized<AppArmorInputs, AppArmorOutputs>(
+          () => new AppArmorAccess("a", { file, owner: "x/y", rules }),
+        )
+      ).provider;
+    const [p1, p2] = [await load(), await load()];
+    const owners = Array.from({ length: 30 }, (_, i) => `fame/s${i}`);
+    const rule = (o: string) => [{ path: `/srv/${o}/FAM`, perms: "rw" }];
+    await Promise.all(
+      owners.map((o, i) => (i % 2 ? p1 : p2).create({ file, owner: o, rules: rule(o) })),
+    );
+    const text = fs.readFileSync(file, "utf8");
+    for (const o of owners) assert.deepEqual(rulesIn(text, o), rule(o), `block of ${o}`);
+    assert.match(text, /^# site$/m);
+    // half of them go again, concurrently: only their blocks go
+    await Promise.all(
+      owners
+        .filter((_, i) => i % 2 === 0)
+        .map((o, i) =>
+          (i % 2 ? p1 : p2).delete(`${file}#${o}`, {
+            file,
+            owner: o,
+            rules: rule(o),
+            written: true,
+            enforced: false,
+          }),
+        ),
+    );
+    const after = fs.readFileSync(file, "utf8");
+    for (const [i, o] of owners.entries()) {
+      assert.deepEqual(
+        rulesIn(after, o),
+        i % 2 === 0 ? [] : rule(o),
+        `block of ${o} after deletes`,
+      );
+    }
+    // no lock or temp file left behind
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ["libvirt-qemu"]);
+  });
+
+  it("loses no block when two processes write at once", function () {
+    this.timeout(120_000);
+    const file = path.join(dir, "procs", "apparmor.d", "local", "abstractions", "libvirt-qemu");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const script = `
+      const { appArmorProvider } = require(${JSON.stringify(path.join(__dirname, "..", "..", "providers", "apparmor"))});
+      const [file, tag] = process.argv.slice(1);
+      Promise.all(Array.from({ length: 20 }, (_, i) =>
+        appArmorProvider.create({ file, owner: "fame/" + tag + i, rules: [{ path: "/srv/" + tag + i, perms: "rw" }] }),
+      )).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
+    const children = ["a", "b"].map((tag) =>
+      spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "-e", script, file, tag], {
+        stdio: ["ignore", "inherit", "inherit"],
+      }),
+    );
+    return Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((ok, fail) =>
+            c.on("exit", (code) => (code === 0 ? ok() : fail(new Error(`writer exited ${code}`)))),
+          ),
+      ),
+    ).then(() => {
+      const text = fs.readFileSync(file, "utf8");
+      for (const tag of ["a", "b"]) {
+        for (let i = 0; i < 20; i++) {
+          assert.deepEqual(rulesIn(text, `fame/${tag}${i}`), [
+            { path: `/srv/${tag}${i}`, perms: "rw" },
+          ]);
+        }
+      }
+      assert.deepEqual(fs.readdirSync(path.dirname(file)), ["libvirt-qemu"]);
+    });
   });
 
   it("writes nothing where AppArmor is not configured", async () => {

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { type AppliedConfig, describeChanges, parseApplied } from "../../lib/changes";
+import { GiB } from "../../lib/units";
 
-const GiB = 2 ** 30;
 const base: AppliedConfig = {
   nodes: 4,
   running: [1, 2, 3, 4],

@@ -83,9 +83,24 @@ describe("config resolution", () => {
     );
   });
 
-  it("treats a stack value equal to the CLI-injected default as unset when FAME_* is set", () => {
-    assert.equal(raw({ vcpus: "2" }, { FAME_VCPUS: "8" }).vcpus.value, "8");
+  it("lets an explicitly set stack value win over FAME_* and http_proxy, even when it equals the default or is empty", () => {
+    assert.deepEqual(raw({ vcpus: "2" }, { FAME_VCPUS: "8" }).vcpus, {
+      value: "2",
+      source: "stack",
+    });
     assert.equal(raw({ vcpus: "3" }, { FAME_VCPUS: "8" }).vcpus.value, "3");
+    // `pulumi config set fame:proxy ""` turns a shell's proxy off
+    assert.deepEqual(
+      raw({ proxy: "" }, { http_proxy: "http://a:1", FAME_PROXY: "http://b:2" }).proxy,
+      {
+        value: "",
+        source: "stack",
+      },
+    );
+    assert.equal(raw({ user: "l4mdc" }, { FAME_USER: "dev" }).user.value, "l4mdc");
+    assert.equal(raw({ dir: "/srv/s" }, { FAME_DIR: "/srv/e" }).dir.value, "/srv/s");
+    // the environment only fills keys the stack does not set
+    assert.equal(raw({}, { FAME_VCPUS: "8" }).vcpus.value, "8");
   });
 
   it("names the environment variable in messages about its value", () => {
@@ -204,9 +219,34 @@ describe("config validation rules", () => {
     assert.match(validateConfig(raw({ octets123: "8.8.8" })).warnings.join(), /not a private/);
   });
 
-  it("libvirtUri: a URI", () => {
-    assertAccepted("libvirtUri", "qemu+ssh://root@host/system");
-    assertRefused("libvirtUri", "system", /libvirt URI/);
+  it("libvirtUri: a local QEMU URI only (FAM, disks, seeds, AppArmor and the image cache are on this host)", () => {
+    for (const ok of [
+      "qemu:///system",
+      "qemu:///session",
+      "qemu:///system?socket=/srv/t/sock/libvirt-sock",
+      "qemu+unix:///system",
+      "qemu+unix:///system?socket=/run/x/libvirt-sock",
+    ]) {
+      assertAccepted("libvirtUri", ok);
+    }
+    for (const remote of [
+      "qemu+ssh://root@host/system",
+      "qemu+tcp://host/system",
+      "qemu+tls://host.example/system",
+      "qemu://host/system",
+      "qemu+libssh2://u@h/system?known_hosts=/k",
+      "qemu+ext://host/system",
+      "qemu+unix://host/system",
+    ]) {
+      assertRefused(
+        "libvirtUri",
+        remote,
+        /must be a local QEMU URI.*remote libvirt is not supported/,
+      );
+    }
+    assertRefused("libvirtUri", "system", /must be a local QEMU URI/);
+    assertRefused("libvirtUri", "xen:///system", /must be a local QEMU URI/);
+    assertRefused("libvirtUri", "qemu:///embed?root=/x", /must be a local QEMU URI/);
   });
 
   it("accel: auto, kvm or tcg", () => {

@@ -62,4 +62,22 @@ describe("host command runner", () => {
     }
     assert.deepEqual(seen, ["fame: $ true --flag"]);
   });
+
+  it("traces every command with FAME_VERBOSE set (fame:verbose's promise for host commands), and only then", async () => {
+    const said: string[] = [];
+    const saved = console.error;
+    const env = process.env.FAME_VERBOSE;
+    console.error = (...m: unknown[]) => said.push(m.join(" "));
+    try {
+      process.env.FAME_VERBOSE = "1";
+      await run("printf", ["%s", "a b"]);
+      delete process.env.FAME_VERBOSE;
+      await run("true", []);
+    } finally {
+      console.error = saved;
+      if (env === undefined) delete process.env.FAME_VERBOSE;
+      else process.env.FAME_VERBOSE = env;
+    }
+    assert.deepEqual(said, ["fame: $ printf %s a b"]);
+  });
 });

@@ -3,18 +3,18 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { goldenImageRecipe } from "../../components/goldenImage";
 import {
   hostsFile,
   type ImageInputs,
   imageKey,
   imageRecipe,
-  mmdebstrapArgs,
+  mmdebstrapCommand,
   seedScript,
 } from "../../lib/image";
 
 const base: ImageInputs = {
   mirror: "http://deb.debian.org/debian",
-  proxy: "",
   l4fame: "",
   kernel: "linux-image-4.14.0-l4fame",
   user: "l4mdc",
@@ -69,21 +69,20 @@ describe("golden image recipe", () => {
     );
   });
 
-  it("points apt at the mirror, and at the proxy only when one is set", () => {
+  it("points apt at the mirror and keeps the proxy out of the image (nodes get it from the seed disk)", () => {
     assert.equal(
       file(base, "/etc/apt/sources.list")?.content,
       "deb http://deb.debian.org/debian bookworm main\n",
     );
     assert.equal(file(base, "/etc/apt/apt.conf.d/01fame-proxy"), undefined);
-    const withProxy = { ...base, proxy: "http://proxy.lan:3128" };
+    assert.ok(!JSON.stringify(imageRecipe(base)).includes("Proxy"));
+    // the seed script installs the seed's apt proxy file, or removes a stale one
+    const seed = seedScript("dev");
     assert.match(
-      file(withProxy, "/etc/apt/apt.conf.d/01fame-proxy")?.content ?? "",
-      /Acquire::http::Proxy "http:\/\/proxy.lan:3128";/,
+      seed,
+      /install -m 644 "\$mnt\/apt-proxy.conf" \/etc\/apt\/apt.conf.d\/01fame-proxy/,
     );
-    assert.deepEqual(imageRecipe(withProxy).aptOptions, [
-      'Acquire::http::Proxy "http://proxy.lan:3128";',
-      'Acquire::https::Proxy "http://proxy.lan:3128";',
-    ]);
+    assert.match(seed, /rm -f \/etc\/apt\/apt.conf.d\/01fame-proxy/);
   });
 
   it("gives the node user passwordless sudo and turns root and password SSH logins off", () => {
@@ -141,20 +140,34 @@ describe("golden image recipe", () => {
     }
   });
 
-  it("builds the mmdebstrap command line", () => {
-    const args = mmdebstrapArgs(
-      imageRecipe({ ...base, proxy: "http://p:1" }),
+  it("builds the mmdebstrap command line: constant hooks, paths and user in the environment, proxy as an apt option", () => {
+    const cmd = mmdebstrapCommand(
+      imageRecipe(base),
       "/c/root/",
-      'sh hook "$1" /o',
-      "/o",
+      { overlayDir: "/o", hookFile: "/c/customize.sh" },
+      "http://p:1",
     );
+    const args = cmd.args;
     assert.ok(
       args.includes(
-        '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && cp "/o/etc/initramfs-tools/conf.d/fame" "$1/etc/initramfs-tools/conf.d/fame"',
+        '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && cp "$FAME_OVERLAY/etc/initramfs-tools/conf.d/fame" "$1/etc/initramfs-tools/conf.d/fame"',
       ),
     );
+    assert.ok(args.includes('--customize-hook=sh "$FAME_HOOK" "$1" "$FAME_OVERLAY"'));
+    assert.deepEqual(cmd.env, {
+      FAME_OVERLAY: "/o",
+      FAME_HOOK: "/c/customize.sh",
+      FAME_USER: "l4mdc",
+      FAME_HOLD: "",
+    });
     assert.equal(args[0], "--variant=minbase");
     assert.ok(args.includes('--aptopt=Acquire::http::Proxy "http://p:1";'));
+    assert.ok(args.includes('--aptopt=Acquire::https::Proxy "http://p:1";'));
+    assert.ok(
+      !mmdebstrapCommand(imageRecipe(base), "/r/", { overlayDir: "/o", hookFile: "/h" }).args.some(
+        (a) => a.startsWith("--aptopt"),
+      ),
+    );
     assert.ok(args.some((a) => a.startsWith("--include=systemd,")));
     assert.deepEqual(args.slice(-3), [
       "bookworm",
@@ -175,7 +188,6 @@ describe("golden image cache key", () => {
   it("changes when any input changes", () => {
     const variants: Partial<ImageInputs>[] = [
       { mirror: "http://other/debian" },
-      { proxy: "http://p:3128" },
       { l4fame: "http://l4fame/Debian" },
       { user: "dev" },
       { hostbase: "tm" },
@@ -186,6 +198,17 @@ describe("golden image cache key", () => {
     const keys = new Set([key(base), ...variants.map((v) => key({ ...base, ...v }))]);
     assert.equal(keys.size, variants.length + 1);
     assert.notEqual(key(base, "hook v2"), key(base));
+  });
+
+  it("does not depend on the proxy (it is not an image input)", () => {
+    const a = goldenImageRecipe({ mirror: base.mirror, helloFabric: "x", hook: "h" });
+    const b = goldenImageRecipe({
+      mirror: base.mirror,
+      helloFabric: "x",
+      hook: "h",
+      proxy: "http://p:3128",
+    });
+    assert.equal(a.key, b.key);
   });
 
   it("ignores the L4FAME kernel name while L4FAME is off (it is not used)", () => {

@@ -15,6 +15,36 @@ describe("config schema", () => {
     assert.equal(project.config, undefined);
   });
 
+  it("keeps defaults in lib/schema.ts only: no other program source repeats one", () => {
+    const sources: string[] = ["index.ts"];
+    for (const dir of ["lib", "lib/host", "components", "providers"]) {
+      for (const f of fs.readdirSync(path.join(root, dir))) {
+        if (f.endsWith(".ts") && `${dir}/${f}` !== "lib/schema.ts") sources.push(`${dir}/${f}`);
+      }
+    }
+    const strings = (
+      ["user", "kernel", "octets123", "imageCache", "mirror", "libvirtUri"] as const
+    ).map((k) => String(SCHEMA[k].default));
+    const numbers = [SCHEMA.vdram.default, SCHEMA.shutdownTimeout.default * 1000];
+    const found: string[] = [];
+    for (const file of sources) {
+      const lines = fs.readFileSync(path.join(root, file), "utf8").split("\n");
+      for (const [i, line] of lines.entries()) {
+        const code = line.replace(/\/\/.*$/, "");
+        if (/^\s*(\*|\/\*)/.test(code)) continue; // doc comments may name a default
+        for (const v of strings)
+          if (code.includes(`"${v}"`)) found.push(`${file}:${i + 1}: "${v}"`);
+        for (const n of numbers) {
+          const literal = new RegExp(`\\b(${n}|${n.toLocaleString("en").replaceAll(",", "_")})\\b`);
+          // The original's minimum DRAM rule happens to equal the default; it is a rule, not a default.
+          if (literal.test(code) && !/MIN_VDRAM_KIB = /.test(code))
+            found.push(`${file}:${i + 1}: ${n}`);
+        }
+      }
+    }
+    assert.deepEqual(found, []);
+  });
+
   it("dev stack sets only keys of lib/schema.ts", () => {
     const dev = parse(fs.readFileSync(path.join(root, "Pulumi.dev.yaml"), "utf8"));
     const known = new Set(CONFIG_KEYS.map((k) => `fame:${k}`));

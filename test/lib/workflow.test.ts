@@ -25,4 +25,27 @@ describe("PR preview workflow", () => {
     assert.equal(pulumi.with?.["comment-on-pr"], true);
     assert.ok(steps.some((s) => (s as { run?: string }).run === "npm ci"));
   });
+
+  it("runs only tests that need no root and no libvirt, as the non-root runner it documents", () => {
+    const steps = wf.jobs.preview.steps as { run?: string; env?: Record<string, string> }[];
+    const runs = steps.map((s) => s.run ?? "").join("\n");
+    assert.doesNotMatch(runs, /\bsudo\b|test:unit|npm test\b/, "nothing that needs root");
+    assert.match(runs, /npm run test:nonroot/);
+    const pkg = JSON.parse(
+      fs.readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8"),
+    ) as { scripts: Record<string, string> };
+    const script = pkg.scripts["test:nonroot"] ?? "";
+    // Pure, mock and host-file tests only: no provider tests (libvirt, chown), no e2e, no sandbox.
+    const globs = script.match(/'[^']+'/g) ?? [];
+    assert.deepEqual(globs, ["'test/lib/**/*.test.ts'", "'test/components/**/*.test.ts'"]);
+    assert.doesNotMatch(script, /hooks\.ts/, "no root hooks (they start and sweep sandboxes)");
+    // The tm-librarian suite the Librarian test runs is checked out beside the code.
+    const librarian = steps.find((s) => (s as { with?: { repository?: string } }).with?.repository);
+    assert.equal(
+      (librarian as { with?: { repository?: string } })?.with?.repository,
+      "FabricAttachedMemory/tm-librarian",
+    );
+    const test = steps.find((s) => /test:nonroot/.test(s.run ?? ""));
+    assert.match(test?.env?.FAME_TM_LIBRARIAN ?? "", /tm-librarian/);
+  });
 });

@@ -2,13 +2,12 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createFam } from "../../lib/host/famfile";
+import { GiB } from "../../lib/units";
 import { networkXml } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { guestKit } from "../helpers/guest";
-import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
-
-const GiB = 2 ** 30;
+import { sandboxStateDir, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 
 describe("Domain provider against a sandboxed libvirtd", function () {
   this.timeout(300_000);
@@ -99,10 +98,24 @@ describe("Domain provider against a sandboxed libvirtd", function () {
   });
 
   it("stops and starts without redefining when only the power state changes", async () => {
+    // libvirt rewrites a domain's saved definition only when it is (re)defined.
+    const saved = path.join(sandboxStateDir(), "root", "etc", "qemu", "tdom01.xml");
+    const definition = () => {
+      const st = fs.statSync(saved);
+      return { ino: st.ino, mtimeMs: st.mtimeMs, text: fs.readFileSync(saved, "utf8") };
+    };
+    const before = definition();
     await p.update("tdom01", inputs, { ...inputs, running: false });
     assert.equal(state(), "shut off");
     assert.equal(((await p.read("tdom01", inputs)).props as DomainOutputs).running, false);
     await p.update("tdom01", { ...inputs, running: false }, inputs);
+    assert.equal(state(), "running");
+    assert.deepEqual(definition(), before, "the definition was not rewritten");
+    // Control: a definition change does rewrite it, so the check above can fail.
+    const more = { ...inputs, vcpus: inputs.vcpus + 1 };
+    await p.update("tdom01", inputs, more);
+    assert.notDeepEqual(definition(), before);
+    await p.update("tdom01", more, inputs);
     assert.equal(state(), "running");
   });
 

@@ -2,11 +2,10 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { groupId } from "../../lib/host/famfile";
+import { GiB } from "../../lib/units";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { scratchDir } from "../helpers/sandbox";
-
-const GiB = 2 ** 30;
 
 function readAt(file: string, offset: number, len: number): string {
   const fd = fs.openSync(file, "r");

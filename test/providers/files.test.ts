@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { GiB } from "../../lib/units";
 import {
   ArtifactFile,
   type ArtifactFileInputs,
@@ -16,8 +17,6 @@ import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../provi
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
 import { loadSerialized } from "../helpers/engine";
 import { scratchDir } from "../helpers/sandbox";
-
-const GiB = 2 ** 30;
 
 /** Reads a file out of an ext4 image without mounting it. */
 function debugfsCat(image: string, file: string): string {

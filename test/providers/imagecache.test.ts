@@ -15,7 +15,6 @@ import { scratchDir } from "../helpers/sandbox";
 
 const inputs: ImageInputs = {
   mirror: "http://deb.debian.org/debian",
-  proxy: "",
   l4fame: "",
   kernel: "k",
   user: "u",

@@ -79,7 +79,6 @@ describe("L4FAME probe and golden image check", function () {
     closed.server.close();
     const inputs: ImageInputs = {
       mirror: "http://deb.debian.org/debian",
-      proxy: "",
       l4fame: dead,
       kernel: "linux-image-4.14.0-l4fame",
       user: "l4mdc",

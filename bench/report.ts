@@ -1,0 +1,24 @@
+/** Wording of the bench's comparison column: says which way a ratio goes, never "0.9x faster". */
+
+function compare(
+  ours: number,
+  theirs: number,
+  digits: number,
+  better: string,
+  worse: string,
+  same: string,
+): string {
+  const r = theirs >= ours ? theirs / ours : ours / theirs;
+  if (r.toFixed(digits) === (1).toFixed(digits)) return same;
+  return `${r.toFixed(digits)}x ${theirs >= ours ? better : worse}`;
+}
+
+/** `ours` and `theirs` are durations (smaller is better). */
+export function speedRatio(ours: number, theirs: number): string {
+  return compare(ours, theirs, 1, "faster", "slower", "same speed");
+}
+
+/** `ours` and `theirs` are sizes in bytes (smaller is better). */
+export function sizeRatio(ours: number, theirs: number): string {
+  return compare(ours, theirs, 0, "smaller", "larger", "same size");
+}

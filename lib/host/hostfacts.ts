@@ -1,0 +1,27 @@
+/**
+ * Host facts the program reads at program time (not in a provider): the CPU
+ * flags and /dev/kvm for `fame:accel auto`, and the RAM for the nodes x vdram
+ * warning. One object, so tests replace `hostFacts.read` and the program's
+ * plan does not depend on the machine the tests run on.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+
+export interface ProgramHostFacts {
+  /** Text of /proc/cpuinfo ("" when unreadable). */
+  cpuinfo: string;
+  /** /dev/kvm exists. */
+  kvmDevice: boolean;
+  /** Total RAM in KiB. */
+  memTotalKiB: number;
+}
+
+export const hostFacts = {
+  read(): ProgramHostFacts {
+    return {
+      cpuinfo: fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo", "utf8") : "",
+      kvmDevice: fs.existsSync("/dev/kvm"),
+      memTotalKiB: Math.floor(os.totalmem() / 1024),
+    };
+  },
+};
