@@ -16,22 +16,12 @@ import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/d
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
+import { readAt } from "../helpers/files";
 import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
 import { guestKit } from "../helpers/guest";
 import { sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 
 const SENTINELS = [1 * 2 ** 20, 512 * 2 ** 20, GiB - 65536];
-
-function readRegion(file: string, offset: number, len: number): Buffer {
-  const fd = fs.openSync(file, "r");
-  try {
-    const b = Buffer.alloc(len);
-    fs.readSync(fd, b, 0, len, offset);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function dnsmasqPid(bridge: string): string {
   const ps = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
@@ -60,7 +50,7 @@ describe("e2e: changes converge with the least work, FAM untouched", function ()
   const state = (name: string) => virshOut("domstate", name).trim();
   const hashSentinels = () => {
     const h = crypto.createHash("sha256");
-    for (const off of SENTINELS) h.update(readRegion(famIn.path, off, 65536));
+    for (const off of SENTINELS) h.update(readAt(famIn.path, off, 65536));
     return h.digest("hex");
   };
   const netFor = (count: number): NetworkInputs =>

@@ -14,6 +14,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { EngineEvent, OpType, Stack } from "@pulumi/pulumi/automation";
+import { readAt } from "../helpers/files";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
 import { sshOk, waitForSsh } from "../helpers/ssh";
@@ -104,17 +105,6 @@ function namesWith(ops: Map<string, OpType>, pred: (op: OpType) => boolean): str
 const changed = (op: OpType) => op !== "same" && op !== "read";
 const replaced = (op: OpType) =>
   op === "replace" || op === "create-replacement" || op === "delete-replaced";
-
-function readAt(file: string, offset: number, len: number): Buffer {
-  const fd = fs.openSync(file, "r");
-  try {
-    const buf = Buffer.alloc(len);
-    fs.readSync(fd, buf, 0, len, offset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function domainsOfStack(): string[] {
   return virshOut("list", "--all", "--name")

@@ -100,34 +100,15 @@ describe("Network provider against a sandboxed libvirtd", function () {
   });
 
   it("repairs a host left half-made by an interrupted run (lease without DNS name, name without lease)", async () => {
-    const uri = inputs.uri;
     const [h1, h2] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
     const want = { ...inputs, hosts: [h1, h2] };
     await p.update("br_tnet", { ...inputs, active: true }, want);
     const pid = dnsmasqPid("br_tnet");
     // node02's DNS name and node01's lease vanish, as if each run stopped halfway.
-    execFileSync("virsh", [
-      "-c",
-      uri,
-      "net-update",
-      "br_tnet",
-      "delete",
-      "dns-host",
-      `<host ip='${h2.ip}'><hostname>${h2.name}</hostname></host>`,
-      "--live",
-      "--config",
-    ]);
-    execFileSync("virsh", [
-      "-c",
-      uri,
-      "net-update",
-      "br_tnet",
-      "delete",
-      "ip-dhcp-host",
-      `<host mac='${h1.mac}' name='${h1.name}' ip='${h1.ip}'/>`,
-      "--live",
-      "--config",
-    ]);
+    const drop = (section: string, xml: string) =>
+      virshOut("net-update", "br_tnet", "delete", section, xml, "--live", "--config");
+    drop("dns-host", `<host ip='${h2.ip}'><hostname>${h2.name}</hostname></host>`);
+    drop("ip-dhcp-host", `<host mac='${h1.mac}' name='${h1.name}' ip='${h1.ip}'/>`);
     const seen = (await p.read("br_tnet", { ...want, active: true })).props as NetworkOutputs;
     const d = await p.diff("br_tnet", seen, want);
     assert.deepEqual([d.changes, d.replaces], [true, []], "refresh sees the half-made hosts");
