@@ -28,6 +28,14 @@ const OCTETS = "10.213.61";
 const USER = "l4mdc";
 const GiB = 2 ** 30;
 
+let atLineStart = true;
+/** Echoes CLI output indented under the test's own lines (output arrives in chunks). */
+function echo(text: string): void {
+  const out = text.replace(/\n(?=.)/g, "\n        | ");
+  process.stdout.write(`${atLineStart && text ? "        | " : ""}${out}`);
+  if (text) atLineStart = text.endsWith("\n");
+}
+
 interface Running {
   child: ChildProcess;
   /** Everything printed so far. */
@@ -47,7 +55,7 @@ function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Runnin
   let output = "";
   const onData = (d: Buffer) => {
     output += d.toString();
-    process.stdout.write(d.toString().replace(/^/gm, "        | "));
+    echo(d.toString());
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
@@ -137,7 +145,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       onEvent: (e) => events.push(e),
       onOutput: (s) => {
         onOutput?.(s);
-        process.stdout.write(s.replace(/^/gm, "        | "));
+        echo(s);
       },
     });
     return opsOf(events);
