@@ -7,7 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients \
-  dnsmasq-base iptables mmdebstrap e2fsprogs openssl nodejs npm ca-certificates
+  dnsmasq-base iptables mmdebstrap e2fsprogs openssl nodejs npm ca-certificates \
+  python3 git
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
   systemctl enable --now libvirtd
 fi
