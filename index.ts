@@ -40,9 +40,18 @@ const appliedFile = path.join(config.dir, APPLIED_FILE);
 const previous = fs.existsSync(appliedFile)
   ? (JSON.parse(fs.readFileSync(appliedFile, "utf8")) as AppliedConfig)
   : undefined;
+// With the Librarian on this reads tm-librarian (fetching a git source once): refused before any change.
+let image: ReturnType<typeof imageArgs>;
+try {
+  image = imageArgs(config);
+} catch (e) {
+  throw new pulumi.RunError(
+    `invalid fame configuration (nothing was changed):\n  - ${(e as Error).message}`,
+  );
+}
 const report = describeChanges(
   previous,
-  appliedConfig(config, goldenImageRecipe(imageArgs(config)).key),
+  appliedConfig(config, goldenImageRecipe(image).key),
   config.famAllowShrink,
 );
 if (report.errors.length > 0) {
@@ -78,6 +87,7 @@ const cluster = new FameCluster("fame", {
   owner: `${project}/${stack}`,
   stack,
   ...(password ? { password } : {}),
+  image,
 });
 
 export const nodes = cluster.nodes;

@@ -4,7 +4,9 @@ import type { DomainType } from "../lib/accel";
 import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
+import { tmLibrarianDir } from "../lib/host/tmlibrarian";
 import { imageCmdline } from "../lib/image";
+import { tmLibrarianSource } from "../lib/lfs";
 import { librarianIni } from "../lib/librarian";
 import { envSh, keyFileFor, seedFiles, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
@@ -32,11 +34,27 @@ export interface FameClusterArgs {
   stack?: string;
   /** Optional node user password (secret). Default: none, key-only SSH. */
   password?: pulumi.Input<string>;
+  /** The golden image's args, when the caller has computed them already. Default: imageArgs(config). */
+  image?: GoldenImageArgs;
 }
 
-/** The golden image the config asks for. */
-export function imageArgs(config: FameConfig): GoldenImageArgs {
+/**
+ * The golden image the config asks for. With the Librarian on, this reads
+ * (and for a git source fetches once into the image cache) tm-librarian;
+ * a relative directory source is taken from `projectDir`.
+ */
+export function imageArgs(config: FameConfig, projectDir = process.cwd()): GoldenImageArgs {
+  const lfs = config.librarian
+    ? {
+        tmLibrarianDir: tmLibrarianDir(
+          tmLibrarianSource(config.librarianSource, config.librarianCommit, projectDir),
+          config.imageCache,
+        ),
+        port: config.librarianPort,
+      }
+    : undefined;
   return {
+    ...(lfs ? { lfs } : {}),
     mirror: config.mirror,
     proxy: config.proxy,
     l4fame: config.l4fame,
@@ -108,7 +126,9 @@ export class FameCluster extends pulumi.ComponentResource {
       { comment: args.owner.replaceAll("/", "-") },
       { parent: this },
     );
-    const image = new GoldenImage(`${name}-image`, imageArgs(config), { parent: this });
+    const image = new GoldenImage(`${name}-image`, args.image ?? imageArgs(config), {
+      parent: this,
+    });
 
     // libvirt cannot see paths passed through qemu:commandline: open exactly these for its QEMU profiles.
     const apparmor = new AppArmorAccess(

@@ -233,6 +233,57 @@ print([f"{r}:{e}:{n}" for r, e, n in c.execute("select rack, enc, node from FRDn
     }
   });
 
+  it("lfs_offsets gives the FAM offsets the Librarian's books imply, and reads/writes there live", () => {
+    const tool = (...args: string[]) =>
+      lab.sh([
+        PYTHON,
+        "-P",
+        path.join(LFS_TEMPLATES, "lfs_offsets.py"),
+        "--tm_librarian",
+        TM_LIBRARIAN,
+        "--hostname",
+        "127.0.0.1",
+        "--mountpoint",
+        m1,
+        "--shadow_file",
+        lab.fam,
+        "--node",
+        "2",
+        ...args,
+      ]);
+    const info = JSON.parse(tool(path.join(m1, "data"))) as {
+      size: number;
+      book_size: number;
+      books: { fam_offset: number }[];
+    };
+    const books = shelfBooks(lab.db, "data");
+    assert.equal(info.size, 64 * MiB);
+    assert.equal(info.book_size, BOOK);
+    assert.deepEqual(
+      info.books.map((b) => b.fam_offset),
+      books.map((b) => b.intlvGroup * 64 * BOOK + b.bookNum * BOOK),
+    );
+    const at = 5 * BOOK + 12345;
+    assert.equal(
+      Number(tool(path.join(m1, "data"), String(at)).trim()),
+      info.books[5]!.fam_offset + 12345,
+    );
+    // Straddles books 5 and 6; written through the mapping, read back by the tool and by the file system.
+    const off = 6 * BOOK - 4;
+    tool(path.join(m1, "data"), "write", String(off), "LIVE-SHARED");
+    assert.equal(tool(path.join(m1, "data"), "read", String(off), "11"), "LIVE-SHARED");
+    const viaFs = lab.sh([
+      "dd",
+      `if=${path.join(m2, "data")}`,
+      "bs=1M",
+      `skip=${off}`,
+      "count=11",
+      "iflag=skip_bytes,count_bytes",
+      "status=none",
+    ]);
+    assert.equal(viaFs, "LIVE-SHARED");
+  });
+
   it("fstat after ftruncate (a getattr with a file handle) answers instead of ENOENT", () => {
     const out = lab.sh([
       PYTHON,
