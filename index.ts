@@ -12,7 +12,8 @@ import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { type AppliedConfig, appliedConfig, describeChanges } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
-import { bookLayout } from "./lib/librarian";
+import { librarianDbRefusal } from "./lib/host/librarian";
+import { bookLayout, librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -58,6 +59,17 @@ if (report.errors.length > 0) {
   throw new pulumi.RunError(
     `refusing this change (nothing was changed):\n  - ${report.errors.join("\n  - ")}`,
   );
+}
+// The Librarian database is user data: a FAM size or node count change that needs a new one is refused
+// here, before any change (the database resource's check says the same in preview), unless opted into.
+if (config.librarian) {
+  const refusal = librarianDbRefusal(
+    path.join(config.dir, "librarian.db"),
+    makeLibrarianIni(config.famSizeBytes, config.nodes),
+    config.librarianReset,
+  );
+  if (refusal)
+    throw new pulumi.RunError(`refusing this change (nothing was changed):\n  - ${refusal}`);
 }
 for (const line of report.info) pulumi.log.info(`fame: ${line}`);
 if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {
@@ -111,3 +123,5 @@ export const imagePackages = cluster.imagePackages;
 export const envFile = cluster.envFile;
 export const librarianIni = cluster.librarianIni;
 export const librarianIniPath = cluster.librarianIniPath;
+export const librarianDb = cluster.librarianDb;
+export const librarianUnit = cluster.librarianUnit;

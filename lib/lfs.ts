@@ -119,7 +119,52 @@ export function lfsImageExtras(args: {
   return { packages: [...LFS_PACKAGES], files };
 }
 
+/** One argument of a systemd Exec line, taken literally (quotes, backslashes, specifiers, variables). */
+export function systemdQuote(arg: string): string {
+  if (/[\n\r\0]/.test(arg))
+    throw new RangeError(`a unit argument cannot hold a line break: ${JSON.stringify(arg)}`);
+  return `"${arg.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$")}"`;
+}
+
 /** systemd unit name of a stack's Librarian on torms. */
 export function librarianUnitName(owner: string): string {
   return `fame-librarian-${owner.replace(/[^A-Za-z0-9_.-]/g, "-")}.service`;
+}
+
+/**
+ * The stack's Librarian as a systemd unit on torms. librarian.py listens on
+ * every interface (it has no bind option): systemd drops every packet of the
+ * unit that is not from or to the node subnet or localhost
+ * (IPAddressAllow/Deny), and every packet on another interface than the node
+ * bridge and lo (RestrictNetworkInterfaces).
+ */
+export function librarianSystemdUnit(a: {
+  owner: string;
+  tmLibrarian: string;
+  db: string;
+  port: number;
+  subnet: string;
+  bridge: string;
+}): { name: string; content: string } {
+  const python = "/usr/bin/python3";
+  return {
+    name: librarianUnitName(a.owner),
+    content: unit([
+      "[Unit]",
+      `Description=fame Librarian for ${a.owner} (LFS metadata, port ${a.port})`,
+      "After=network.target libvirtd.service",
+      "StartLimitIntervalSec=0",
+      "",
+      "[Service]",
+      `ExecStart=${python} ${systemdQuote(`${a.tmLibrarian}/src/librarian.py`)} --db_file ${systemdQuote(a.db)} --port ${a.port}`,
+      "Restart=on-failure",
+      "RestartSec=2",
+      "IPAddressDeny=any",
+      `IPAddressAllow=${a.subnet} localhost`,
+      `RestrictNetworkInterfaces=lo ${a.bridge}`,
+      "",
+      "[Install]",
+      "WantedBy=multi-user.target",
+    ]),
+  };
 }
