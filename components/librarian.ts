@@ -65,6 +65,7 @@ export class Librarian extends pulumi.ComponentResource {
         stateDir: args.dir,
         tmLibrarian: args.tmLibrarian,
         db: db.path,
+        dbGeneration: db.generation,
         port,
         subnet: args.subnet,
         bridge: args.bridge,

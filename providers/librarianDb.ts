@@ -27,6 +27,8 @@ export interface LibrarianDbInputs {
 export interface LibrarianDbOutputs extends LibrarianDbInputs {
   /** Facts read from the database after create/update. */
   info: lib.DbInfo;
+  /** The file's identity; a rebuild changes it, so the service serving it restarts. */
+  generation: string;
 }
 
 const known = (v: unknown) => v !== UNKNOWN && v !== undefined;
@@ -61,12 +63,14 @@ async function checkInputs(news: LibrarianDbInputs): Promise<pulumi.dynamic.Chec
 
 async function ensure(inputs: LibrarianDbInputs): Promise<LibrarianDbOutputs> {
   const info = await lib.dbInfo(inputs.path);
-  if (info && lib.dbMatchesIni(info, inputs.ini)) return { ...inputs, info };
+  if (info && lib.dbMatchesIni(info, inputs.ini))
+    return { ...inputs, info, generation: await lib.dbGeneration(inputs.path) };
   if (info && !inputs.reset)
     throw new Error(
       `the Librarian database ${inputs.path} has another layout; refusing to rebuild it (${lib.lossMessage(info)} would be lost) without fame:librarianReset`,
     );
-  return { ...inputs, info: await lib.buildDb(inputs.tmLibrarian, inputs.ini, inputs.path) };
+  const built = await lib.buildDb(inputs.tmLibrarian, inputs.ini, inputs.path);
+  return { ...inputs, info: built, generation: await lib.dbGeneration(inputs.path) };
 }
 
 export const librarianDbProvider = {
@@ -84,7 +88,15 @@ export const librarianDbProvider = {
   async read(id: string, props?: LibrarianDbOutputs) {
     const info = await lib.dbInfo(id);
     if (!info) return {};
-    return { id, props: { ...(props as LibrarianDbOutputs), path: id, info } };
+    return {
+      id,
+      props: {
+        ...(props as LibrarianDbOutputs),
+        path: id,
+        info,
+        generation: await lib.dbGeneration(id),
+      },
+    };
   },
   async update(_id: string, _olds: LibrarianDbOutputs, news: LibrarianDbInputs) {
     return { outs: await ensure(news) };
@@ -101,8 +113,16 @@ export type LibrarianDbArgs = {
 export class LibrarianDb extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly info: pulumi.Output<lib.DbInfo>;
+  declare readonly generation: pulumi.Output<string>;
 
   constructor(name: string, args: LibrarianDbArgs, opts?: pulumi.CustomResourceOptions) {
-    super(librarianDbProvider, name, { ...args, info: undefined }, opts, "fame", "LibrarianDb");
+    super(
+      librarianDbProvider,
+      name,
+      { ...args, info: undefined, generation: undefined },
+      opts,
+      "fame",
+      "LibrarianDb",
+    );
   }
 }

@@ -26,6 +26,8 @@ export interface LibrarianServiceInputs {
   stateDir: string;
   tmLibrarian: string;
   db: string;
+  /** The database file's identity (LibrarianDb generation): a rebuilt database restarts the service. */
+  dbGeneration: string;
   port: number;
   /** Node subnet (CIDR) and bridge the Librarian may talk to (mode systemd). */
   subnet: string;
@@ -44,6 +46,7 @@ const KEYS = [
   "stateDir",
   "tmLibrarian",
   "db",
+  "dbGeneration",
   "port",
   "subnet",
   "bridge",

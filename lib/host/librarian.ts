@@ -88,6 +88,11 @@ export async function exists(p: string): Promise<boolean> {
   );
 }
 
+/** Identity of the database file (its inode): changes exactly when the file is rebuilt. */
+export async function dbGeneration(db: string): Promise<string> {
+  return String((await fs.stat(db)).ino);
+}
+
 /** Facts about a database file, or undefined when there is none. */
 export async function dbInfo(db: string): Promise<DbInfo | undefined> {
   if (!(await exists(db))) return undefined;
@@ -107,6 +112,9 @@ export async function buildDb(tmLibrarian: string, ini: string, db: string): Pro
     run(PYTHON, [path.join(tmLibrarian, "src", "book_register.py"), "-d", next, file]),
   );
   await fs.chmod(next, 0o600);
+  // librarian.py runs SQLite in WAL mode: an old database's journal must not be replayed onto the new one.
+  await fs.rm(`${db}-wal`, { force: true });
+  await fs.rm(`${db}-shm`, { force: true });
   await fs.rename(next, db);
   const info = await dbInfo(db);
   if (!info) throw new Error(`book_register left no database at ${db}`);

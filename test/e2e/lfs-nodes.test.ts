@@ -202,6 +202,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
       stateDir: dir,
       tmLibrarian: TM_LIBRARIAN,
       db: dbIn.path,
+      dbGeneration: dbOut.generation,
       port: LFS_PORT,
       subnet: `${LFS_OCTETS}.0/24`,
       bridge: plan.network.bridge,
@@ -431,11 +432,20 @@ print("lfs_write=%.1f lfs_read=%.1f bar2_write=%.1f bar2_read=%.1f" % (mb/w, mb/
       await dom.delete(d.name, { ...d, shutdownTimeoutMs: 60_000 } as unknown as DomainOutputs);
     await svcP.delete!(svcOut!.unit, svcOut!);
     svcOut = undefined;
-    await dbP.delete!(dbIn.path, { ...dbIn, info: {} as LibrarianDbOutputs["info"] });
+    await dbP.delete!(dbIn.path, {
+      ...dbIn,
+      info: {} as LibrarianDbOutputs["info"],
+      generation: "",
+    });
     assert.ok(fs.existsSync(dbIn.path), "database kept");
     // up
     const adopted = (await dbP.create!(dbIn)).outs as LibrarianDbOutputs;
     assert.equal(adopted.info.files, 1, "the database still lists /lfs/keep");
+    assert.equal(
+      adopted.generation,
+      svcIn.dbGeneration,
+      "the same database file, not a rebuilt one",
+    );
     svcOut = (await svcP.create!(svcIn)).outs as LibrarianServiceOutputs;
     await bootAll();
     await Promise.all([waitLfs(ip1), waitLfs(ip2)]);

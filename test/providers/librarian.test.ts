@@ -100,6 +100,7 @@ describe("LibrarianDb provider (real book_register)", function () {
     const before = fs.statSync(db);
     const again = (await p.create!(inputs())).outs as LibrarianDbOutputs;
     assert.equal(again.info.files, 1);
+    assert.equal(again.generation, out.generation);
     assert.equal(fs.statSync(db).mtimeMs, before.mtimeMs);
     assert.equal(fs.statSync(db).ino, before.ino);
   });
@@ -132,7 +133,7 @@ describe("LibrarianDb provider (real book_register)", function () {
   });
 
   it("delete keeps the database", async () => {
-    await p.delete!(db, { ...inputs(), info: {} as LibrarianDbOutputs["info"] });
+    await p.delete!(db, { ...inputs(), info: {} as LibrarianDbOutputs["info"], generation: "" });
     assert.ok(fs.existsSync(db));
   });
 });
@@ -175,6 +176,7 @@ describe("LibrarianService provider (supervised in a network namespace)", functi
       stateDir: dir,
       tmLibrarian: TM_LIBRARIAN,
       db: path.join(dir, "librarian.db"),
+      dbGeneration: "1",
       port: 9093,
       subnet: "10.213.99.0/24",
       bridge: "br_t",
@@ -232,6 +234,16 @@ describe("LibrarianService provider (supervised in a network namespace)", functi
     const read = (await p.read!(outs.unit, outs)).props as LibrarianServiceOutputs;
     assert.equal(read.running, false);
     assert.equal((await p.diff!(outs.unit, read, inputs)).changes, true);
+  });
+
+  it("restarts the service in place when the database was rebuilt (new generation)", async () => {
+    const d = await p.diff!(
+      "u",
+      { ...inputs, unit: "u", running: true },
+      { ...inputs, dbGeneration: "2" },
+    );
+    assert.equal(d.changes, true);
+    assert.deepEqual(d.replaces, []);
   });
 
   it("refuses a netns mode without a namespace, and systemd mode on a host without systemd", async () => {
