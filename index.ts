@@ -12,6 +12,8 @@ import { domainTypeFor } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
+import { librarianDbRefusal } from "./lib/host/librarian";
+import { librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -45,10 +47,19 @@ if (parsed && "problem" in parsed) {
   );
 }
 const previous = parsed && "applied" in parsed ? parsed.applied : undefined;
+// With the Librarian on this reads tm-librarian (fetching a git source once): refused before any change.
+let image: ReturnType<typeof imageArgs>;
+try {
+  image = imageArgs(config);
+} catch (e) {
+  throw new pulumi.RunError(
+    `invalid fame configuration (nothing was changed):\n  - ${(e as Error).message}`,
+  );
+}
 const famStat = fs.statSync(config.famPath, { throwIfNoEntry: false });
 const report = describeChanges(
   previous,
-  appliedConfig(config, goldenImageRecipe(imageArgs(config)).key, owner),
+  appliedConfig(config, goldenImageRecipe(image).key, owner),
   config.famAllowShrink,
   famStat?.isFile() ? famStat.size : undefined,
 );
@@ -56,6 +67,17 @@ if (report.errors.length > 0) {
   throw new pulumi.RunError(
     `refusing this change (nothing was changed):\n  - ${report.errors.join("\n  - ")}`,
   );
+}
+// The Librarian database is user data: a FAM size or node count change that needs a new one is refused
+// here, before any change (the database resource's check says the same in preview), unless opted into.
+if (config.librarian) {
+  const refusal = librarianDbRefusal(
+    path.join(config.dir, "librarian.db"),
+    makeLibrarianIni(config.famSizeBytes, config.nodes),
+    config.librarianReset,
+  );
+  if (refusal)
+    throw new pulumi.RunError(`refusing this change (nothing was changed):\n  - ${refusal}`);
 }
 for (const line of report.info) pulumi.log.info(`fame: ${line}`);
 if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {
@@ -79,6 +101,7 @@ const cluster = new FameCluster("fame", {
   owner,
   stack,
   ...(password ? { password } : {}),
+  image,
 });
 
 export const nodes = cluster.nodes;
@@ -102,3 +125,5 @@ export const imagePackages = cluster.imagePackages;
 export const envFile = cluster.envFile;
 export const librarianIni = cluster.librarianIni;
 export const librarianIniPath = cluster.librarianIniPath;
+export const librarianDb = cluster.librarianDb;
+export const librarianUnit = cluster.librarianUnit;

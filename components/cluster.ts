@@ -4,7 +4,9 @@ import type { DomainType } from "../lib/accel";
 import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
+import { tmLibrarianDir } from "../lib/host/tmlibrarian";
 import { imageCmdline } from "../lib/image";
+import { tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
 import { envSh, keyFileFor, seedFiles, sshCommand, sshConfig } from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
@@ -16,6 +18,7 @@ import { SshKey } from "../providers/sshKey";
 import { FabricMemory } from "./fabricMemory";
 import { FameNode } from "./fameNode";
 import { GoldenImage, type GoldenImageArgs } from "./goldenImage";
+import { Librarian } from "./librarian";
 import { NodeNetwork } from "./nodeNetwork";
 
 /** Artifact recording the last applied config, read by the next run's change report. */
@@ -32,11 +35,33 @@ export interface FameClusterArgs {
   stack?: string;
   /** Optional node user password (secret). Default: none, key-only SSH. */
   password?: pulumi.Input<string>;
+  /** The golden image's args, when the caller has computed them already. Default: imageArgs(config). */
+  image?: GoldenImageArgs;
+  /**
+   * How the Librarian runs when fame:librarian is on: a systemd unit per
+   * stack, or supervised inside a network namespace holding only the node
+   * network (tests). Default: systemd.
+   */
+  librarianService?: { mode: "systemd" } | { mode: "netns"; netns: string };
 }
 
-/** The golden image the config asks for. */
-export function imageArgs(config: FameConfig): GoldenImageArgs {
+/**
+ * The golden image the config asks for. With the Librarian on, this reads
+ * (and for a git source fetches once into the image cache) tm-librarian;
+ * a relative directory source is taken from `projectDir`.
+ */
+export function imageArgs(config: FameConfig, projectDir = process.cwd()): GoldenImageArgs {
+  const lfs = config.librarian
+    ? {
+        tmLibrarianDir: tmLibrarianDir(
+          tmLibrarianSource(config.librarianSource, config.librarianCommit, projectDir),
+          config.imageCache,
+        ),
+        port: config.librarianPort,
+      }
+    : undefined;
   return {
+    ...(lfs ? { lfs } : {}),
     mirror: config.mirror,
     proxy: config.proxy,
     l4fame: config.l4fame,
@@ -76,6 +101,10 @@ export class FameCluster extends pulumi.ComponentResource {
   readonly envFile: pulumi.Output<string>;
   readonly librarianIni: string;
   readonly librarianIniPath: pulumi.Output<string>;
+  /** The Librarian database on torms (fame:librarian on), else undefined. */
+  readonly librarianDb: pulumi.Output<string> | undefined;
+  /** The systemd unit (or supervisor name) serving it, else undefined. */
+  readonly librarianUnit: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: FameClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:cluster:FameCluster", name, {}, opts);
@@ -86,6 +115,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const keyFile = keyFileFor(stack);
     const shutdownTimeoutMs = config.shutdownTimeoutSeconds * 1000;
 
+    const imgArgs = args.image ?? imageArgs(config);
     const dir = new Directory(`${name}-dir`, { path: config.dir, mode: 0o755 }, { parent: this });
     const memory = new FabricMemory(
       `${name}-fam`,
@@ -108,7 +138,9 @@ export class FameCluster extends pulumi.ComponentResource {
       { comment: args.owner.replaceAll("/", "-") },
       { parent: this },
     );
-    const image = new GoldenImage(`${name}-image`, imageArgs(config), { parent: this });
+    const image = new GoldenImage(`${name}-image`, imgArgs, {
+      parent: this,
+    });
 
     // libvirt cannot see paths passed through qemu:commandline: open exactly these for its QEMU profiles.
     const apparmor = new AppArmorAccess(
@@ -158,12 +190,35 @@ export class FameCluster extends pulumi.ComponentResource {
         ),
     );
     const inDir = (file: string) => dir.path.apply((d) => path.posix.join(d, file));
+    const ini = librarianIni(config.famSizeBytes, config.nodes);
+    const imageLfs = imgArgs.lfs;
+    const lfs =
+      config.librarian && imageLfs
+        ? new Librarian(
+            `${name}-librarian`,
+            {
+              owner: args.owner,
+              dir: dir.path,
+              ini,
+              tmLibrarian: imageLfs.tmLibrarianDir,
+              port: config.librarianPort,
+              reset: config.librarianReset,
+              subnet: `${config.octets123}.0/24`,
+              bridge: network.bridge,
+              mode: args.librarianService?.mode ?? "systemd",
+              ...(args.librarianService?.mode === "netns"
+                ? { netns: args.librarianService.netns }
+                : {}),
+              dependsOn: [network],
+            },
+            { parent: this },
+          )
+        : undefined;
     const env = new ArtifactFile(
       `${name}-env`,
       { path: inDir("env.sh"), content: envSh(config, args.owner), mode: 0o644 },
       { parent: this },
     );
-    const ini = librarianIni(config.famSizeBytes, config.nodes);
     // Said in preview: what the Librarian (book_register, lfs_fuse) cannot do with this layout.
     for (const w of librarianWarnings(config.famSizeBytes, config.nodes)) {
       pulumi.log.warn(`fame: ${w}`, this);
@@ -181,7 +236,7 @@ export class FameCluster extends pulumi.ComponentResource {
         content: `${JSON.stringify(appliedConfig(config, image.key, args.owner), null, 2)}\n`,
         mode: 0o644,
       },
-      { parent: this, dependsOn: [memory, network, ...nodes] },
+      { parent: this, dependsOn: [memory, network, ...nodes, ...(lfs ? [lfs] : [])] },
     );
 
     this.nodes = plan.nodes.map(({ name: n, mac, ip }) => ({ name: n, mac, ip }));
@@ -203,6 +258,8 @@ export class FameCluster extends pulumi.ComponentResource {
     this.envFile = env.path;
     this.librarianIni = ini;
     this.librarianIniPath = librarian.path;
+    this.librarianDb = lfs?.dbPath;
+    this.librarianUnit = lfs?.unit;
     this.registerOutputs({
       nodes: this.nodes,
       famPath: this.famPath,
@@ -219,6 +276,8 @@ export class FameCluster extends pulumi.ComponentResource {
       envFile: this.envFile,
       librarianIni: this.librarianIni,
       librarianIniPath: this.librarianIniPath,
+      librarianDb: this.librarianDb,
+      librarianUnit: this.librarianUnit,
     });
   }
 }

@@ -1,7 +1,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { tmLibrarianFiles } from "../lib/host/tmlibrarian";
 import { type ImageInputs, type ImageRecipe, imageKey, imageRecipe } from "../lib/image";
+import { ADAPTER_FILES, lfsImageExtras } from "../lib/lfs";
 import { SCHEMA } from "../lib/schema";
 import { GoldenImageBuild } from "../providers/goldenImage";
 
@@ -30,6 +32,24 @@ export interface GoldenImageArgs {
   hook?: string;
   /** hello_fabric source installed in the image. Default: templates/hello_fabric.c. */
   helloFabric?: string;
+  /**
+   * The Librarian File System on the nodes: tm-librarian's tree (a local
+   * directory, already fetched), fame's adapter (templates/lfs) and the /lfs
+   * unit talking to torms on `port`. Default: none (the image is unchanged).
+   */
+  lfs?: { tmLibrarianDir: string; port: number };
+}
+
+/** The image additions for the Librarian File System (reads templates/lfs and the tm-librarian tree). */
+export function lfsExtras(lfs: { tmLibrarianDir: string; port: number }) {
+  const adapter = Object.fromEntries(
+    ADAPTER_FILES.map((f) => [f, fs.readFileSync(path.join(TEMPLATES, "lfs", f), "utf8")]),
+  ) as Record<(typeof ADAPTER_FILES)[number], string>;
+  return lfsImageExtras({
+    port: lfs.port,
+    adapter,
+    tmLibrarian: tmLibrarianFiles(lfs.tmLibrarianDir),
+  });
 }
 
 /** The recipe, hook and cache key for these args (pure apart from reading the templates). */
@@ -49,6 +69,7 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
     sizeGbytes: args.sizeGbytes ?? SCHEMA.vfsGbytes.default,
     helloFabric:
       args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
+    ...(args.lfs ? { extras: lfsExtras(args.lfs) } : {}),
   };
   const hook = args.hook ?? fs.readFileSync(path.join(TEMPLATES, "image", "customize.sh"), "utf8");
   const recipe = imageRecipe(inputs);

@@ -5,6 +5,7 @@
  */
 import * as path from "node:path";
 import { httpUrlProblem } from "./checks";
+import { bookLayout } from "./librarian";
 import { type KeySpec, PLAIN_KEYS, type PlainKey, SCHEMA } from "./schema";
 import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
 
@@ -39,6 +40,15 @@ export interface FameConfig {
   initrdPath: string;
   cmdline: string;
   verbose: boolean;
+  /** Run the Librarian File System (Librarian on torms, /lfs on the nodes). */
+  librarian: boolean;
+  /** tm-librarian: a git URL or a directory (relative: to the project directory). */
+  librarianSource: string;
+  /** Commit fetched from a git librarianSource. */
+  librarianCommit: string;
+  librarianPort: number;
+  /** Opt-in: a change that needs a new Librarian database may wipe it. */
+  librarianReset: boolean;
 }
 
 /** Where a resolved value came from, for messages and for env.sh. */
@@ -58,6 +68,15 @@ export const MAX_NODES = 253;
 export const MIN_FAM_BYTES = GiB;
 export const WARN_FAM_BYTES = 256 * GiB;
 export const MAX_FAM_BYTES = TiB;
+/** book_register places at most 80 nodes (8 enclosures x 10 nodes, an assert in FRDnode). */
+export const MAX_LIBRARIAN_NODES = 80;
+/** book_register wants books per node a multiple of 4 (one per media controller), so at least 4. */
+export const MIN_BOOKS_PER_NODE = 4;
+
+/** A librarianSource that is a URL (fetched with git) rather than a directory. */
+export function isGitSource(source: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(source.trim());
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -288,6 +307,52 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   const running = parseRunning(raw.running.value, nodes, hostbase, (rule) => bad("running", rule));
   const verbose = bool("verbose");
 
+  const librarian = bool("librarian");
+  const librarianReset = bool("librarianReset");
+  const librarianPort = int("librarianPort", 1024, 65535, "must be a TCP port from 1024 to 65535");
+  const librarianSource = raw.librarianSource.value.trim();
+  const librarianCommit = raw.librarianCommit.value.trim().toLowerCase();
+  if (librarian) {
+    if (Number.isSafeInteger(nodes) && nodes > MAX_LIBRARIAN_NODES) {
+      bad(
+        "nodes",
+        `must be at most ${MAX_LIBRARIAN_NODES} while fame:librarian is on (the Librarian places at most ${MAX_LIBRARIAN_NODES} nodes)`,
+      );
+    } else if (Number.isSafeInteger(nodes) && Number.isFinite(famSizeBytes)) {
+      const l = bookLayout(famSizeBytes, nodes);
+      if (l.booksPerNode < MIN_BOOKS_PER_NODE) {
+        bad(
+          "famSize",
+          `gives each of ${nodes} nodes ${l.booksPerNode} Librarian book(s) of ${formatSize(l.bookBytes)}; with fame:librarian on every node needs at least ${MIN_BOOKS_PER_NODE} (a larger famSize or fewer nodes)`,
+        );
+      }
+    }
+    if (librarianSource === "") {
+      bad("librarianSource", "must be a git URL or a directory holding tm-librarian");
+    } else if (isGitSource(librarianSource)) {
+      let ok = false;
+      try {
+        const u = new URL(librarianSource);
+        ok = ["http:", "https:", "git:", "ssh:", "file:"].includes(u.protocol);
+      } catch {
+        ok = false;
+      }
+      if (!ok || /[\s\0]/.test(librarianSource))
+        bad(
+          "librarianSource",
+          "must be an http(s)://, git://, ssh:// or file:// git URL, or a directory",
+        );
+      if (!/^[0-9a-f]{40}$/.test(librarianCommit)) {
+        bad(
+          "librarianCommit",
+          "must be a full commit id of 40 hex digits (a branch, tag or short id could move or be ambiguous)",
+        );
+      }
+    } else if (UNSAFE_PATH_RE.test(librarianSource)) {
+      bad("librarianSource", "must not contain NUL or newline characters");
+    }
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     config: {
@@ -317,6 +382,11 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
       initrdPath,
       cmdline,
       verbose,
+      librarian,
+      librarianSource,
+      librarianCommit,
+      librarianPort,
+      librarianReset,
     },
     warnings,
   };

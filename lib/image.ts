@@ -33,6 +33,8 @@ export interface ImageInputs {
   sizeGbytes: number;
   /** Source of templates/hello_fabric.c, installed for building on the node. */
   helloFabric: string;
+  /** Optional additions (the Librarian File System, lib/lfs.ts); absent: the recipe is unchanged. */
+  extras?: { packages: string[]; files: ImageFile[] };
 }
 
 export interface ImageFile {
@@ -236,11 +238,12 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
     },
     { path: "/usr/local/sbin/fame-seed", content: seedScript(inputs.user), mode: 0o755 },
     { path: "/usr/local/share/fame/hello_fabric.c", content: inputs.helloFabric, mode: 0o644 },
+    ...(inputs.extras?.files ?? []),
   ];
 
   return {
     suite: SUITE,
-    packages: [...BASE_PACKAGES, ...kernelPackages],
+    packages: [...BASE_PACKAGES, ...kernelPackages, ...(inputs.extras?.packages ?? [])],
     sources,
     files,
     hold: l4fame ? [inputs.kernel] : [],

@@ -179,6 +179,35 @@ export const SCHEMA = {
     description:
       "Extra kernel command-line arguments, appended after fame's own (root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=<node> fame.node=<N>).",
   },
+  librarian: {
+    type: "boolean",
+    default: false,
+    description:
+      "Run the Librarian File System: the Librarian on torms (database kept like FAM) and /lfs on every node. Changes the node image. At most 80 nodes.",
+  },
+  librarianSource: {
+    type: "string",
+    default: "https://github.com/FabricAttachedMemory/tm-librarian",
+    description:
+      "Where tm-librarian comes from: a git URL (fetched at fame:librarianCommit) or a local directory (absolute, or relative to the project directory).",
+  },
+  librarianCommit: {
+    type: "string",
+    default: "1f43788822b191682917f912139990f387bb4706",
+    description:
+      "The tm-librarian commit (40 hex digits) fetched from a git fame:librarianSource; not used for a directory.",
+  },
+  librarianPort: {
+    type: "integer",
+    default: 9093,
+    description: "TCP port the Librarian listens on, reachable from the node network only.",
+  },
+  librarianReset: {
+    type: "boolean",
+    default: false,
+    description:
+      "Opt-in: allow a FAM size or node count change that needs a new Librarian database; every file under /lfs is lost. Without it such a change is refused.",
+  },
   verbose: {
     type: "boolean",
     default: false,

@@ -5,6 +5,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { hostFacts, type ProgramHostFacts } from "../../lib/host/hostfacts";
+import { librarianUnitName } from "../../lib/lfs";
 
 export interface Registered {
   type: string;
@@ -19,6 +20,10 @@ export interface MockRun {
 
 /** Outputs that providers compute (beyond echoing inputs), faked per resource type. */
 const COMPUTED: Record<string, (inputs: Record<string, unknown>) => Record<string, unknown>> = {
+  "pulumi-nodejs:dynamic/fame:LibrarianService": (i) => ({
+    unit: librarianUnitName(String(i.owner)),
+    running: true,
+  }),
   "pulumi-nodejs:dynamic/fame:SshKey": (i) => ({
     publicKey: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMOCK ${i.comment}`,
     privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nMOCK\n-----END OPENSSH PRIVATE KEY-----\n",

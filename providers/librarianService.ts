@@ -1,0 +1,157 @@
+/**
+ * Dynamic provider for librarian.py serving a stack's database on torms,
+ * restarted on failure and stopped on delete. librarian.py has no bind
+ * option and listens on every interface, so it is confined:
+ *  - `systemd` (hosts with systemd): a unit per stack whose traffic systemd
+ *    limits to the node subnet and the node bridge (IPAddressAllow/Deny,
+ *    RestrictNetworkInterfaces), Restart=on-failure;
+ *  - `netns` (tests, hosts without systemd): fame's supervisor runs it inside
+ *    a network namespace that holds only the node network (the test sandbox),
+ *    restarting it when it exits.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as lib from "../lib/host/librarian";
+import { librarianSystemdUnit } from "../lib/lfs";
+import { type CheckFailure, defineProvider } from "./contract";
+
+export interface LibrarianServiceInputs {
+  /** `<project>/<stack>`: names the unit. */
+  owner: string;
+  mode: "systemd" | "netns";
+  /** Network namespace for mode netns. */
+  netns: string;
+  /** Pid file and log (mode netns), e.g. the artifact directory. */
+  stateDir: string;
+  tmLibrarian: string;
+  db: string;
+  /** The database file's identity (LibrarianDb generation): a rebuilt database restarts the service. */
+  dbGeneration: string;
+  port: number;
+  /** Node subnet (CIDR) and bridge the Librarian may talk to (mode systemd). */
+  subnet: string;
+  bridge: string;
+}
+
+export interface LibrarianServiceOutputs extends LibrarianServiceInputs {
+  unit: string;
+  running: boolean;
+}
+
+const KEYS = [
+  "owner",
+  "mode",
+  "netns",
+  "stateDir",
+  "tmLibrarian",
+  "db",
+  "dbGeneration",
+  "port",
+  "subnet",
+  "bridge",
+] as const;
+
+function unitFor(i: LibrarianServiceInputs) {
+  return librarianSystemdUnit({
+    owner: i.owner,
+    tmLibrarian: i.tmLibrarian,
+    db: i.db,
+    port: i.port,
+    subnet: i.subnet,
+    bridge: i.bridge,
+  });
+}
+
+async function start(i: LibrarianServiceInputs): Promise<LibrarianServiceOutputs> {
+  const u = unitFor(i);
+  if (i.mode === "systemd") {
+    await lib.installUnit(u.name, u.content);
+    return { ...i, unit: u.name, running: await lib.unitActive(u.name) };
+  }
+  await lib.startSupervised({
+    stateDir: i.stateDir,
+    netns: i.netns,
+    tmLibrarian: i.tmLibrarian,
+    db: i.db,
+    port: i.port,
+  });
+  return { ...i, unit: u.name, running: true };
+}
+
+async function stop(o: LibrarianServiceOutputs): Promise<void> {
+  if (o.mode === "systemd") await lib.removeUnit(o.unit);
+  else await lib.stopSupervised(o.stateDir);
+}
+
+export const librarianServiceProvider = defineProvider<
+  LibrarianServiceInputs,
+  LibrarianServiceOutputs
+>({
+  keys: KEYS,
+  replaceKeys: ["owner", "mode", "netns", "stateDir"],
+  // One unit per stack, one listener per port: the old service goes first.
+  uniqueKeys: ["owner", "port"],
+  // A Librarian found dead by refresh is started again.
+  needsRepair: (olds) => olds.running === false,
+  async check(news) {
+    // Unknown inputs (preview) are absent here; the contract drops failures about them.
+    const failures: CheckFailure[] = [];
+    if (news.mode !== undefined) {
+      if (news.mode !== "systemd" && news.mode !== "netns")
+        failures.push({
+          property: "mode",
+          reason: `mode ${JSON.stringify(news.mode)} must be systemd or netns`,
+        });
+      if (news.mode === "systemd" && !(await lib.hasSystemd()))
+        failures.push({
+          property: "mode",
+          reason:
+            "fame:librarian needs systemd on the host (it runs the Librarian as a confined unit per stack)",
+        });
+      if (news.mode === "netns" && "netns" in news && !news.netns)
+        failures.push({ property: "netns", reason: "mode netns needs a network namespace" });
+    }
+    if (!(Number.isInteger(news.port) && (news.port ?? 0) > 0 && (news.port ?? 0) < 65536))
+      failures.push({ property: "port", reason: `port ${news.port} must be a TCP port` });
+    return failures;
+  },
+  async create(inputs: LibrarianServiceInputs) {
+    const outs = await start(inputs);
+    return { id: outs.unit, outs };
+  },
+  async read(id: string, props?: LibrarianServiceOutputs) {
+    if (!props) return {};
+    const running =
+      props.mode === "systemd"
+        ? await lib.unitActive(props.unit)
+        : (await lib.supervisorPid(props.stateDir)) !== undefined;
+    return { id, props: { ...props, running } };
+  },
+  async update(_id: string, olds: LibrarianServiceOutputs, news: LibrarianServiceInputs) {
+    // librarian.py reads its database at start: restart with the new inputs.
+    await stop(olds);
+    return { outs: await start(news) };
+  },
+  async delete(_id: string, props: LibrarianServiceOutputs) {
+    await stop(props);
+  },
+});
+
+export type LibrarianServiceArgs = {
+  [K in keyof LibrarianServiceInputs]: pulumi.Input<LibrarianServiceInputs[K]>;
+};
+
+export class LibrarianService extends pulumi.dynamic.Resource {
+  declare readonly unit: pulumi.Output<string>;
+  declare readonly running: pulumi.Output<boolean>;
+
+  constructor(name: string, args: LibrarianServiceArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      librarianServiceProvider,
+      name,
+      { ...args, unit: undefined, running: undefined },
+      opts,
+      "fame",
+      "LibrarianService",
+    );
+  }
+}

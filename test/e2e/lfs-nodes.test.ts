@@ -1,0 +1,470 @@
+/**
+ * End to end, the Librarian File System on two real Debian nodes inside the
+ * sandbox's network namespace (engine-free: fame's providers loaded as the
+ * engine loads them). The image is the golden image with the Librarian on;
+ * the Librarian (database built by the real book_register, librarian.py
+ * supervised) runs in the sandbox namespace, where the node network is the
+ * only network. Shows: /lfs mounted on both nodes at boot by the image's
+ * unit; a file written on node01 read on node02; its books in the host's
+ * database and its bytes in the host's FAM file at the offsets those books
+ * give; live sharing through BAR2 at those offsets without reopening; rm
+ * freeing the books; a vCPU change (nodes restart) keeping a file;
+ * destroy + up keeping the database and the file; a FAM grow refused
+ * without the reset opt-in.
+ */
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { imageCmdline } from "../../lib/image";
+import { librarianIni } from "../../lib/librarian";
+import { seedFiles } from "../../lib/outputs";
+import { clusterPlan } from "../../lib/plan";
+import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
+import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
+import {
+  GoldenImageBuild,
+  type GoldenImageInputs,
+  type GoldenImageOutputs,
+} from "../../providers/goldenImage";
+import {
+  LibrarianDb,
+  type LibrarianDbInputs,
+  type LibrarianDbOutputs,
+} from "../../providers/librarianDb";
+import {
+  LibrarianService,
+  type LibrarianServiceInputs,
+  type LibrarianServiceOutputs,
+} from "../../providers/librarianService";
+import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
+import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
+import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
+import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
+import { loadSerialized } from "../helpers/engine";
+import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
+import { allocatedBooks, PYTHON, shelfBooks, TM_LIBRARIAN } from "../helpers/lfs";
+import { LFS_HOSTBASE, LFS_OCTETS, LFS_PORT, lfsImageInputs } from "../helpers/lfsImage";
+import { sandboxNetns, sandboxUri, scratchDir } from "../helpers/sandbox";
+import { ssh, sshOk, waitForSsh } from "../helpers/ssh";
+
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const BOOK = 8 * MiB;
+const BOOKS_PER_NODE = 64; // 1G FAM, 2 nodes: 128 books of 8M
+
+/** node_id:status of every SOC in a Librarian database (status 1: active). */
+function socStatus(db: string): string {
+  return execFileSync(
+    PYTHON,
+    [
+      "-c",
+      `import sqlite3,sys
+c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
+print(",".join("%s:%s" % r for r in c.execute("select node_id,status from SOCs order by node_id")))`,
+      db,
+    ],
+    { encoding: "utf8" },
+  ).trim();
+}
+
+describe("e2e: the Librarian File System on two Debian nodes", function () {
+  this.timeout(60 * 60_000);
+  const plan = clusterPlan({ nodes: 2, hostbase: LFS_HOSTBASE, octets123: LFS_OCTETS });
+  const user = "l4mdc";
+  const owner = "fame/e2e-lfs";
+  let dir: string;
+  let keyFile: string;
+  let famIn: FamFileInputs;
+  let dbIn: LibrarianDbInputs;
+  let svcIn: LibrarianServiceInputs;
+  const domIns: DomainInputs[] = [];
+  let netIn: NetworkInputs;
+  let dom: Awaited<ReturnType<typeof loadSerialized<DomainInputs, DomainOutputs>>>["provider"];
+  let net: Awaited<ReturnType<typeof loadSerialized<NetworkInputs, NetworkOutputs>>>["provider"];
+  let dbP: Awaited<
+    ReturnType<typeof loadSerialized<LibrarianDbInputs, LibrarianDbOutputs>>
+  >["provider"];
+  let svcP: Awaited<
+    ReturnType<typeof loadSerialized<LibrarianServiceInputs, LibrarianServiceOutputs>>
+  >["provider"];
+  let svcOut: LibrarianServiceOutputs | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
+  const [ip1, ip2] = plan.nodes.map((n) => n.ip) as [string, string];
+  const on = (ip: string, cmd: string) => sshOk(keyFile, user, ip, cmd);
+
+  const consoleTails = () =>
+    domIns
+      .map(
+        (d) =>
+          `--- ${d.name}\n${fs.existsSync(d.consoleLog) ? fs.readFileSync(d.consoleLog, "utf8").slice(-3000) : "(no log)"}`,
+      )
+      .join("\n");
+
+  async function waitLfs(ip: string, ms = 600_000): Promise<void> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const r = await ssh(
+        keyFile,
+        user,
+        ip,
+        "mountpoint -q /lfs && ls /lfs/lost+found >/dev/null && echo up",
+      );
+      if (r.stdout.includes("up")) return;
+      if (Date.now() > end) {
+        const st = await ssh(
+          keyFile,
+          user,
+          ip,
+          "sudo systemctl status fame-lfs --no-pager; sudo journalctl -u fame-lfs --no-pager | tail -40",
+        );
+        throw new Error(`/lfs not mounted on ${ip}:\n${st.stdout}${st.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
+
+  async function bootAll(): Promise<void> {
+    await Promise.all(domIns.map((d) => dom.create(d)));
+    await Promise.all([
+      waitForSsh(keyFile, user, ip1, 900_000),
+      waitForSsh(keyFile, user, ip2, 900_000),
+    ]).catch((e) => {
+      throw new Error(`${e}\n${consoleTails()}`);
+    });
+  }
+
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch((e) => console.error(`cleanup: ${e}`));
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("boots two nodes that mount /lfs from the Librarian on torms", async () => {
+    const uri = sandboxUri();
+    dir = scratchDir("lfs-e2e");
+
+    const imgIn: GoldenImageInputs = lfsImageInputs();
+    const img = (
+      await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
+        () => new GoldenImageBuild("img", imgIn),
+      )
+    ).provider;
+    let t = Date.now();
+    const image = (await img.create(imgIn)).outs!;
+    console.log(
+      `      LFS golden image: ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
+    );
+    for (const p of ["python3-fusepy ", "python3-psutil ", "pciutils "])
+      assert.ok(
+        image.packages.some((x) => x.startsWith(p)),
+        p,
+      );
+
+    const keyIn: SshKeyInputs = { comment: "fame-e2e-lfs" };
+    const key = (
+      await (
+        await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", keyIn))
+      ).provider.create(keyIn)
+    ).outs!;
+    keyFile = path.join(dir, "id_ed25519");
+    fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+
+    famIn = famInputs(path.join(dir, "FAM"), { sizeBytes: GiB });
+    const fam = (
+      await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn))
+    ).provider;
+    await fam.create(famIn);
+    cleanups.push(() => fam.delete(famIn.path, { ...famIn, createdByFame: true }));
+
+    netIn = networkInputs(plan, uri, owner);
+    net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn)))
+      .provider;
+    await net.create(netIn);
+    cleanups.push(() => net.delete(netIn.name, { ...netIn, active: true }));
+
+    // --- torms: database (real book_register) and librarian.py in the sandbox namespace
+    dbIn = {
+      path: path.join(dir, "librarian.db"),
+      ini: librarianIni(GiB, 2),
+      tmLibrarian: TM_LIBRARIAN,
+      reset: false,
+    };
+    dbP = (
+      await loadSerialized<LibrarianDbInputs, LibrarianDbOutputs>(() => new LibrarianDb("db", dbIn))
+    ).provider;
+    assert.deepEqual((await dbP.check!({}, dbIn)).failures, []);
+    const dbOut = (await dbP.create!(dbIn)).outs as LibrarianDbOutputs;
+    assert.equal(dbOut.info.nodes, 2);
+    svcIn = {
+      owner,
+      mode: "netns",
+      netns: sandboxNetns(),
+      stateDir: dir,
+      tmLibrarian: TM_LIBRARIAN,
+      db: dbIn.path,
+      dbGeneration: dbOut.generation,
+      port: LFS_PORT,
+      subnet: `${LFS_OCTETS}.0/24`,
+      bridge: plan.network.bridge,
+    };
+    svcP = (
+      await loadSerialized<LibrarianServiceInputs, LibrarianServiceOutputs>(
+        () => new LibrarianService("svc", svcIn),
+      )
+    ).provider;
+    svcOut = (await svcP.create!(svcIn)).outs as LibrarianServiceOutputs;
+    cleanups.push(async () => {
+      if (svcOut) await svcP.delete!(svcOut.unit, svcOut);
+    });
+
+    // --- nodes
+    const seeds = seedFiles(key.publicKey, key.privateKey);
+    for (const node of plan.nodes) {
+      const diskIn: NodeDiskInputs = {
+        path: path.join(dir, `${node.name}.qcow2`),
+        backingFile: image.qcow2,
+        sizeBytes: 4 * GiB,
+      };
+      await (
+        await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(() => new NodeDisk("d", diskIn))
+      ).provider.create(diskIn);
+      const seedIn: SeedDiskInputs = {
+        path: path.join(dir, `${node.name}.seed.img`),
+        files: seeds,
+      };
+      await (
+        await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
+      ).provider.create(seedIn);
+      domIns.push(
+        domainInputs(node, {
+          uri,
+          plan,
+          kernel: image.kernel,
+          initrd: image.initrd,
+          cmdline: imageCmdline(),
+          dir,
+          fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
+          owner,
+          disks: [
+            { path: diskIn.path, format: "qcow2" },
+            { path: seedIn.path, format: "raw" },
+          ],
+          memoryKiB: 786432,
+          vcpus: 2,
+          shutdownTimeoutMs: 120_000,
+        }),
+      );
+    }
+    dom = (await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domIns[0]!)))
+      .provider;
+    for (const d of domIns)
+      cleanups.push(() => dom.delete(d.name, { ...d, shutdownTimeoutMs: 1000 }));
+
+    t = Date.now();
+    await bootAll();
+    await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
+    console.log(
+      `      /lfs mounted on both nodes ${Math.round((Date.now() - t) / 1000)} s after start`,
+    );
+    assert.match(await on(ip1, "findmnt -n -o FSTYPE,SOURCE /lfs"), /fuse\s+LibrarianFS/);
+    // Each daemon registered as its own node (from fame.node=<N> on the kernel command line): both SOCs active.
+    assert.equal(socStatus(dbIn.path), "1:1,2:1");
+  });
+
+  let patternOffset = 0;
+  const pattern = `fame-lfs-e2e-${process.pid}-`.repeat(8);
+
+  it("a file written on node01 is read on node02; its books are in the host's database and its bytes in the host's FAM file", async () => {
+    await on(ip1, "sudo truncate -s 64M /lfs/data");
+    const books = shelfBooks(dbIn.path, "data");
+    assert.equal(books.length, 8, "64M = 8 books of 8M");
+    patternOffset = 3 * BOOK - 50; // straddles books 2 and 3
+    await on(
+      ip1,
+      `printf '%s' '${pattern}' | sudo dd of=/lfs/data bs=1M seek=${patternOffset} oflag=seek_bytes conv=notrunc status=none`,
+    );
+    const read = await on(
+      ip2,
+      `sudo dd if=/lfs/data bs=1M skip=${patternOffset} count=${pattern.length} iflag=skip_bytes,count_bytes status=none`,
+    );
+    assert.equal(read, pattern);
+    // In the host's FAM file at interleave group x 512M + book x 8M + offset in book.
+    const fd = fs.openSync(famIn.path, "r");
+    try {
+      const got = Buffer.alloc(pattern.length);
+      let done = 0;
+      for (let pos = patternOffset; done < pattern.length; ) {
+        const b = books[Math.floor(pos / BOOK)]!;
+        const n = Math.min(BOOK - (pos % BOOK), pattern.length - done);
+        fs.readSync(
+          fd,
+          got,
+          done,
+          n,
+          b.intlvGroup * BOOKS_PER_NODE * BOOK + b.bookNum * BOOK + (pos % BOOK),
+        );
+        done += n;
+        pos += n;
+      }
+      assert.equal(got.toString(), pattern);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it("shares the file's memory live through BAR2 at its FAM offsets, without reopening", async () => {
+    const off = 5 * BOOK + 4096;
+    // node02 maps BAR2 at the byte's FAM offset once and watches it; node01 then stores through its own mapping.
+    const famOff = Number((await on(ip2, `sudo lfs_offsets /lfs/data ${off}`)).trim());
+    const watch = `import mmap,os,time,sys
+fd=os.open(sys.argv[1],os.O_RDWR); off=int(sys.argv[2]); base=off-off%mmap.PAGESIZE
+m=mmap.mmap(fd,mmap.PAGESIZE*2,mmap.MAP_SHARED,mmap.PROT_READ|mmap.PROT_WRITE,offset=base)
+print("mapped",flush=True)
+end=time.time()+300
+while time.time()<end:
+    v=m[off-base:off-base+12]
+    if v==b"LIVE-FROM-01": print("seen",flush=True); break
+    time.sleep(0.05)
+else: print("timeout",flush=True)`;
+    await on(ip2, `cat > /tmp/watch.py <<'EOF'\n${watch}\nEOF`);
+    await on(
+      ip2,
+      `bar=$(for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1110 ] && echo $d/resource2 && break; done); sudo nohup python3 /tmp/watch.py $bar ${famOff} > /tmp/watch.out 2>&1 &`,
+    );
+    const end = Date.now() + 60_000;
+    while (!(await on(ip2, "cat /tmp/watch.out 2>/dev/null || true")).includes("mapped")) {
+      if (Date.now() > end) throw new Error("watcher did not map BAR2");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await on(ip1, `sudo lfs_offsets /lfs/data write ${off} LIVE-FROM-01`);
+    const end2 = Date.now() + 120_000;
+    let out = "";
+    while (!/seen|timeout/.test(out)) {
+      if (Date.now() > end2) break;
+      await new Promise((r) => setTimeout(r, 500));
+      out = await on(ip2, "cat /tmp/watch.out");
+    }
+    assert.match(out, /seen/);
+    // hello_fabric, built on the node, reads the same bytes at the printed offset.
+    await on(ip2, "gcc -O2 -o hello_fabric /usr/local/share/fame/hello_fabric.c");
+    assert.match(await on(ip2, `sudo ./hello_fabric read ${famOff} 12`), /LIVE-FROM-01/);
+    // And /lfs (close-to-open) sees it on the next open.
+    assert.equal(
+      await on(
+        ip1,
+        `sudo dd if=/lfs/data bs=1M skip=${off} count=12 iflag=skip_bytes,count_bytes status=none`,
+      ),
+      "LIVE-FROM-01",
+    );
+  });
+
+  it("measures LFS write/read throughput on a node against raw BAR2 access (reported, not asserted)", async () => {
+    // 32 MiB through /lfs (FUSE -> lfs_fuse.py -> mapping of BAR2), then the same file's books through direct BAR2 mappings.
+    const script = `import mmap,os,time,sys,hashlib
+n=32*1024*1024; data=os.urandom(n)
+def bar():
+    for d in sorted(os.listdir("/sys/bus/pci/devices")):
+        p="/sys/bus/pci/devices/"+d
+        if open(p+"/vendor").read().strip()=="0x1af4" and open(p+"/device").read().strip()=="0x1110": return p+"/resource2"
+t=time.time(); fd=os.open("/lfs/bench",os.O_CREAT|os.O_WRONLY|os.O_TRUNC,0o644)
+for i in range(0,n,1<<20): os.write(fd,data[i:i+(1<<20)])
+os.close(fd); w=time.time()-t
+os.system("sync; echo 3 > /proc/sys/vm/drop_caches")
+t=time.time(); fd=os.open("/lfs/bench",os.O_RDONLY); got=b""
+while True:
+    b=os.read(fd,1<<20)
+    if not b: break
+    got+=b
+os.close(fd); r=time.time()-t
+assert got==data, "LFS read back differs"
+import json,subprocess
+info=json.loads(subprocess.check_output(["lfs_offsets","/lfs/bench"]))
+bs=info["book_size"]; fd=os.open(bar(),os.O_RDWR)
+maps=[mmap.mmap(fd,bs,mmap.MAP_SHARED,mmap.PROT_READ|mmap.PROT_WRITE,offset=b["fam_offset"]) for b in info["books"]]
+t=time.time()
+for k,m in enumerate(maps): m[0:bs]=data[k*bs:(k+1)*bs]
+bw=time.time()-t
+t=time.time(); back=b"".join(m[0:bs] for m in maps); br=time.time()-t
+assert back==data
+os.unlink("/lfs/bench")
+mb=n/2**20
+print("lfs_write=%.1f lfs_read=%.1f bar2_write=%.1f bar2_read=%.1f" % (mb/w, mb/r, mb/bw, mb/br))`;
+    await on(ip1, `cat > /tmp/bench.py <<'EOF'\n${script}\nEOF`);
+    const out = (await on(ip1, "sudo python3 /tmp/bench.py")).trim();
+    console.log(`      node01 MiB/s (32 MiB, TCG): ${out}`);
+    assert.match(out, /^lfs_write=[\d.]+ lfs_read=[\d.]+ bar2_write=[\d.]+ bar2_read=[\d.]+$/);
+  });
+
+  it("rm frees the books", async () => {
+    const before = allocatedBooks(dbIn.path);
+    await on(ip2, "sudo rm /lfs/data");
+    const end = Date.now() + 300_000;
+    // (Books of other files freed meanwhile, such as the benchmark's, only lower the count further.)
+    while (allocatedBooks(dbIn.path) > before - 8 || shelfBooks(dbIn.path, "data").length > 0) {
+      if (Date.now() > end)
+        throw new Error(
+          `books not freed: ${allocatedBooks(dbIn.path)} allocated, ${before} before`,
+        );
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    assert.equal((await ssh(keyFile, user, ip1, "ls /lfs/data")).code !== 0, true);
+  });
+
+  it("a vCPU change restarts the nodes and keeps a file", async () => {
+    await on(ip1, "echo kept-across-restart | sudo tee /lfs/keep >/dev/null");
+    for (let i = 0; i < domIns.length; i++) {
+      const d = domIns[i]!;
+      const next = { ...d, vcpus: 1 };
+      await dom.update(d.name, { ...d, running: true } as unknown as DomainOutputs, next);
+      domIns[i] = next;
+    }
+    await Promise.all([
+      waitForSsh(keyFile, user, ip1, 900_000),
+      waitForSsh(keyFile, user, ip2, 900_000),
+    ]);
+    assert.equal((await on(ip1, "nproc")).trim(), "1");
+    await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
+    assert.equal((await on(ip2, "cat /lfs/keep")).trim(), "kept-across-restart");
+  });
+
+  it("destroy then up keeps the database and the file", async () => {
+    for (const d of domIns)
+      await dom.delete(d.name, { ...d, shutdownTimeoutMs: 60_000 } as unknown as DomainOutputs);
+    await svcP.delete!(svcOut!.unit, svcOut!);
+    svcOut = undefined;
+    await dbP.delete!(dbIn.path, {
+      ...dbIn,
+      info: {} as LibrarianDbOutputs["info"],
+      generation: "",
+    });
+    assert.ok(fs.existsSync(dbIn.path), "database kept");
+    // up
+    const adopted = (await dbP.create!(dbIn)).outs as LibrarianDbOutputs;
+    assert.equal(adopted.info.files, 1, "the database still lists /lfs/keep");
+    assert.equal(
+      adopted.generation,
+      svcIn.dbGeneration,
+      "the same database file, not a rebuilt one",
+    );
+    svcOut = (await svcP.create!(svcIn)).outs as LibrarianServiceOutputs;
+    await bootAll();
+    await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
+    assert.equal((await on(ip1, "cat /lfs/keep")).trim(), "kept-across-restart");
+  });
+
+  it("refuses a FAM grow with the Librarian on unless the reset opt-in is set", async () => {
+    const grown = { ...dbIn, ini: librarianIni(2 * GiB, 2) };
+    const olds = {
+      ...dbIn,
+      info: (await dbP.read!(dbIn.path, undefined)).props!.info,
+    } as LibrarianDbOutputs;
+    const r = await dbP.check!(olds, grown);
+    assert.equal(r.failures?.length, 1);
+    assert.match(
+      r.failures![0]!.reason,
+      /would lose 1 file\(s\) and 0 directory\(ies\) under \/lfs/,
+    );
+    assert.deepEqual((await dbP.check!(olds, { ...grown, reset: true })).failures, []);
+    assert.equal((await on(ip2, "cat /lfs/keep")).trim(), "kept-across-restart");
+  });
+});

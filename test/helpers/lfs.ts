@@ -1,0 +1,243 @@
+/**
+ * An LFS lab on the host, without VMs: the real tm-librarian (book_register,
+ * librarian.py) and LFS daemons started through fame's launcher
+ * (templates/lfs/fame_lfs.py) on one plain shadow file, under stock FUSE.
+ *
+ * Everything runs inside a private network + mount namespace made by
+ * `unshare` (a holder process keeps it alive): the Librarian's socket, which
+ * listens on every interface, only has that namespace's `lo`, and the FUSE
+ * mounts are invisible to the host. Commands enter it with `nsenter`.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ROOT } from "./sandbox";
+
+/** tm-librarian source used by the tests (GPL-2, never copied into the repo). */
+export const TM_LIBRARIAN = path.resolve(ROOT, "..", "shared", "vendor", "tm-librarian");
+/** Debian's interpreter: python3-fusepy and python3-psutil are installed for it. */
+export const PYTHON = "/usr/bin/python3";
+export const LFS_TEMPLATES = path.join(ROOT, "templates", "lfs");
+export const LAUNCHER = path.join(LFS_TEMPLATES, "fame_lfs.py");
+
+export interface Book {
+  /** LZA, as the Librarian stores it. */
+  id: number;
+  intlvGroup: number;
+  bookNum: number;
+  seq: number;
+}
+
+/** The books of a file, from the Librarian's database, in file order. */
+export function shelfBooks(db: string, name: string): Book[] {
+  const out = execFileSync(
+    PYTHON,
+    [
+      "-c",
+      `import sqlite3,sys,json
+c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
+r=c.execute("select b.id,b.intlv_group,b.book_num,bos.seq_num from shelves s join books_on_shelves bos on bos.shelf_id=s.id join books b on b.id=bos.book_id where s.name=? order by bos.seq_num",(sys.argv[2],)).fetchall()
+print(json.dumps(r))`,
+      db,
+      name,
+    ],
+    { encoding: "utf8" },
+  );
+  return (JSON.parse(out) as number[][]).map(([id, ig, num, seq]) => ({
+    id: id!,
+    intlvGroup: ig!,
+    bookNum: num!,
+    seq: seq!,
+  }));
+}
+
+/** Count of allocated books (any state but free) in a Librarian database. */
+export function allocatedBooks(db: string): number {
+  return Number(
+    execFileSync(
+      PYTHON,
+      [
+        "-c",
+        `import sqlite3,sys
+c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
+print(c.execute("select count(*) from books where allocated!=0").fetchone()[0])`,
+        db,
+      ],
+      { encoding: "utf8" },
+    ).trim(),
+  );
+}
+
+/** Books per interleave group (node), from the database's FAModules. */
+export function booksPerNode(db: string): number {
+  return Number(
+    execFileSync(
+      PYTHON,
+      [
+        "-c",
+        `import sqlite3,sys
+c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
+print(c.execute("select count(*) from books where intlv_group=0").fetchone()[0])`,
+        db,
+      ],
+      { encoding: "utf8" },
+    ).trim(),
+  );
+}
+
+export class LfsLab {
+  readonly holder: ChildProcess;
+  readonly procs: ChildProcess[] = [];
+  readonly db: string;
+  readonly fam: string;
+  readonly port = 9093;
+
+  /** A namespace with `lo` up, a database built from `ini`, and a FAM file of `famBytes`. */
+  constructor(
+    readonly dir: string,
+    ini: string,
+    famBytes: number,
+  ) {
+    this.db = path.join(dir, "librarian.db");
+    this.fam = path.join(dir, "FAM");
+    fs.writeFileSync(path.join(dir, "librarian.ini"), ini);
+    execFileSync(PYTHON, [
+      path.join(TM_LIBRARIAN, "src", "book_register.py"),
+      "-f",
+      "-d",
+      this.db,
+      path.join(dir, "librarian.ini"),
+    ]);
+    fs.closeSync(fs.openSync(this.fam, "w"));
+    fs.truncateSync(this.fam, famBytes);
+    this.holder = spawn(
+      "unshare",
+      [
+        "--net",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "ip link set lo up && exec sleep 100000",
+      ],
+      { stdio: "ignore" },
+    );
+  }
+
+  /** Runs a command inside the lab's namespaces (synchronously). */
+  run(
+    cmd: string[],
+    input?: string | Buffer,
+  ): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync("nsenter", ["-t", String(this.holder.pid), "-n", "-m", "--", ...cmd], {
+      input,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Like run, but throws with stderr unless the command succeeds. */
+  sh(cmd: string[], input?: string | Buffer): string {
+    const r = this.run(cmd, input);
+    if (r.status !== 0) throw new Error(`${cmd.join(" ")} failed (${r.status}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  private start(name: string, cmd: string[]): ChildProcess {
+    const log = fs.openSync(path.join(this.dir, `${name}.log`), "a");
+    const p = spawn("nsenter", ["-t", String(this.holder.pid), "-n", "-m", "--", ...cmd], {
+      stdio: ["ignore", log, log],
+    });
+    fs.closeSync(log);
+    this.procs.push(p);
+    return p;
+  }
+
+  async waitFor(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async startLibrarian(): Promise<ChildProcess> {
+    await this.waitFor("the lab namespace", () =>
+      this.run(["ip", "link", "show", "lo", "up"]).stdout.includes("UP"),
+    );
+    const p = this.start("librarian", [
+      PYTHON,
+      path.join(TM_LIBRARIAN, "src", "librarian.py"),
+      "--db_file",
+      this.db,
+      "--port",
+      String(this.port),
+    ]);
+    await this.waitFor("librarian.py listening", () =>
+      this.run(["ss", "-Hltn", `sport = :${this.port}`]).stdout.includes(String(this.port)),
+    );
+    return p;
+  }
+
+  mounted(mountpoint: string): boolean {
+    return this.run(["grep", "-q", ` ${mountpoint} fuse `, "/proc/self/mounts"]).status === 0;
+  }
+
+  /** Starts an LFS daemon as fame node `node` through fame's launcher and waits for its mount. */
+  async startNode(node: number, extra: string[] = []): Promise<string> {
+    const mnt = path.join(this.dir, `lfs${node}`);
+    fs.mkdirSync(mnt, { recursive: true });
+    this.start(`lfs${node}`, [
+      PYTHON,
+      "-P",
+      LAUNCHER,
+      "--tm_librarian",
+      TM_LIBRARIAN,
+      "--node",
+      String(node),
+      "--hostname",
+      "127.0.0.1",
+      "--port",
+      String(this.port),
+      "--shadow_file",
+      this.fam,
+      "--mountpoint",
+      mnt,
+      ...extra,
+    ]);
+    await this.waitFor(`the LFS mount of node ${node}`, () => this.mounted(mnt));
+    return mnt;
+  }
+
+  /** Unmounts every LFS mount, stops every process the lab started, ends the namespace. */
+  async close(): Promise<void> {
+    for (const m of fs
+      .readdirSync(this.dir)
+      .filter((f) => f.startsWith("lfs") && !f.endsWith(".log"))) {
+      const mnt = path.join(this.dir, m);
+      if (this.mounted(mnt)) this.run(["umount", mnt]);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const p of [...this.procs, this.holder]) {
+      if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+    }
+    await Promise.all(
+      [...this.procs, this.holder].map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null || p.signalCode !== null) return resolve();
+            const t = setTimeout(() => {
+              p.kill("SIGKILL");
+              resolve();
+            }, 5000);
+            p.once("exit", () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,23 @@
+/** The golden image the LFS end-to-end test boots: the Debian image with the Librarian File System. */
+import * as path from "node:path";
+import { goldenImageRecipe } from "../../components/goldenImage";
+import type { GoldenImageInputs } from "../../providers/goldenImage";
+import { TM_LIBRARIAN } from "./lfs";
+
+export const LFS_CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
+export const LFS_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
+export const LFS_HOSTBASE = "ln";
+export const LFS_OCTETS = "10.213.70";
+export const LFS_PORT = 9093;
+
+export function lfsImageInputs(): GoldenImageInputs {
+  const r = goldenImageRecipe({
+    mirror: LFS_MIRROR,
+    user: "l4mdc",
+    hostbase: LFS_HOSTBASE,
+    octets123: LFS_OCTETS,
+    sizeGbytes: 4,
+    lfs: { tmLibrarianDir: path.resolve(TM_LIBRARIAN), port: LFS_PORT },
+  });
+  return { cacheDir: LFS_CACHE, key: r.key, recipe: r.recipe, hook: r.hook, l4fame: "", proxy: "" };
+}

@@ -1,0 +1,355 @@
+/**
+ * fame's LFS node adapter (templates/lfs: tm_fuse stand-in + fame_lfs.py
+ * launcher) without a VM: the real tm-librarian book_register and
+ * librarian.py, two real lfs_fuse.py daemons (nodes 1:1:1 and 1:1:2) on one
+ * plain shadow file, stock FUSE (/dev/fuse, Debian's python3-fusepy), all in
+ * a private network + mount namespace.
+ */
+import * as assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  allocatedBooks,
+  booksPerNode,
+  LAUNCHER,
+  LFS_TEMPLATES,
+  LfsLab,
+  PYTHON,
+  shelfBooks,
+  TM_LIBRARIAN,
+} from "../helpers/lfs";
+import { scratchDir } from "../helpers/sandbox";
+
+const MiB = 2 ** 20;
+const BOOK = 8 * MiB;
+
+/** Runs Python with fame's adapter directory first on sys.path and tm-librarian's src after it. */
+function py(code: string, ...args: string[]): string {
+  return execFileSync(PYTHON, ["-P", "-c", code, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, PYTHONPATH: `${LFS_TEMPLATES}:${path.join(TM_LIBRARIAN, "src")}` },
+  });
+}
+
+describe("LFS adapter: pure parts", () => {
+  it("maps fame node N to a physloc whose Librarian node id is N, for every node 1..80", () => {
+    const out = py(`import json
+from fame_lfs import physloc_for_node
+from frdnode import FRDnode
+print(json.dumps([[n, physloc_for_node(n), FRDnode(physloc_for_node(n)).node_id] for n in range(1, 81)]))`);
+    const rows = JSON.parse(out) as [number, string, number][];
+    assert.equal(rows.length, 80);
+    for (const [n, loc, id] of rows) {
+      assert.equal(id, n, `node ${n} -> ${loc} -> Librarian node ${id}`);
+      assert.match(loc, /^1:[1-8]:([1-9]|10)$/);
+    }
+    assert.equal(rows[0]![1], "1:1:1");
+    assert.equal(rows[1]![1], "1:1:2");
+    assert.equal(rows[10]![1], "1:2:1");
+  });
+
+  it("refuses node numbers the Librarian cannot place", () => {
+    const out = py(`from fame_lfs import physloc_for_node
+for n in (0, 81, 253, -1, True, "3"):
+    try:
+        physloc_for_node(n); print("accepted", repr(n))
+    except ValueError as e:
+        print("refused", repr(n), e)`);
+    assert.doesNotMatch(out, /accepted/);
+    assert.match(out, /refused 81 node 81 has no Librarian location: LFS supports nodes 1\.\.80/);
+  });
+
+  it("reads fame.node=N from a kernel command line", () => {
+    const out = py(`from fame_lfs import node_from_cmdline as f
+print(f("root=/dev/vda rw console=ttyS0 systemd.hostname=node07 fame.node=7"), f("quiet"), f("fame.node=2 fame.node=12"))
+try:
+    f("fame.node=x")
+except ValueError as e:
+    print("refused", e)`);
+    assert.equal(out, "7 None 12\nrefused fame.node=x is not a node number\n");
+  });
+
+  it("hands libfuse big_writes, a fallocate entry and a getattr that ignores the file handle; context only inside a request", () => {
+    // libfuse's main loop replaced by a recorder: the table TMFS builds is inspected directly.
+    const out = py(`import ctypes, json, os, fusepy, tm_fuse
+seen = {}
+class Fake:
+    def fuse_main_real(self, argc, argv, ops, size, user):
+        seen["argv"] = [argv[i].decode() for i in range(argc)]
+        seen["size"] = size
+        o = ops.contents
+        seen["fallocate"] = bool(ctypes.cast(o.fallocate, ctypes.c_void_p).value)
+        seen["poll"] = bool(o.poll)
+        st = fusepy.c_stat()
+        fi = fusepy.fuse_file_info(); fi.fh = 42
+        seen["fgetattr_rc"] = o.fgetattr(b"/f", ctypes.pointer(st), ctypes.pointer(fi))
+        seen["st_size"] = st.st_size
+        seen["fallocate_rc"] = o.fallocate(b"/f", 0, 0, 4096, ctypes.pointer(fi))
+        return 0
+    def fuse_get_context(self):
+        return ctypes.pointer(ctx)
+ctx = fusepy.fuse_context(uid=7, gid=8, pid=9)
+fusepy._libfuse = Fake()
+class Ops(tm_fuse.Operations):
+    calls = []
+    def getattr(self, path, fh=None):
+        self.calls.append(["getattr", path, fh, list(tm_fuse.tmfs_get_context())])
+        if fh is not None:
+            raise tm_fuse.TmfsOSError(2)
+        return {"st_size": 123, "st_mode": 0o100644}
+    def fallocate(self, path, mode, offset, length, fh=None):
+        self.calls.append(["fallocate", path, mode, offset, length, fh])
+ops = Ops()
+tm_fuse.TMFS(ops, "/nonexistent", foreground=True, nothreads=True, allow_other=True)
+seen["calls"] = ops.calls
+seen["outside"] = list(tm_fuse.tmfs_get_context()) == [os.getuid(), os.getgid(), os.getpid()]
+seen["import_name"] = tm_fuse.TMFS.__mro__[1].__module__
+print(json.dumps(seen))`);
+    const seen = JSON.parse(out);
+    assert.equal(seen.import_name, "fusepy");
+    assert.equal(seen.outside, true, "outside a request: this process's ids");
+    assert.deepEqual(seen.argv.slice(0, 3), ["fuse", "-f", "-s"]);
+    assert.ok(seen.argv[4].split(",").includes("big_writes"), seen.argv[4]);
+    assert.ok(seen.argv[4].split(",").includes("allow_other"), seen.argv[4]);
+    assert.equal(seen.fallocate, true);
+    assert.equal(seen.poll, false);
+    assert.equal(seen.fgetattr_rc, 0);
+    assert.equal(seen.st_size, 123);
+    assert.equal(seen.fallocate_rc, 0);
+    assert.deepEqual(seen.calls, [
+      ["getattr", "/f", null, [7, 8, 9]],
+      ["fallocate", "/f", 0, 0, 4096, 42],
+    ]);
+  });
+
+  it("answers a context outside a FUSE request with this process's ids", () => {
+    const out = py(`import os, tm_fuse
+print(tm_fuse.tmfs_get_context() == (os.getuid(), os.getgid(), os.getpid()))`);
+    assert.equal(out.trim(), "True");
+  });
+});
+
+describe("LFS adapter: two daemons on one shadow file, real Librarian, stock FUSE", function () {
+  this.timeout(300_000);
+  // 2 nodes x 64 books of 8M = 1G; the FAM file is 2G so an unused tail shows nothing is resized.
+  const ini = "[global]\nnode_count = 2\nbook_size_bytes = 8M\nnvm_size_per_node = 64B\n";
+  const famBytes = 2 * 1024 * MiB;
+  let lab: LfsLab;
+  let m1: string;
+  let m2: string;
+
+  before(async () => {
+    lab = new LfsLab(scratchDir("lfs-adapter"), ini, famBytes);
+    await lab.startLibrarian();
+    m1 = await lab.startNode(1);
+    m2 = await lab.startNode(2);
+  });
+
+  after(async function () {
+    if (!lab) return;
+    await lab.close();
+    // Keep the logs and the database of a failed run for inspection.
+    if (this.test?.parent?.tests.every((t) => t.state === "passed"))
+      fs.rmSync(lab.dir, { recursive: true });
+  });
+
+  it("registered the nodes the launcher derived from --node (1:1:1 and 1:1:2)", () => {
+    const out = execFileSync(
+      PYTHON,
+      [
+        "-c",
+        `import sqlite3,sys
+c=sqlite3.connect(sys.argv[1])
+print([f"{r}:{e}:{n}" for r, e, n in c.execute("select rack, enc, node from FRDnodes order by node_id")])`,
+        lab.db,
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(out.trim(), "['1:1:1', '1:1:2']");
+    assert.equal(booksPerNode(lab.db), 64);
+  });
+
+  it("truncate allocates books; a pattern written on node 1 reads back on node 2 and sits in FAM at the books' offset", () => {
+    const before = allocatedBooks(lab.db);
+    lab.sh(["truncate", "-s", "64M", path.join(m1, "data")]);
+    const books = shelfBooks(lab.db, "data");
+    assert.equal(books.length, 8, "64M = 8 books of 8M");
+    assert.equal(allocatedBooks(lab.db) - before, 8);
+    assert.equal(lab.sh(["stat", "-c", "%s", path.join(m2, "data")]).trim(), String(64 * MiB));
+
+    // A pattern that straddles the boundary between the file's books 2 and 3.
+    const offset = 3 * BOOK - 100;
+    const pattern = Buffer.from(`fame-lfs-pattern-${process.pid}-`.repeat(10));
+    lab.sh(
+      [
+        "dd",
+        `of=${path.join(m1, "data")}`,
+        "bs=1M",
+        `seek=${offset}`,
+        "oflag=seek_bytes",
+        "conv=notrunc",
+        "status=none",
+      ],
+      pattern,
+    );
+    const onNode2 = spawnSync(
+      "nsenter",
+      [
+        "-t",
+        String(lab.holder.pid),
+        "-n",
+        "-m",
+        "--",
+        "dd",
+        `if=${path.join(m2, "data")}`,
+        "bs=1M",
+        `skip=${offset}`,
+        `count=${pattern.length}`,
+        "iflag=skip_bytes,count_bytes",
+        "status=none",
+      ],
+      { timeout: 60_000 },
+    ).stdout;
+    assert.deepEqual(onNode2, pattern);
+
+    // FAM offset = interleave group x (books per node x book size) + book number x book size + offset in book.
+    const fam = fs.openSync(lab.fam, "r");
+    try {
+      const got = Buffer.alloc(pattern.length);
+      let done = 0;
+      for (let pos = offset; done < pattern.length; ) {
+        const b = books[Math.floor(pos / BOOK)]!;
+        const inBook = pos % BOOK;
+        const n = Math.min(BOOK - inBook, pattern.length - done);
+        const famOffset = b.intlvGroup * 64 * BOOK + b.bookNum * BOOK + inBook;
+        fs.readSync(fam, got, done, n, famOffset);
+        done += n;
+        pos += n;
+      }
+      assert.deepEqual(got, pattern);
+    } finally {
+      fs.closeSync(fam);
+    }
+  });
+
+  it("lfs_offsets gives the FAM offsets the Librarian's books imply, and reads/writes there live", () => {
+    const tool = (...args: string[]) =>
+      lab.sh([
+        PYTHON,
+        "-P",
+        path.join(LFS_TEMPLATES, "lfs_offsets.py"),
+        "--tm_librarian",
+        TM_LIBRARIAN,
+        "--hostname",
+        "127.0.0.1",
+        "--mountpoint",
+        m1,
+        "--shadow_file",
+        lab.fam,
+        "--node",
+        "2",
+        ...args,
+      ]);
+    const info = JSON.parse(tool(path.join(m1, "data"))) as {
+      size: number;
+      book_size: number;
+      books: { fam_offset: number }[];
+    };
+    const books = shelfBooks(lab.db, "data");
+    assert.equal(info.size, 64 * MiB);
+    assert.equal(info.book_size, BOOK);
+    assert.deepEqual(
+      info.books.map((b) => b.fam_offset),
+      books.map((b) => b.intlvGroup * 64 * BOOK + b.bookNum * BOOK),
+    );
+    const at = 5 * BOOK + 12345;
+    assert.equal(
+      Number(tool(path.join(m1, "data"), String(at)).trim()),
+      info.books[5]!.fam_offset + 12345,
+    );
+    // Straddles books 5 and 6; written through the mapping, read back by the tool and by the file system.
+    const off = 6 * BOOK - 4;
+    tool(path.join(m1, "data"), "write", String(off), "LIVE-SHARED");
+    assert.equal(tool(path.join(m1, "data"), "read", String(off), "11"), "LIVE-SHARED");
+    const viaFs = lab.sh([
+      "dd",
+      `if=${path.join(m2, "data")}`,
+      "bs=1M",
+      `skip=${off}`,
+      "count=11",
+      "iflag=skip_bytes,count_bytes",
+      "status=none",
+    ]);
+    assert.equal(viaFs, "LIVE-SHARED");
+  });
+
+  it("fstat after ftruncate (a getattr with a file handle) answers instead of ENOENT", () => {
+    const out = lab.sh([
+      PYTHON,
+      "-c",
+      `import os,sys
+fd=os.open(sys.argv[1], os.O_CREAT|os.O_RDWR, 0o644)
+os.ftruncate(fd, 3*1024*1024)
+print(os.fstat(fd).st_size)
+os.close(fd)`,
+      path.join(m1, "fstat"),
+    ]);
+    assert.equal(out.trim(), String(3 * MiB));
+    assert.equal(shelfBooks(lab.db, "fstat").length, 1);
+  });
+
+  it("fallocate allocates books through FUSE", () => {
+    lab.sh(["fallocate", "-l", "16M", path.join(m2, "falloc")]);
+    assert.equal(shelfBooks(lab.db, "falloc").length, 2);
+    assert.equal(lab.sh(["stat", "-c", "%s", path.join(m1, "falloc")]).trim(), String(16 * MiB));
+  });
+
+  it("a 20 MiB write on node 2 reads back identical on node 1", () => {
+    const data = path.join(lab.dir, "rand");
+    const buf = Buffer.alloc(20 * MiB);
+    for (let i = 0; i < buf.length; i++) buf[i] = (i * 7919) % 251;
+    fs.writeFileSync(data, buf);
+    lab.sh(["dd", `if=${data}`, `of=${path.join(m2, "big")}`, "bs=1M", "status=none"]);
+    lab.sh(["cmp", data, path.join(m1, "big")]);
+    assert.equal(shelfBooks(lab.db, "big").length, 3);
+  });
+
+  it("rm frees the file's books", async () => {
+    const before = allocatedBooks(lab.db);
+    lab.sh(["rm", path.join(m1, "data")]);
+    await lab.waitFor(
+      "the books of data to be freed",
+      () => allocatedBooks(lab.db) === before - 8,
+      60_000,
+    );
+    assert.equal(lab.run(["stat", path.join(m2, "data")]).status, 1);
+  });
+
+  it("left the shadow (FAM) file's size alone", () => {
+    assert.equal(fs.statSync(lab.fam).size, famBytes);
+  });
+
+  it("a daemon never creates a missing shadow file", () => {
+    const missing = path.join(lab.dir, "no-such-FAM");
+    const r = lab.run([
+      "timeout",
+      "60",
+      PYTHON,
+      "-P",
+      LAUNCHER,
+      "--tm_librarian",
+      TM_LIBRARIAN,
+      "--node",
+      "2",
+      "--hostname",
+      "127.0.0.1",
+      "--shadow_file",
+      missing,
+      "--mountpoint",
+      path.join(lab.dir, "lfs-missing"),
+    ]);
+    assert.notEqual(r.status, 0);
+    assert.equal(fs.existsSync(missing), false);
+  });
+});
