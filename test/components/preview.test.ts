@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import requireFromString from "require-from-string";
 import { UNKNOWN } from "../../providers/contract";
 import type { LoadedProvider } from "../helpers/engine";
+import { TM_LIBRARIAN } from "../helpers/lfs";
 import { type Registered, runProgram, withCleanEnv } from "../helpers/mocks";
 
 const INDEX = path.join(__dirname, "..", "..", "index.ts");
@@ -68,71 +69,81 @@ function withoutProvider(inputs: Record<string, unknown>): Record<string, unknow
   return rest;
 }
 
-describe("program in preview mode (engine-style unknown inputs)", function () {
-  this.timeout(120_000);
-  // A socket that does not exist: host checks fail the same way with and without unknowns.
-  const config = {
-    nodes: "3",
-    dir: "/var/tmp/fame-preview-test",
-    libvirtUri: "qemu:///system?socket=/nonexistent/fame-preview.sock",
-  };
-  let preview: Registered[];
-  let known: Map<string, Registered>;
+// A socket that does not exist: host checks fail the same way with and without unknowns.
+const BASE = {
+  nodes: "3",
+  dir: "/var/tmp/fame-preview-test",
+  libvirtUri: "qemu:///system?socket=/nonexistent/fame-preview.sock",
+};
+const CONFIGS: [string, Record<string, string>][] = [
+  ["default", BASE],
+  ["Librarian on", { ...BASE, librarian: "true", librarianSource: TM_LIBRARIAN }],
+];
 
-  before(async () => {
-    preview = (await previewProgram(config)).filter((r) =>
-      r.type.startsWith("pulumi-nodejs:dynamic/"),
-    );
-    const update = await runProgram(config);
-    known = new Map(update.resources.map((r) => [r.name, r]));
-  });
+for (const [label, config] of CONFIGS)
+  describe(`program in preview mode (engine-style unknown inputs), ${label}`, function () {
+    this.timeout(120_000);
+    let preview: Registered[];
+    let known: Map<string, Registered>;
 
-  it("registers every dynamic resource, many with unknown inputs, as a fresh preview does", () => {
-    assert.ok(preview.length >= 15, `only ${preview.length} dynamic resources`);
-    const withUnknown = preview.filter((r) =>
-      JSON.stringify(asEngineSends(withoutProvider(r.inputs))).includes(UNKNOWN),
-    );
-    // Disks, seeds, domains and the INI depend on other resources' outputs.
-    assert.ok(withUnknown.length >= 9, `only ${withUnknown.length} resources had unknown inputs`);
-  });
+    before(async () => {
+      preview = (await previewProgram(config)).filter((r) =>
+        r.type.startsWith("pulumi-nodejs:dynamic/"),
+      );
+      const update = await runProgram(config);
+      known = new Map(update.resources.map((r) => [r.name, r]));
+    });
 
-  it("check never throws and unknowns add no failure to what the known inputs give", async () => {
-    const problems: string[] = [];
-    for (const r of preview) {
-      const p = loadProvider(r);
-      const news = asEngineSends(withoutProvider(r.inputs)) as object;
-      const full = known.get(r.name);
-      assert.ok(full, `${r.name} was not registered in update mode`);
-      const base = await p.check({}, withoutProvider(full.inputs));
-      const baseReasons = new Set((base.failures ?? []).map((f) => f.reason));
-      try {
-        const res = await p.check({}, news);
-        for (const f of res.failures ?? []) {
-          if (!baseReasons.has(f.reason)) problems.push(`${r.name}: ${f.property}: ${f.reason}`);
+    it("registers every dynamic resource, many with unknown inputs, as a fresh preview does", () => {
+      assert.ok(preview.length >= 15, `only ${preview.length} dynamic resources`);
+      const withUnknown = preview.filter((r) =>
+        JSON.stringify(asEngineSends(withoutProvider(r.inputs))).includes(UNKNOWN),
+      );
+      // Disks, seeds, domains and the INI depend on other resources' outputs.
+      assert.ok(withUnknown.length >= 9, `only ${withUnknown.length} resources had unknown inputs`);
+    });
+
+    it("check never throws and unknowns add no failure to what the known inputs give", async () => {
+      const problems: string[] = [];
+      for (const r of preview) {
+        const p = loadProvider(r);
+        const news = asEngineSends(withoutProvider(r.inputs)) as object;
+        const full = known.get(r.name);
+        assert.ok(full, `${r.name} was not registered in update mode`);
+        const base = await p.check({}, withoutProvider(full.inputs));
+        const baseReasons = new Set((base.failures ?? []).map((f) => f.reason));
+        try {
+          const res = await p.check({}, news);
+          for (const f of res.failures ?? []) {
+            if (!baseReasons.has(f.reason)) problems.push(`${r.name}: ${f.property}: ${f.reason}`);
+          }
+          assert.deepEqual(res.inputs, news, `${r.name}: check must pass the inputs through`);
+        } catch (e) {
+          problems.push(`${r.name}: check threw ${(e as Error).message}`);
         }
-        assert.deepEqual(res.inputs, news, `${r.name}: check must pass the inputs through`);
-      } catch (e) {
-        problems.push(`${r.name}: check threw ${(e as Error).message}`);
       }
-    }
-    assert.deepEqual(problems, []);
-  });
+      assert.deepEqual(problems, []);
+    });
 
-  it("diff of recorded state against unknown inputs never throws and reports a change", async () => {
-    const problems: string[] = [];
-    for (const r of preview) {
-      const news = asEngineSends(withoutProvider(r.inputs));
-      if (!JSON.stringify(news).includes(UNKNOWN)) continue;
-      const full = known.get(r.name);
-      assert.ok(full);
-      try {
-        const d = await loadProvider(r).diff(r.name, withoutProvider(full.inputs), news as object);
-        if (d.changes !== true) problems.push(`${r.name}: unknown inputs reported as no change`);
-        if (!Array.isArray(d.replaces)) problems.push(`${r.name}: diff gave no replaces list`);
-      } catch (e) {
-        problems.push(`${r.name}: diff threw ${(e as Error).message}`);
+    it("diff of recorded state against unknown inputs never throws and reports a change", async () => {
+      const problems: string[] = [];
+      for (const r of preview) {
+        const news = asEngineSends(withoutProvider(r.inputs));
+        if (!JSON.stringify(news).includes(UNKNOWN)) continue;
+        const full = known.get(r.name);
+        assert.ok(full);
+        try {
+          const d = await loadProvider(r).diff(
+            r.name,
+            withoutProvider(full.inputs),
+            news as object,
+          );
+          if (d.changes !== true) problems.push(`${r.name}: unknown inputs reported as no change`);
+          if (!Array.isArray(d.replaces)) problems.push(`${r.name}: diff gave no replaces list`);
+        } catch (e) {
+          problems.push(`${r.name}: diff threw ${(e as Error).message}`);
+        }
       }
-    }
-    assert.deepEqual(problems, []);
+      assert.deepEqual(problems, []);
+    });
   });
-});
