@@ -45,6 +45,7 @@ describe("config resolution", () => {
     assert.equal(config.octets123, "192.168.42");
     assert.equal(config.libvirtUri, "qemu:///system");
     assert.equal(config.accel, "auto");
+    assert.equal(config.famMode, "ivshmem");
     assert.equal(config.famSizeBytes, 16 * 2 ** 30);
     assert.equal(config.famDeleteOnDestroy, false);
     assert.equal(config.dir, "/var/lib/fame/fame-test");
@@ -207,6 +208,16 @@ describe("config validation rules", () => {
   it("libvirtUri: a URI", () => {
     assertAccepted("libvirtUri", "qemu+ssh://root@host/system");
     assertRefused("libvirtUri", "system", /libvirt URI/);
+  });
+
+  it("famMode: ivshmem or cxl, nothing else", () => {
+    assertAccepted("famMode", "ivshmem");
+    assertAccepted("famMode", "cxl");
+    assert.equal(validateConfig(raw({ famMode: "cxl" })).config.famMode, "cxl");
+    assert.equal(validateConfig(raw({}, { FAME_FAM_MODE: "cxl" })).config.famMode, "cxl");
+    assertRefused("famMode", "CXL", /must be one of ivshmem, cxl/);
+    assertRefused("famMode", "pmem", /must be one of ivshmem, cxl/);
+    assertRefused("famMode", "", /must be one of ivshmem, cxl/);
   });
 
   it("accel: auto, kvm or tcg", () => {
