@@ -29,6 +29,8 @@ export interface GoldenImageArgs {
   hook?: string;
   /** hello_fabric source installed in the image. Default: templates/hello_fabric.c. */
   helloFabric?: string;
+  /** Boot script bringing FAM up as /dev/fam. Default: templates/image/fame-fam.sh. */
+  famScript?: string;
 }
 
 /** The recipe, hook and cache key for these args (pure apart from reading the templates). */
@@ -49,6 +51,8 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
     sizeGbytes: args.sizeGbytes ?? 6,
     helloFabric:
       args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
+    famScript:
+      args.famScript ?? fs.readFileSync(path.join(TEMPLATES, "image", "fame-fam.sh"), "utf8"),
   };
   const hook = args.hook ?? fs.readFileSync(path.join(TEMPLATES, "image", "customize.sh"), "utf8");
   const recipe = imageRecipe(inputs);
