@@ -8,7 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { diffProps } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
-import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
+import { cxlProblem, type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
+
+/** The engine's stand-in for a value not known yet during a preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export interface DomainInputs extends DomainSpec {
   uri: string;
@@ -33,6 +36,7 @@ export const DEFINITION_KEYS = [
   "mac",
   "consoleLog",
   "fam",
+  "cxl",
   "famezSocket",
   "owner",
 ] as const satisfies readonly (keyof DomainSpec)[];
@@ -91,16 +95,26 @@ export const domainProvider = {
       "fam needs an absolute path and a size",
     );
     need("kernel", Boolean(news.kernel?.startsWith("/")), "kernel must be an absolute path");
+    // FAM as CXL: checked only once every part of it is known (preview passes unknowns).
+    const cxlKnown =
+      news.cxl !== undefined && !JSON.stringify([news.cxl, news.fam]).includes(UNKNOWN);
+    if (cxlKnown && news.cxl) {
+      const problem = cxlProblem(news.fam, news.cxl);
+      need("cxl", problem === "", problem);
+    }
     // QEMU runs on this host for local URIs: it must offer the IVSHMEM devices fame attaches.
     if (/^qemu:\/\/\/(system|session)/.test(news.uri ?? "")) {
       const missing = await preflight.missingTools(["qemu-system-x86_64"]);
       for (const reason of missing) failures.push({ property: "type", reason });
-      const devices = news.famezSocket ? ["ivshmem-plain", "ivshmem-doorbell"] : ["ivshmem-plain"];
+      const devices = [
+        ...(news.cxl ? ["pxb-cxl", "cxl-rp", "cxl-type3"] : ["ivshmem-plain"]),
+        ...(news.famezSocket ? ["ivshmem-doorbell"] : []),
+      ];
       for (const device of missing.length > 0 ? [] : devices) {
         if (!(await preflight.qemuHasDevice(device))) {
           failures.push({
             property: "fam",
-            reason: `this host's QEMU does not offer the ${device} device fame attaches FAM with: install Debian's qemu-system-x86`,
+            reason: `this host's QEMU does not offer the ${device} device fame attaches FAM with: install Debian's qemu-system-x86${news.cxl ? " (7.2 or later for CXL)" : ""}`,
           });
         }
       }
