@@ -317,7 +317,9 @@ describe("program under mocks", function () {
     );
     assert.deepEqual(doms[0]?.inputs.fam, { path: "/srv/c/FAM", sizeBytes: GiB });
     assert.deepEqual(
-      (run.ofType(T("AppArmorAccess"))[0]?.inputs.rules as { path: string }[]).map((r) => r.path),
+      ((run.ofType(T("AppArmorAccess"))[0]?.inputs.rules ?? []) as { path: string }[]).map(
+        (r) => r.path,
+      ),
       ["/srv/c/FAM", "/srv/c/node01.lsa", "/srv/c/node02.lsa"],
     );
     // the same image in both modes: switching never replaces a disk
