@@ -45,17 +45,25 @@ if cxldev=$(pci_with class 0x050210); then
 	modprobe -a cxl_acpi cxl_pci cxl_mem cxl_pmem nd_pmem dax_pmem device_dax ||
 		fail "cannot load the CXL/NVDIMM modules"
 	udevadm settle --timeout=60 || true
+	# mem0 must be bound to its driver and have its endpoint port before a region can use it.
 	i=0
-	until [ -e /sys/bus/cxl/devices/mem0 ] && [ -e /sys/bus/cxl/devices/decoder0.0 ]; do
+	until [ -e /sys/bus/cxl/devices/mem0/driver ] && [ -e /sys/bus/cxl/devices/decoder0.0 ] &&
+		ls -d /sys/bus/cxl/devices/endpoint* >/dev/null 2>&1; do
 		i=$((i + 1))
-		[ $i -le 60 ] || fail "no CXL memdev mem0 / root decoder decoder0.0 after 60 s"
+		[ $i -le 90 ] || fail "CXL memdev mem0 / root decoder decoder0.0 / endpoint not ready after 90 s"
 		sleep 1
 	done
 	region=$(ndctl list -R 2>/dev/null | grep -o '"dev":"region[0-9]*"' | head -n 1 | cut -d'"' -f4)
 	if [ -z "$region" ]; then
 		# Regions are not kept across boots: make it again (the LSA keeps the namespace label).
-		out=$(cxl create-region -t pmem -d decoder0.0 -m -w 1 mem0 2>&1) ||
-			fail "cxl create-region failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+		# Probing may still be settling ("no active memdevs"): retry for a while.
+		i=0
+		until out=$(cxl create-region -t pmem -d decoder0.0 -m -w 1 mem0 2>&1); do
+			i=$((i + 1))
+			[ $i -le 30 ] || fail "cxl create-region failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+			udevadm settle --timeout=10 || true
+			sleep 2
+		done
 		i=0
 		until region=$(ndctl list -R 2>/dev/null | grep -o '"dev":"region[0-9]*"' | head -n 1 | cut -d'"' -f4) && [ -n "$region" ]; do
 			i=$((i + 1))
