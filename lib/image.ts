@@ -235,6 +235,7 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
         "[Service]",
         "Type=oneshot",
         "ExecStart=/usr/local/sbin/fame-fam",
+        "ExecStop=/usr/local/sbin/fame-fam stop",
         "RemainAfterExit=yes",
         "StandardOutput=journal+console",
         "StandardError=journal+console",

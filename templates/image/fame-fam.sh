@@ -9,6 +9,21 @@
 # or "FAILED <reason>". A failure is also printed on the console and the unit
 # fails: nothing may use a FAM that did not come up.
 set -u
+
+# "fame-fam stop" (at shutdown): hand the CXL device back as QEMU made it. A
+# guest reboot resets the machine inside the same QEMU process, which (7.2)
+# keeps the device's DVSEC memory-enable bit and HDM decoders as this boot left
+# them; the next boot's kernel then refuses the device ("Legacy range registers
+# configuration prevents HDM operation"). Disabling the region and the memdev
+# makes the kernel uncommit the decoders and clear both enables.
+if [ "${1:-}" = stop ]; then
+	[ -e /sys/bus/cxl/devices/mem0 ] || exit 0
+	cxl disable-region all >/dev/null 2>&1 || true
+	cxl disable-memdev -f mem0 >/dev/null 2>&1 || true
+	echo "fame-fam: CXL device released for the next boot"
+	exit 0
+fi
+
 status_dir=/run/fame
 status=$status_dir/fam.status
 mkdir -p "$status_dir"
@@ -49,6 +64,9 @@ if cxldev=$(pci_with class 0x050210); then
 	i=0
 	until [ -e /sys/bus/cxl/devices/mem0/driver ] && [ -e /sys/bus/cxl/devices/decoder0.0 ] &&
 		ls -d /sys/bus/cxl/devices/endpoint* >/dev/null 2>&1; do
+		if dmesg 2>/dev/null | grep -q "prevents HDM operation"; then
+			fail "the CXL device kept the last boot's decoder state through a reset without a clean shutdown; power-cycle this node (virsh destroy, then start)"
+		fi
 		i=$((i + 1))
 		[ $i -le 90 ] || fail "CXL memdev mem0 / root decoder decoder0.0 / endpoint not ready after 90 s"
 		sleep 1

@@ -226,7 +226,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
         for (const l of lsaInputs) await lsa.delete(l.path, { ...l, createdByFame: true });
       }
     },
-    async ready(timeoutMs = 600_000) {
+    async ready(timeoutMs = 1_200_000) {
       const deadline = Date.now() + timeoutMs;
       try {
         await Promise.all(plan.nodes.map((n) => waitForSsh(keyFile, user, n.ip, timeoutMs)));

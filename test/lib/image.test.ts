@@ -176,6 +176,8 @@ describe("golden image: FAM boot unit (both presentations)", () => {
     const svc = file(base, "/etc/systemd/system/fame-fam.service")?.content ?? "";
     assert.match(svc, /^ExecStart=\/usr\/local\/sbin\/fame-fam$/m);
     assert.match(svc, /^Type=oneshot$/m);
+    // a guest reboot keeps QEMU's CXL device state: release it at shutdown
+    assert.match(svc, /^ExecStop=\/usr\/local\/sbin\/fame-fam stop$/m);
     assert.match(svc, /^StandardError=journal\+console$/m);
     assert.match(svc, /^WantedBy=multi-user.target$/m);
     assert.deepEqual(file(base, "/usr/local/sbin/fame-fam"), {
@@ -206,6 +208,7 @@ describe("golden image: FAM boot unit (both presentations)", () => {
     assert.match(script, /\/run\/fame/);
     assert.match(script, /FAILED/);
     assert.match(script, /\/dev\/console/);
+    assert.match(script, /cxl disable-memdev -f mem0/);
     assert.match(script, /ln -sfn "\$ivdev\/resource2" \/dev\/fam/);
   });
 });
