@@ -26,7 +26,22 @@ import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../provi
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
 import { type LoadedProvider, loadSerialized } from "./engine";
 import { domainInputs, famInputs, GiB, networkInputs } from "./fixtures";
-import { sshOk, waitForSsh } from "./ssh";
+import { ssh, waitForSsh } from "./ssh";
+
+/** ssh's own failures before the command ran (a loaded host): safe to try again. */
+const NOT_RUN =
+  /banner exchange|Connection timed out|Connection refused|Connection reset|kex_exchange/;
+
+async function sshRetry(keyFile: string, user: string, ip: string, command: string) {
+  for (let attempt = 1; ; attempt++) {
+    const r = await ssh(keyFile, user, ip, command, 300_000);
+    if (r.code === 0) return r.stdout;
+    if (r.code !== 255 || !NOT_RUN.test(r.stderr) || attempt >= 6) {
+      throw new Error(`ssh ${user}@${ip} '${command}' exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+    }
+    await new Promise((res) => setTimeout(res, 5000));
+  }
+}
 
 /** Shared across runs on one machine: the image is built once, then reused. */
 export const IMAGE_CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
@@ -206,7 +221,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
     lsa,
     domains,
     lsaInputs,
-    on: (i, command) => sshOk(keyFile, user, plan.nodes[i]!.ip, command),
+    on: (i, command) => sshRetry(keyFile, user, plan.nodes[i]!.ip, command),
     async switchMode(mode) {
       for (const [i, node] of plan.nodes.entries()) {
         // As FameNode does: the LSA exists exactly while the node is in CXL mode.
