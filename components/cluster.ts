@@ -16,7 +16,7 @@ import { ArtifactFile } from "../providers/artifactFile";
 import { Directory } from "../providers/directory";
 import { SshKey } from "../providers/sshKey";
 import { FabricMemory } from "./fabricMemory";
-import { FameNode } from "./fameNode";
+import { FameNode, lsaFileName } from "./fameNode";
 import { GoldenImage, type GoldenImageArgs } from "./goldenImage";
 import { Librarian } from "./librarian";
 import { NodeNetwork } from "./nodeNetwork";
@@ -151,6 +151,13 @@ export class FameCluster extends pulumi.ComponentResource {
         rules: [
           { path: config.famPath, perms: "rw" },
           ...(config.famezSocket ? [{ path: config.famezSocket, perms: "rw" }] : []),
+          // CXL: each node's own label storage area, also passed through qemu:commandline.
+          ...(config.famMode === "cxl"
+            ? plan.nodes.map((n) => ({
+                path: path.posix.join(config.dir, lsaFileName(n)),
+                perms: "rw",
+              }))
+            : []),
         ],
       },
       { parent: this },
@@ -172,6 +179,7 @@ export class FameCluster extends pulumi.ComponentResource {
             node,
             network: network.networkName,
             fam: { path: memory.path, sizeBytes: memory.sizeBytes },
+            famMode: config.famMode,
             boot,
             image: { qcow2: image.qcow2, key: image.key },
             diskSizeBytes: config.vfsGbytes * GiB,

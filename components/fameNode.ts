@@ -2,11 +2,20 @@ import * as crypto from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { DomainType } from "../lib/accel";
-import type { NodePlan } from "../lib/plan";
+import type { FamMode } from "../lib/config";
+import { cxlSerial, type NodePlan } from "../lib/plan";
 import { SCHEMA } from "../lib/schema";
+import { CXL_LSA_BYTES } from "../lib/xml";
 import { Domain } from "../providers/domain";
+import { FamFile } from "../providers/famFile";
 import { NodeDisk } from "../providers/nodeDisk";
 import { SeedDisk } from "../providers/seedDisk";
+import { FAM_GROUP, FAM_MODE } from "./fabricMemory";
+
+/** File name (in the artifact directory) of a node's CXL label storage area. */
+export function lsaFileName(node: NodePlan): string {
+  return `${node.name}.lsa`;
+}
 
 export interface BootSource {
   /** Absolute path of the kernel for direct kernel boot. */
@@ -26,6 +35,12 @@ export interface FameNodeArgs {
   network: pulumi.Input<string>;
   /** FAM backing file and its size (FabricMemory outputs). */
   fam: { path: pulumi.Input<string>; sizeBytes: pulumi.Input<number> };
+  /**
+   * How the node sees FAM: "ivshmem" (PCI BAR) or "cxl" (CXL type-3 device on
+   * q35, with the node's own label storage area `<dir>/<node>.lsa`, kept with
+   * the node and deleted with it). Default: "ivshmem".
+   */
+  famMode?: FamMode;
   boot: BootSource;
   /** The golden image the node's copy-on-write disk is backed by. */
   image: { qcow2: pulumi.Input<string>; key: string };
@@ -107,6 +122,23 @@ export class FameNode extends pulumi.ComponentResource {
       { path: inDir(`${node.name}.seed.img`), files: args.seedFiles ?? {} },
       { parent: this },
     );
+    // CXL: the node's own label storage area (its namespace label), a sparse file next to its disk.
+    const lsa =
+      args.famMode === "cxl"
+        ? new FamFile(
+            `${name}-lsa`,
+            {
+              path: inDir(lsaFileName(node)),
+              sizeBytes: CXL_LSA_BYTES,
+              group: FAM_GROUP,
+              mode: FAM_MODE,
+              deleteOnDestroy: true,
+              allowShrink: false,
+              users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
+            },
+            { parent: this },
+          )
+        : undefined;
     this.domain = new Domain(
       `${name}-domain`,
       {
@@ -130,6 +162,15 @@ export class FameNode extends pulumi.ComponentResource {
         fam: pulumi
           .all([args.fam.path, args.fam.sizeBytes])
           .apply(([p, s]) => ({ path: p, sizeBytes: s })),
+        ...(lsa
+          ? {
+              cxl: lsa.path.apply((p) => ({
+                lsaPath: p,
+                lsaSizeBytes: CXL_LSA_BYTES,
+                serial: cxlSerial(node.index),
+              })),
+            }
+          : {}),
         famezSocket: args.famezSocket ?? "",
         owner: args.owner,
         running: args.running ?? true,

@@ -32,6 +32,8 @@ export interface GoldenImageArgs {
   hook?: string;
   /** hello_fabric source installed in the image. Default: templates/hello_fabric.c. */
   helloFabric?: string;
+  /** Boot script bringing FAM up as /dev/fam. Default: templates/image/fame-fam.sh. */
+  famScript?: string;
   /**
    * The Librarian File System on the nodes: tm-librarian's tree (a local
    * directory, already fetched), fame's adapter (templates/lfs) and the /lfs
@@ -69,6 +71,8 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
     sizeGbytes: args.sizeGbytes ?? SCHEMA.vfsGbytes.default,
     helloFabric:
       args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
+    famScript:
+      args.famScript ?? fs.readFileSync(path.join(TEMPLATES, "image", "fame-fam.sh"), "utf8"),
     ...(args.lfs ? { extras: lfsExtras(args.lfs) } : {}),
   };
   const hook = args.hook ?? fs.readFileSync(path.join(TEMPLATES, "image", "customize.sh"), "utf8");

@@ -17,6 +17,7 @@ const APPLIED_KEYS = [
   "running",
   "famPath",
   "famSizeBytes",
+  "famMode",
   "vcpus",
   "vdramKiB",
   "accel",
@@ -158,6 +159,8 @@ export function describeChanges(
   const was = (label: string, a: unknown, b: unknown) => {
     if (a !== b) restartWhy.push(`${label} ${String(a) || "(none)"} -> ${String(b) || "(none)"}`);
   };
+  // An applied.json from before fame:famMode existed means IVSHMEM.
+  was("FAM mode", prev.famMode ?? "ivshmem", next.famMode ?? "ivshmem");
   was("vcpus", prev.vcpus, next.vcpus);
   was("vdram KiB", prev.vdramKiB, next.vdramKiB);
   was("accel", prev.accel, next.accel);

@@ -10,6 +10,9 @@ import { type KeySpec, PLAIN_KEYS, type PlainKey, SCHEMA } from "./schema";
 import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
 
 export type Accel = "auto" | "kvm" | "tcg";
+/** How nodes see FAM: an IVSHMEM PCI BAR (i440fx) or a CXL type-3 memory device (q35). */
+export type FamMode = "ivshmem" | "cxl";
+export const FAM_MODES: readonly FamMode[] = ["ivshmem", "cxl"];
 
 /** Validated, typed configuration. */
 export interface FameConfig {
@@ -21,6 +24,8 @@ export interface FameConfig {
   dir: string;
   famPath: string;
   famSizeBytes: number;
+  /** How nodes see FAM: IVSHMEM PCI BAR or CXL type-3 device. */
+  famMode: FamMode;
   famDeleteOnDestroy: boolean;
   vcpus: number;
   vdramKiB: number;
@@ -214,6 +219,9 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
     );
   }
 
+  const famMode = raw.famMode.value.trim() as FamMode;
+  if (!FAM_MODES.includes(famMode)) bad("famMode", `must be one of ${FAM_MODES.join(", ")}`);
+
   const vcpus = int("vcpus", 1, 64);
   const vdramKiB = int(
     "vdram",
@@ -363,6 +371,7 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
       dir,
       famPath,
       famSizeBytes,
+      famMode,
       famDeleteOnDestroy,
       vcpus,
       vdramKiB,

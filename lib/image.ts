@@ -33,6 +33,8 @@ export interface ImageInputs {
   sizeGbytes: number;
   /** Source of templates/hello_fabric.c, installed for building on the node. */
   helloFabric: string;
+  /** Source of templates/image/fame-fam.sh, the boot script that brings FAM up as /dev/fam. */
+  famScript: string;
   /** Optional additions (the Librarian File System, lib/lfs.ts); absent: the recipe is unchanged. */
   extras?: { packages: string[]; files: ImageFile[] };
 }
@@ -75,7 +77,16 @@ const BASE_PACKAGES = [
   "less",
   // initramfs-tools is set to compress with zstd but does not pull it in.
   "zstd",
+  // FAM as CXL memory (fame:famMode cxl): ndctl ships ndctl and cxl; daxctl for devdax.
+  // Always installed, so both modes boot the same image.
+  "ndctl",
+  "daxctl",
 ];
+
+/** Written by the fame-fam unit at every boot: "OK mode=... device=..." or "FAILED <reason>". */
+export const FAM_STATUS_FILE = "/run/fame/fam.status";
+/** The stable path of a node's FAM, whichever way it is presented. */
+export const FAM_LINK = "/dev/fam";
 
 export function hostsFile(hostbase: string, octets123: string): string {
   const lines = [
@@ -237,6 +248,28 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
       mode: 0o644,
     },
     { path: "/usr/local/sbin/fame-seed", content: seedScript(inputs.user), mode: 0o755 },
+    {
+      path: "/etc/systemd/system/fame-fam.service",
+      content: unit([
+        "[Unit]",
+        `Description=Bring up fabric-attached memory (IVSHMEM or CXL) as ${FAM_LINK}`,
+        "After=systemd-udev-trigger.service systemd-modules-load.service",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "ExecStart=/usr/local/sbin/fame-fam",
+        "ExecStop=/usr/local/sbin/fame-fam stop",
+        "RemainAfterExit=yes",
+        "StandardOutput=journal+console",
+        "StandardError=journal+console",
+        "TimeoutStartSec=300",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+      ]),
+      mode: 0o644,
+    },
+    { path: "/usr/local/sbin/fame-fam", content: inputs.famScript, mode: 0o755 },
     { path: "/usr/local/share/fame/hello_fabric.c", content: inputs.helloFabric, mode: 0o644 },
     ...(inputs.extras?.files ?? []),
   ];

@@ -43,6 +43,7 @@ export function envSh(config: FameConfig, owner: string): string {
     ["FAME_DIR", config.dir],
     ["FAME_FAM", config.famPath],
     ["FAME_FAM_SIZE", formatSize(config.famSizeBytes)],
+    ["FAME_FAM_MODE", config.famMode],
     ["FAME_NODES", String(config.nodes)],
     ["FAME_VCPUS", String(config.vcpus)],
     ["FAME_VDRAM", String(config.vdramKiB)],

@@ -8,6 +8,16 @@ export const TORMS_NAME = "torms";
 /** PCI slots fame pins on bus pci.0; libvirt's own devices get explicit lower slots. */
 export const PCI_SLOTS = { nic: 0x03, disk: 0x04, ivshmem: 0x10, doorbell: 0x11 } as const;
 
+/**
+ * Serial number of node N's CXL type-3 device: nonzero and stable, so the
+ * namespace label a node wrote into its own LSA is accepted again after a
+ * reboot (with serial 0 the region refuses: "invalid interleave-set-cookie").
+ */
+export function cxlSerial(index: number): number {
+  assertIndex(index);
+  return 0xfa3e0000 + index;
+}
+
 export interface NodePlan {
   /** 1-based node number; the LFS daemon derives it from the MAC. */
   index: number;

@@ -60,6 +60,13 @@ export const SCHEMA = {
     description:
       "FAM size: a power of two from 1G to 256G (above 256G is accepted with a warning, 1T at most). Units K, M, G, T (binary).",
   },
+  famMode: {
+    type: "string",
+    default: "ivshmem",
+    env: ["FAME_FAM_MODE"],
+    description:
+      "How nodes see FAM: ivshmem (a PCI BAR, as the original FAME) or cxl (a CXL type-3 persistent-memory device on a q35 machine, /dev/fam -> /dev/pmemN). Switching restarts the nodes; disks and FAM are kept.",
+  },
   famDeleteOnDestroy: {
     type: "boolean",
     default: false,

@@ -185,6 +185,25 @@ export interface FamAttachment {
   sizeBytes: number;
 }
 
+/**
+ * FAM presented as a CXL type-3 persistent-memory device. The FAM file is the
+ * device's memory; the label storage area (LSA) is the node's own file.
+ */
+export interface CxlAttachment {
+  /** This node's label storage area file (never shared between nodes). */
+  lsaPath: string;
+  lsaSizeBytes: number;
+  /** Device serial number: nonzero and stable per node (lib/plan cxlSerial). */
+  serial: number;
+}
+
+/** Label storage area per node: room for ~500 namespace labels, read whole by the kernel at probe. */
+export const CXL_LSA_BYTES = 128 * 1024;
+/** CXL decodes memory in 256 MiB granules: device capacity and windows are multiples of it. */
+export const CXL_GRANULE_BYTES = 256 * 1024 * 1024;
+/** PCI slots on pcie.0 (q35) for the CXL host bridge and the FAME-Z doorbell. */
+export const Q35_SLOTS = { pxbCxl: 0x10, doorbell: 0x11 } as const;
+
 export interface DomainSpec {
   name: string;
   /** "kvm" (hardware) or "qemu" (TCG). */
@@ -199,6 +218,11 @@ export interface DomainSpec {
   mac: string;
   consoleLog: string;
   fam: FamAttachment;
+  /**
+   * Present: FAM is a CXL type-3 device on a q35 machine (and the domain's
+   * disks and NIC sit on pcie.0). Absent: FAM is IVSHMEM on i440fx, as always.
+   */
+  cxl?: CxlAttachment;
   /** Optional FAME-Z server socket for an ivshmem-doorbell device ("" = none). */
   famezSocket: string;
   /** Identifies the domain as fame's (written to <metadata>). */
@@ -241,6 +265,76 @@ export function famQemuArgs(fam: FamAttachment, famezSocket: string): string[] {
   return args;
 }
 
+/**
+ * The size of the CXL fixed memory window that maps the device: a power of
+ * two, at least the FAM size and at least one 256 MiB granule.
+ */
+export function cxlWindowBytes(famBytes: number): number {
+  if (!Number.isSafeInteger(famBytes) || famBytes <= 0) {
+    throw new RangeError(`FAM size ${famBytes} must be a positive integer`);
+  }
+  let window = CXL_GRANULE_BYTES;
+  while (window < famBytes) window *= 2;
+  return window;
+}
+
+/**
+ * Why a FAM/CXL pair cannot be attached ("" when it can): CXL device capacity
+ * comes in 256 MiB granules, and the serial must be a nonzero integer.
+ */
+export function cxlProblem(fam: FamAttachment, cxl: CxlAttachment): string {
+  if (!Number.isSafeInteger(fam.sizeBytes) || fam.sizeBytes % CXL_GRANULE_BYTES !== 0) {
+    return `FAM size ${fam.sizeBytes} is not a multiple of 256 MiB, which a CXL memory device needs`;
+  }
+  if (!Number.isSafeInteger(cxl.serial) || cxl.serial <= 0) {
+    return `CXL serial ${cxl.serial} must be a positive integer (a zero serial breaks the region after a reboot)`;
+  }
+  if (!cxl.lsaPath?.startsWith("/")) return "the CXL label storage area needs an absolute path";
+  if (!Number.isSafeInteger(cxl.lsaSizeBytes) || cxl.lsaSizeBytes <= 0 || cxl.lsaSizeBytes % 4096) {
+    return `CXL label storage area size ${cxl.lsaSizeBytes} must be a positive multiple of 4096`;
+  }
+  return "";
+}
+
+/**
+ * The QEMU arguments that present FAM as a CXL type-3 persistent-memory
+ * device (and the FAME-Z doorbell) on a q35 machine. Facts that shape them
+ * (QEMU 7.2, Linux 6.1): the host bridge needs **two** root ports, or the
+ * kernel treats it as pass-through, never programs its decoder and every
+ * access is silently dropped; the device needs a nonzero serial, or a label
+ * already in the LSA stops the region after a reboot; disks cannot sit behind
+ * pxb-cxl (libvirt's devices are pinned to pcie.0 by domainXml).
+ */
+export function cxlQemuArgs(fam: FamAttachment, cxl: CxlAttachment, famezSocket: string): string[] {
+  const args = [
+    "-machine",
+    "cxl=on",
+    "-object",
+    `memory-backend-file,id=cxl-mem0,share=on,mem-path=${qemuOptValue(fam.path)},size=${fam.sizeBytes}`,
+    "-object",
+    `memory-backend-file,id=cxl-lsa0,share=on,mem-path=${qemuOptValue(cxl.lsaPath)},size=${cxl.lsaSizeBytes}`,
+    "-device",
+    `pxb-cxl,bus_nr=12,bus=pcie.0,addr=${hex(Q35_SLOTS.pxbCxl)},id=cxl.1`,
+    "-device",
+    "cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2",
+    "-device",
+    "cxl-rp,port=1,bus=cxl.1,id=root_port14,chassis=0,slot=3",
+    "-device",
+    `cxl-type3,bus=root_port13,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=${cxl.serial}`,
+    "-M",
+    `cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=${cxlWindowBytes(fam.sizeBytes)}`,
+  ];
+  if (famezSocket) {
+    args.push(
+      "-chardev",
+      `socket,id=FAMEZ,path=${qemuOptValue(famezSocket)}`,
+      "-device",
+      `ivshmem-doorbell,chardev=FAMEZ,vectors=16,bus=pcie.0,addr=${hex(Q35_SLOTS.doorbell)}`,
+    );
+  }
+  return args;
+}
+
 /** Builds the domain XML; `uuid` keeps an existing domain's identity when redefining it. */
 export function domainXml(spec: DomainSpec, uuid?: string): string {
   const disks = spec.disks.map((d, i) => ({
@@ -262,7 +356,8 @@ export function domainXml(spec: DomainSpec, uuid?: string): string {
       memory: { "@_unit": "KiB", "#text": String(spec.memoryKiB) },
       vcpu: { "@_placement": "static", "#text": String(spec.vcpus) },
       os: {
-        type: { "@_arch": "x86_64", "@_machine": "pc", "#text": "hvm" },
+        // CXL needs q35 (PCIe); libvirt's devices are pinned to bus 0 (pcie.0) there too.
+        type: { "@_arch": "x86_64", "@_machine": spec.cxl ? "q35" : "pc", "#text": "hvm" },
         kernel: spec.kernel,
         initrd: spec.initrd,
         cmdline: spec.cmdline,
@@ -292,7 +387,10 @@ export function domainXml(spec: DomainSpec, uuid?: string): string {
         memballoon: { "@_model": "none" },
       },
       "qemu:commandline": {
-        "qemu:arg": famQemuArgs(spec.fam, spec.famezSocket).map((value) => ({ "@_value": value })),
+        "qemu:arg": (spec.cxl
+          ? cxlQemuArgs(spec.fam, spec.cxl, spec.famezSocket)
+          : famQemuArgs(spec.fam, spec.famezSocket)
+        ).map((value) => ({ "@_value": value })),
       },
     },
   });
@@ -337,16 +435,35 @@ export function parseDomainXml(xml: string): DomainSpec {
   };
 }
 
-/** Recovers the FAM attachment and doorbell socket from the qemu:commandline arguments. */
-export function famFromQemuArgs(args: string[]): { fam: FamAttachment; famezSocket: string } {
-  const opt = (prefix: string) => {
-    const value = args.find((a) => a.startsWith(prefix));
-    return value ? splitQemuOpts(value.slice(prefix.length)) : new Map<string, string>();
-  };
-  const mem = opt("memory-backend-file,");
-  const chardev = opt("socket,");
+/**
+ * Recovers the FAM attachment, the CXL device (when FAM is presented as CXL)
+ * and the doorbell socket from the qemu:commandline arguments.
+ */
+export function famFromQemuArgs(args: string[]): {
+  fam: FamAttachment;
+  cxl?: CxlAttachment;
+  famezSocket: string;
+} {
+  const all = (prefix: string) =>
+    args.filter((a) => a.startsWith(prefix)).map((a) => splitQemuOpts(a.slice(prefix.length)));
+  const none = new Map<string, string>();
+  const backends = all("memory-backend-file,");
+  const backend = (id: string) => backends.find((o) => o.get("id") === id);
+  const chardev = all("socket,")[0] ?? none;
+  const type3 = all("cxl-type3,")[0];
+  const mem = (type3 ? backend("cxl-mem0") : backend("FAM")) ?? backends[0] ?? none;
+  const lsa = backend("cxl-lsa0") ?? none;
   return {
     fam: { path: mem.get("mem-path") ?? "", sizeBytes: Number(mem.get("size") ?? Number.NaN) },
+    ...(type3
+      ? {
+          cxl: {
+            lsaPath: lsa.get("mem-path") ?? "",
+            lsaSizeBytes: Number(lsa.get("size") ?? Number.NaN),
+            serial: Number(type3.get("sn") ?? Number.NaN),
+          },
+        }
+      : {}),
     famezSocket: chardev.get("id") === "FAMEZ" ? (chardev.get("path") ?? "") : "",
   };
 }

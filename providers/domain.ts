@@ -9,7 +9,7 @@ import { sameValue } from "../lib/diff";
 import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
 import { SCHEMA } from "../lib/schema";
-import { type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
+import { cxlProblem, type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
 import { type CheckFailure, defineProvider } from "./contract";
 
 /** fame:shutdownTimeout's default, for state recorded before the field existed (a number: serialized by value). */
@@ -38,6 +38,7 @@ export const DEFINITION_KEYS = [
   "mac",
   "consoleLog",
   "fam",
+  "cxl",
   "famezSocket",
   "owner",
 ] as const satisfies readonly (keyof DomainSpec)[];
@@ -107,16 +108,24 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
       "fam needs an absolute path and a size",
     );
     need("kernel", Boolean(news.kernel?.startsWith("/")), "kernel must be an absolute path");
+    // FAM as CXL: checked once every part of it is known (unknown parts are absent here).
+    if (news.cxl && news.fam) {
+      const problem = cxlProblem(news.fam, news.cxl);
+      need("cxl", problem === "", problem);
+    }
     // QEMU runs on this host for local URIs: it must offer the IVSHMEM devices fame attaches.
     if (/^qemu:\/\/\/(system|session)/.test(news.uri ?? "")) {
       const missing = await preflight.missingTools(["qemu-system-x86_64"]);
       for (const reason of missing) failures.push({ property: "type", reason });
-      const devices = news.famezSocket ? ["ivshmem-plain", "ivshmem-doorbell"] : ["ivshmem-plain"];
+      const devices = [
+        ...(news.cxl ? ["pxb-cxl", "cxl-rp", "cxl-type3"] : ["ivshmem-plain"]),
+        ...(news.famezSocket ? ["ivshmem-doorbell"] : []),
+      ];
       for (const device of missing.length > 0 ? [] : devices) {
         if (!(await preflight.qemuHasDevice(device))) {
           failures.push({
             property: "fam",
-            reason: `this host's QEMU does not offer the ${device} device fame attaches FAM with: install Debian's qemu-system-x86`,
+            reason: `this host's QEMU does not offer the ${device} device fame attaches FAM with: install Debian's qemu-system-x86${news.cxl ? " (7.2 or later for CXL)" : ""}`,
           });
         }
       }

@@ -1,11 +1,21 @@
 /*
  * hello_fabric.c - minimal access to FAME fabric-attached memory from a guest.
  *
- * In FAME every VM gets the same host file exposed through QEMU's
- * "ivshmem-plain" PCI device (vendor 0x1af4, device 0x1110).  The shared
- * memory is BAR2 of that device.  No kernel driver is needed: Linux exposes
- * each memory BAR as /sys/bus/pci/devices/<bdf>/resource<N>, which can be
- * mmap()ed by root.  (Such files only support mmap, not read/write.)
+ * In FAME every VM gets the same host file, presented one of two ways:
+ *
+ * IVSHMEM: QEMU's "ivshmem-plain" PCI device (vendor 0x1af4, device 0x1110).
+ * The shared memory is BAR2 of that device.  No kernel driver is needed:
+ * Linux exposes each memory BAR as /sys/bus/pci/devices/<bdf>/resource<N>,
+ * which can be mmap()ed by root.  (Such files only support mmap.)
+ *
+ * CXL: a CXL type-3 persistent-memory device; the node's fame-fam unit makes
+ * a region and a raw namespace, /dev/pmemN, whose offset X is offset X of
+ * the host file.  It is read and written with O_DIRECT: the page cache of a
+ * block device would keep serving stale bytes after another node wrote.
+ *
+ * Without -d the tool uses /dev/fam, the link fame-fam makes to whichever
+ * device this node has (refusing when /run/fame/fam.status says FAILED), and
+ * falls back to the first IVSHMEM device when there is no /dev/fam.
  *
  * Usage:
  *   hello_fabric [-d <bdf>] info
@@ -15,9 +25,10 @@
  * Offsets and lengths accept decimal, 0x-hex or 0-octal.  Exit status is 0 on
  * success, 1 on runtime errors and 2 on usage errors.
  *
- * Plain C99 + POSIX.1-2008; build with e.g.  gcc -O2 -o hello_fabric hello_fabric.c
+ * C99 + POSIX.1-2008 + Linux's O_DIRECT; build with e.g.
+ *   gcc -O2 -o hello_fabric hello_fabric.c
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* O_DIRECT */
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,6 +46,14 @@
 #ifndef PCI_DEVICES
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #endif
+#ifndef FAM_LINK
+#define FAM_LINK "/dev/fam"
+#endif
+#ifndef FAM_STATUS
+#define FAM_STATUS "/run/fame/fam.status"
+#endif
+/* O_DIRECT transfers are whole, aligned blocks; 4096 covers every logical block size. */
+#define BLOCK 4096UL
 #define IVSHMEM_VENDOR 0x1af4UL
 #define IVSHMEM_DEVICE 0x1110UL
 
@@ -131,11 +150,101 @@ static int check_range(uint64_t offset, uint64_t len, uint64_t size)
 	return 0;
 }
 
+/* Refuse when the boot unit reported that FAM did not come up. */
+static int fam_failed(void)
+{
+	char line[512];
+	FILE *f = fopen(FAM_STATUS, "r");
+	int failed = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) != NULL && strncmp(line, "FAILED", 6) == 0) {
+		fprintf(stderr, "%s: FAM is not available on this node (%s): %s", prog,
+			FAM_STATUS, line);
+		failed = 1;
+	}
+	fclose(f);
+	return failed;
+}
+
+/*
+ * A block device (CXL: /dev/pmemN): O_DIRECT reads and writes of the aligned
+ * blocks around [offset, offset+len), so every read sees the memory itself.
+ * A write reads, patches and writes back whole blocks: bytes another node
+ * writes into the same 4 KiB block at the same moment may be lost.
+ */
+static int block_access(const char *path, int writing, const char *cmd,
+			const char *arg1, const char *arg2)
+{
+	uint64_t size, offset, len, start, end, i;
+	unsigned char *buf;
+	off_t sz;
+	int fd, rc = 0;
+
+	fd = open(path, (writing ? O_RDWR : O_RDONLY) | O_DIRECT);
+	if (fd < 0) {
+		fprintf(stderr, "%s: open %s: %s\n", prog, path, strerror(errno));
+		return 1;
+	}
+	sz = lseek(fd, 0, SEEK_END);
+	if (sz <= 0) {
+		fprintf(stderr, "%s: cannot determine size of %s\n", prog, path);
+		close(fd);
+		return 1;
+	}
+	size = (uint64_t)sz;
+	if (strcmp(cmd, "info") == 0) {
+		printf("device=%s size=%" PRIu64 "\n", path, size);
+		close(fd);
+		return 0;
+	}
+	offset = parse_u64(arg1, "offset");
+	len = writing ? (uint64_t)strlen(arg2) + 1 : parse_u64(arg2, "length");
+	if (check_range(offset, len, size) != 0) {
+		close(fd);
+		return 1;
+	}
+	start = offset / BLOCK * BLOCK;
+	end = (offset + len + BLOCK - 1) / BLOCK * BLOCK;
+	if (end > size)
+		end = size;
+	if (end == start) { /* len 0 at the very end */
+		if (!writing)
+			putchar('\n');
+		close(fd);
+		return 0;
+	}
+	if (posix_memalign((void **)&buf, BLOCK, (size_t)(end - start)) != 0) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		close(fd);
+		return 1;
+	}
+	if (pread(fd, buf, (size_t)(end - start), (off_t)start) != (ssize_t)(end - start)) {
+		fprintf(stderr, "%s: read %s: %s\n", prog, path, strerror(errno));
+		rc = 1;
+	} else if (writing) {
+		memcpy(buf + (offset - start), arg2, (size_t)len); /* with the NUL */
+		if (pwrite(fd, buf, (size_t)(end - start), (off_t)start) != (ssize_t)(end - start) ||
+		    fsync(fd) != 0) {
+			fprintf(stderr, "%s: write %s: %s\n", prog, path, strerror(errno));
+			rc = 1;
+		}
+	} else {
+		for (i = 0; i < len && buf[offset - start + i] != '\0'; i++)
+			putchar(buf[offset - start + i]);
+		putchar('\n');
+	}
+	free(buf);
+	close(fd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *bdf_opt = NULL;
 	char *bdf;
-	char path[PATH_MAX];
+	char path[PATH_MAX], target[PATH_MAX];
 	struct stat st;
 	volatile unsigned char *bar;
 	void *map;
@@ -166,6 +275,30 @@ int main(int argc, char **argv)
 	}
 	writing = strcmp(argv[0], "write") == 0;
 
+	if (bdf_opt == NULL && fam_failed())
+		return 1;
+	if (bdf_opt == NULL && stat(FAM_LINK, &st) == 0) {
+		if (S_ISBLK(st.st_mode))
+			return block_access(FAM_LINK, writing, argv[0],
+					    argc > 1 ? argv[1] : NULL,
+					    argc > 2 ? argv[2] : NULL);
+		/* IVSHMEM: /dev/fam -> .../<bdf>/resource2; map it as below. */
+		if (S_ISREG(st.st_mode)) {
+			char *slash;
+			ssize_t n = readlink(FAM_LINK, target, sizeof(target) - 1);
+
+			if (n > 0) {
+				target[n] = '\0';
+				slash = strrchr(target, '/');
+				if (slash != NULL && strcmp(slash, "/resource2") == 0) {
+					*slash = '\0';
+					slash = strrchr(target, '/');
+					if (slash != NULL)
+						bdf_opt = slash + 1;
+				}
+			}
+		}
+	}
 	if (bdf_opt != NULL) {
 		/* The BDF becomes a path component: refuse anything path-like. */
 		if (strchr(bdf_opt, '/') != NULL || bdf_opt[0] == '.') {

@@ -26,7 +26,9 @@ chroot "$root" passwd --lock "$FAME_USER" >/dev/null
 chroot "$root" passwd --lock root >/dev/null
 chroot "$root" visudo -c -q -f /etc/sudoers.d/fame-user
 
-chroot "$root" systemctl enable fame-ssh-hostkeys.service fame-seed.service
+chroot "$root" systemctl enable fame-ssh-hostkeys.service fame-seed.service fame-fam.service
+# ndctl's monitor daemon has nothing to watch on a node (fame-fam reports FAM's state).
+chroot "$root" systemctl disable ndctl-monitor.service >/dev/null 2>&1 || true
 # e2scrub_reap costs seconds of emulated CPU per boot and has no use without LVM.
 chroot "$root" systemctl mask e2scrub_reap.service >/dev/null 2>&1 || true
 

@@ -410,6 +410,45 @@ describe("program under mocks", function () {
     ]);
   });
 
+  it("famMode cxl: each node gets its own LSA file and a CXL domain; IVSHMEM gets neither", async () => {
+    const run = await runProgram({ nodes: "2", dir: "/srv/c", famMode: "cxl", famSize: "1G" });
+    const fams = run.ofType(T("FamFile"));
+    assert.deepEqual(fams.map((f) => f.inputs.path).sort(), [
+      "/srv/c/FAM",
+      "/srv/c/node01.lsa",
+      "/srv/c/node02.lsa",
+    ]);
+    for (const lsa of fams.filter((f) => String(f.inputs.path).endsWith(".lsa"))) {
+      assert.equal(lsa.inputs.sizeBytes, 128 * 1024);
+      assert.equal(lsa.inputs.group, "libvirt-qemu");
+      assert.equal(lsa.inputs.mode, 0o660);
+      assert.equal(lsa.inputs.deleteOnDestroy, true, "deleted with its node");
+    }
+    const doms = run.ofType(T("Domain"));
+    const serials = doms.map((d) => (d.inputs.cxl as { serial: number }).serial);
+    assert.ok(serials.every((sn) => sn > 0));
+    assert.equal(new Set(serials).size, 2);
+    assert.deepEqual(
+      doms.map((d) => (d.inputs.cxl as { lsaPath: string }).lsaPath),
+      ["/srv/c/node01.lsa", "/srv/c/node02.lsa"],
+    );
+    assert.deepEqual(doms[0]?.inputs.fam, { path: "/srv/c/FAM", sizeBytes: GiB });
+    assert.deepEqual(
+      ((run.ofType(T("AppArmorAccess"))[0]?.inputs.rules ?? []) as { path: string }[]).map(
+        (r) => r.path,
+      ),
+      ["/srv/c/FAM", "/srv/c/node01.lsa", "/srv/c/node02.lsa"],
+    );
+    // the same image in both modes: switching never replaces a disk
+    const ivshmem = await runProgram({ nodes: "2", dir: "/srv/c", famSize: "1G" });
+    assert.equal(ivshmem.ofType(T("FamFile")).length, 1);
+    assert.equal(ivshmem.ofType(T("Domain"))[0]?.inputs.cxl, undefined);
+    assert.deepEqual(
+      ivshmem.ofType(T("NodeDisk")).map((d) => d.inputs.path),
+      run.ofType(T("NodeDisk")).map((d) => d.inputs.path),
+    );
+  });
+
   it("secret scan: no private key or password in any plain output, input or artifact", async () => {
     const run = await runProgram({ nodes: "2", password: "pa55-word-secret" });
     const plain: unknown[] = [

@@ -7,6 +7,7 @@ const base: AppliedConfig = {
   running: [1, 2, 3, 4],
   famPath: "/srv/FAM",
   famSizeBytes: 16 * GiB,
+  famMode: "ivshmem",
   vcpus: 2,
   vdramKiB: 786432,
   accel: "auto",
@@ -117,6 +118,19 @@ describe("change report (what preview says before anything happens)", () => {
       say({ ...base, nodes: 1, running: [1] }, { nodes: 40 }).info.join(),
       /adding node02..node40 \(39 nodes\)/,
     );
+  });
+
+  it("switching the FAM presentation restarts the nodes and keeps disks and FAM", () => {
+    const r = say(base, { famMode: "cxl" });
+    assert.match(
+      r.info.join(),
+      /node01, node02, node03, node04 restart to apply FAM mode ivshmem -> cxl \(disks and FAM kept\)/,
+    );
+    assert.deepEqual(r.warnings, []);
+    // applied.json written before fame:famMode existed: that cluster was IVSHMEM
+    const { famMode: _m, ...old } = base;
+    assert.match(say(old as AppliedConfig, { famMode: "cxl" }).info.join(), /ivshmem -> cxl/);
+    assert.deepEqual(say(old as AppliedConfig, {}).info, ["no change to the cluster"]);
   });
 
   it("names the nodes that restart and why, and nothing for a pure count change", () => {

@@ -45,6 +45,7 @@ describe("config resolution", () => {
     assert.equal(config.octets123, "192.168.42");
     assert.equal(config.libvirtUri, "qemu:///system");
     assert.equal(config.accel, "auto");
+    assert.equal(config.famMode, "ivshmem");
     assert.equal(config.famSizeBytes, 16 * 2 ** 30);
     assert.equal(config.famDeleteOnDestroy, false);
     assert.equal(config.dir, "/var/lib/fame/fame-test");
@@ -247,6 +248,16 @@ describe("config validation rules", () => {
     assertRefused("libvirtUri", "system", /must be a local QEMU URI/);
     assertRefused("libvirtUri", "xen:///system", /must be a local QEMU URI/);
     assertRefused("libvirtUri", "qemu:///embed?root=/x", /must be a local QEMU URI/);
+  });
+
+  it("famMode: ivshmem or cxl, nothing else", () => {
+    assertAccepted("famMode", "ivshmem");
+    assertAccepted("famMode", "cxl");
+    assert.equal(validateConfig(raw({ famMode: "cxl" })).config.famMode, "cxl");
+    assert.equal(validateConfig(raw({}, { FAME_FAM_MODE: "cxl" })).config.famMode, "cxl");
+    assertRefused("famMode", "CXL", /must be one of ivshmem, cxl/);
+    assertRefused("famMode", "pmem", /must be one of ivshmem, cxl/);
+    assertRefused("famMode", "", /must be one of ivshmem, cxl/);
   });
 
   it("accel: auto, kvm or tcg", () => {

@@ -105,6 +105,7 @@ describe("hostile config values", () => {
       octets123: "192.168.42",
       sizeGbytes: 6,
       helloFabric: "",
+      famScript: "",
     };
     assert.throws(() => imageRecipe(inputs), /mirror/);
     assert.throws(
@@ -150,6 +151,7 @@ describe("hostile config values", () => {
       octets123: "192.168.42",
       sizeGbytes: 6,
       helloFabric: "",
+      famScript: "",
     });
 
     it("keeps every configured path out of the hook text", () => {

@@ -22,6 +22,7 @@ const base: ImageInputs = {
   octets123: "192.168.42",
   sizeGbytes: 6,
   helloFabric: "int main(void) { return 0; }\n",
+  famScript: "#!/bin/sh\n",
 };
 
 const file = (inputs: ImageInputs, p: string) =>
@@ -131,10 +132,9 @@ describe("golden image recipe", () => {
     try {
       fs.writeFileSync(path.join(dir, "fame-seed"), seedScript("dev"));
       execFileSync("sh", ["-n", path.join(dir, "fame-seed")]);
-      execFileSync("sh", [
-        "-n",
-        path.join(__dirname, "..", "..", "templates", "image", "customize.sh"),
-      ]);
+      for (const script of ["customize.sh", "fame-fam.sh"]) {
+        execFileSync("sh", ["-n", path.join(__dirname, "..", "..", "templates", "image", script)]);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -177,6 +177,55 @@ describe("golden image recipe", () => {
   });
 });
 
+describe("golden image: FAM boot unit (both presentations)", () => {
+  it("installs ndctl (with the cxl tool) and daxctl in every image, whatever the FAM mode", () => {
+    const pkgs = imageRecipe(base).packages;
+    assert.ok(pkgs.includes("ndctl"));
+    assert.ok(pkgs.includes("daxctl"));
+    assert.ok(imageRecipe({ ...base, l4fame: "http://l4fame/Debian" }).packages.includes("ndctl"));
+  });
+
+  it("runs fame-fam at every boot, its output on the console, and installs the script", () => {
+    const svc = file(base, "/etc/systemd/system/fame-fam.service")?.content ?? "";
+    assert.match(svc, /^ExecStart=\/usr\/local\/sbin\/fame-fam$/m);
+    assert.match(svc, /^Type=oneshot$/m);
+    // a guest reboot keeps QEMU's CXL device state: release it at shutdown
+    assert.match(svc, /^ExecStop=\/usr\/local\/sbin\/fame-fam stop$/m);
+    assert.match(svc, /^StandardError=journal\+console$/m);
+    assert.match(svc, /^WantedBy=multi-user.target$/m);
+    assert.deepEqual(file(base, "/usr/local/sbin/fame-fam"), {
+      path: "/usr/local/sbin/fame-fam",
+      content: base.famScript,
+      mode: 0o755,
+    });
+    const hook = fs.readFileSync(
+      path.join(__dirname, "..", "..", "templates", "image", "customize.sh"),
+      "utf8",
+    );
+    assert.match(hook, /systemctl enable [^\n]*fame-fam\.service/);
+  });
+
+  it("brings CXL up as the issue's verified recipe says and refuses loudly otherwise", () => {
+    const script = fs.readFileSync(
+      path.join(__dirname, "..", "..", "templates", "image", "fame-fam.sh"),
+      "utf8",
+    );
+    assert.match(
+      script,
+      /modprobe -a cxl_acpi cxl_pci cxl_mem cxl_pmem nd_pmem dax_pmem device_dax/,
+    );
+    assert.match(script, /cxl create-region -t pmem -d decoder0.0 -m -w 1 mem0/);
+    // raw: a devdax namespace would write its info block into the shared FAM.
+    assert.match(script, /ndctl create-namespace -r "\$region" -m raw/);
+    assert.doesNotMatch(script, /-m devdax|-m fsdax/);
+    assert.match(script, /\/run\/fame/);
+    assert.match(script, /FAILED/);
+    assert.match(script, /\/dev\/console/);
+    assert.match(script, /cxl disable-memdev -f mem0/);
+    assert.match(script, /ln -sfn "\$ivdev\/resource2" \/dev\/fam/);
+  });
+});
+
 describe("golden image cache key", () => {
   const key = (i: ImageInputs, hook = "hook") => imageKey(imageRecipe(i), hook);
 
@@ -194,6 +243,7 @@ describe("golden image cache key", () => {
       { octets123: "10.0.0" },
       { sizeGbytes: 8 },
       { helloFabric: "changed" },
+      { famScript: "changed" },
     ];
     const keys = new Set([key(base), ...variants.map((v) => key({ ...base, ...v }))]);
     assert.equal(keys.size, variants.length + 1);

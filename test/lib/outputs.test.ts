@@ -32,6 +32,7 @@ describe("stack outputs", () => {
     );
     const text = envSh(validateConfig(raw).config, "fame/t");
     assert.match(text, /^export FAME_FAM='\/srv\/it'\\''s\/FAM'$/m);
+    assert.match(text, /^export FAME_FAM_MODE='ivshmem'$/m);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-env-"));
     fs.writeFileSync(path.join(dir, "env.sh"), text);
     const out = execFileSync(

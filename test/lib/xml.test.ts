@@ -3,8 +3,12 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { clusterPlan } from "../../lib/plan";
+import { clusterPlan, cxlSerial } from "../../lib/plan";
 import {
+  CXL_LSA_BYTES,
+  cxlProblem,
+  cxlQemuArgs,
+  cxlWindowBytes,
   type DomainSpec,
   dhcpHostXml,
   dnsHostXml,
@@ -208,5 +212,136 @@ describe("domain XML", () => {
       ],
     );
     assert.deepEqual(famFromQemuArgs([]).famezSocket, "");
+  });
+});
+
+describe("domain XML: FAM as a CXL type-3 device", () => {
+  const GiB = 2 ** 30;
+  const cxl = {
+    lsaPath: "/var/lib/fame/tm01.lsa",
+    lsaSizeBytes: CXL_LSA_BYTES,
+    serial: cxlSerial(1),
+  };
+  const spec: DomainSpec = {
+    ...domSpec,
+    disks: [
+      { path: "/var/lib/fame/tm01.qcow2", format: "qcow2" },
+      { path: "/var/lib/fame/tm01.seed.img", format: "raw" },
+    ],
+    cxl,
+  };
+  const xml = domainXml(spec);
+  const args = cxlQemuArgs(spec.fam, cxl, "");
+  const devices = args.filter((_, i) => args[i - 1] === "-device");
+
+  it("is valid for libvirt", () => virtXmlValidate(xml, "domain"));
+
+  it("uses a q35 machine with CXL on, and leaves IVSHMEM out", () => {
+    assert.match(xml, /<type arch="x86_64" machine="q35">hvm<\/type>/);
+    assert.deepEqual(args.slice(0, 2), ["-machine", "cxl=on"]);
+    assert.doesNotMatch(xml, /ivshmem/);
+    assert.doesNotMatch(xml, /pci\.0/);
+  });
+
+  it("maps the shared FAM file as the device's memory and the node's own LSA file as its labels", () => {
+    assert.ok(
+      args.includes(
+        "memory-backend-file,id=cxl-mem0,share=on,mem-path=/srv/odd,,dir & <x>/FAM,size=17179869184",
+      ),
+    );
+    assert.ok(
+      args.includes(
+        `memory-backend-file,id=cxl-lsa0,share=on,mem-path=/var/lib/fame/tm01.lsa,size=${CXL_LSA_BYTES}`,
+      ),
+    );
+    assert.ok(
+      devices.includes(
+        `cxl-type3,bus=root_port13,memdev=cxl-mem0,lsa=cxl-lsa0,id=cxl-pmem0,sn=${cxlSerial(1)}`,
+      ),
+    );
+  });
+
+  it("gives the CXL host bridge two root ports (one makes the kernel drop every access)", () => {
+    const ports = devices.filter((d) => d.startsWith("cxl-rp,"));
+    assert.deepEqual(ports, [
+      "cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2",
+      "cxl-rp,port=1,bus=cxl.1,id=root_port14,chassis=0,slot=3",
+    ]);
+    assert.ok(devices.includes("pxb-cxl,bus_nr=12,bus=pcie.0,addr=0x10,id=cxl.1"));
+    // the device hangs off the first port; the second stays empty
+    assert.equal(devices.filter((d) => d.includes("bus=root_port14")).length, 0);
+  });
+
+  it("gives every node a stable, nonzero, distinct serial", () => {
+    const serials = [1, 2, 99, 253].map(cxlSerial);
+    assert.ok(serials.every((sn) => Number.isSafeInteger(sn) && sn > 0));
+    assert.equal(new Set(serials).size, serials.length);
+    assert.equal(cxlSerial(7), cxlSerial(7));
+    assert.throws(() => cxlSerial(0), RangeError);
+    assert.match(
+      cxlProblem(spec.fam, { ...cxl, serial: 0 }),
+      /serial 0 must be a positive integer/,
+    );
+    assert.equal(cxlProblem(spec.fam, cxl), "");
+  });
+
+  it("rounds the fixed memory window up to a power of two of at least 256 MiB", () => {
+    assert.equal(cxlWindowBytes(1), 256 * 2 ** 20);
+    assert.equal(cxlWindowBytes(256 * 2 ** 20), 256 * 2 ** 20);
+    assert.equal(cxlWindowBytes(256 * 2 ** 20 + 1), 512 * 2 ** 20);
+    assert.equal(cxlWindowBytes(GiB), GiB);
+    assert.equal(cxlWindowBytes(3 * GiB), 4 * GiB);
+    assert.equal(cxlWindowBytes(16 * GiB), 16 * GiB);
+    assert.equal(cxlWindowBytes(1024 * GiB), 1024 * GiB);
+    assert.throws(() => cxlWindowBytes(0), RangeError);
+    assert.deepEqual(args.slice(-2), [
+      "-M",
+      "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=17179869184",
+    ]);
+    assert.deepEqual(cxlQemuArgs({ path: "/F", sizeBytes: 3 * GiB }, cxl, "").slice(-1), [
+      `cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=${4 * GiB}`,
+    ]);
+    assert.match(cxlProblem({ path: "/F", sizeBytes: 100 * 2 ** 20 }, cxl), /multiple of 256 MiB/);
+  });
+
+  it("pins disks and the NIC to pcie.0 (bus 0), never behind the CXL bridge", () => {
+    const addrs = [
+      ...xml.matchAll(
+        /<address type="pci" domain="0x0000" bus="(0x[0-9a-f]+)" slot="(0x[0-9a-f]+)"/g,
+      ),
+    ];
+    assert.deepEqual(
+      addrs.map((m) => [m[1], Number(m[2])]),
+      [
+        ["0x00", 0x04],
+        ["0x00", 0x05],
+        ["0x00", 0x03],
+      ],
+    );
+  });
+
+  it("adds the FAME-Z doorbell on pcie.0 when configured", () => {
+    const withBell = cxlQemuArgs(spec.fam, cxl, "/run/famez.sock");
+    assert.deepEqual(withBell.slice(-4), [
+      "-chardev",
+      "socket,id=FAMEZ,path=/run/famez.sock",
+      "-device",
+      "ivshmem-doorbell,chardev=FAMEZ,vectors=16,bus=pcie.0,addr=0x11",
+    ]);
+    virtXmlValidate(domainXml({ ...spec, famezSocket: "/run/famez.sock" }), "domain");
+  });
+
+  it("parses back into the same spec, and an IVSHMEM domain has no CXL part", () => {
+    assert.deepEqual(parseDomainXml(xml), spec);
+    const withBell = { ...spec, famezSocket: "/run/fame,z.sock", type: "kvm" as const };
+    assert.deepEqual(parseDomainXml(domainXml(withBell)), withBell);
+    assert.equal("cxl" in parseDomainXml(domainXml(domSpec)), false);
+  });
+
+  it("leaves the IVSHMEM domain exactly as it was (i440fx, slot 0x10)", () => {
+    const ivshmem = domainXml(domSpec);
+    assert.match(ivshmem, /machine="pc"/);
+    assert.doesNotMatch(ivshmem, /cxl|q35|pcie/);
+    assert.equal(domainXml({ ...domSpec, cxl: undefined }), ivshmem);
   });
 });

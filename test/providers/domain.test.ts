@@ -2,8 +2,9 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createFam } from "../../lib/host/famfile";
+import { cxlSerial } from "../../lib/plan";
 import { GiB } from "../../lib/units";
-import { networkXml } from "../../lib/xml";
+import { CXL_LSA_BYTES, networkXml } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { guestKit } from "../helpers/guest";
@@ -133,6 +134,50 @@ describe("Domain provider against a sandboxed libvirtd", function () {
     await p.update("tdom01", inputs, inputs);
     assert.equal(state(), "running");
     assert.equal((await p.diff("tdom01", inputs, inputs)).changes, false);
+  });
+
+  it("switches FAM to CXL and back as an in-place update that restarts the node", async () => {
+    const lsaPath = path.join(dir, "tdom01.lsa");
+    await createFam(lsaPath, CXL_LSA_BYTES);
+    fs.chmodSync(lsaPath, 0o666);
+    const cxl = { ...inputs, cxl: { lsaPath, lsaSizeBytes: CXL_LSA_BYTES, serial: cxlSerial(1) } };
+    assert.deepEqual((await p.check(inputs, cxl)).failures, []);
+    assert.deepEqual(await p.diff("tdom01", inputs, cxl), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    let before = domid();
+    await p.update("tdom01", inputs, cxl);
+    assert.equal(state(), "running");
+    assert.notEqual(domid(), before, "the domain restarted");
+    const xml = virshOut("dumpxml", "tdom01");
+    assert.match(xml, /machine='pc-q35-[\d.]+'/);
+    assert.match(xml, /cxl-type3,bus=root_port13,memdev=cxl-mem0,lsa=cxl-lsa0/);
+    assert.doesNotMatch(xml, /ivshmem-plain/);
+    const props = (await p.read("tdom01", cxl)).props as DomainOutputs;
+    assert.deepEqual(props, cxl);
+    assert.equal((await p.diff("tdom01", props, cxl)).changes, false);
+    assert.match(
+      (await p.check(inputs, { ...cxl, cxl: { ...cxl.cxl, serial: 0 } })).failures?.[0]?.reason ??
+        "",
+      /serial 0/,
+    );
+    // the engine's unknown during a preview is not a failure
+    const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+    assert.deepEqual(
+      (await p.check(inputs, { ...cxl, cxl: unknown as unknown as typeof cxl.cxl })).failures,
+      [],
+    );
+
+    before = domid();
+    await p.update("tdom01", cxl, inputs);
+    assert.equal(state(), "running");
+    assert.notEqual(domid(), before);
+    const back = virshOut("dumpxml", "tdom01");
+    assert.match(back, /machine='pc-i440fx-[\d.]+'/);
+    assert.match(back, /ivshmem-plain,memdev=FAM,bus=pci.0,addr=0x10/);
+    assert.deepEqual((await p.read("tdom01", inputs)).props, inputs);
   });
 
   it("lists the name and URI as replacements, nothing else", async () => {

@@ -22,6 +22,7 @@ const inputs: ImageInputs = {
   octets123: "10.0.0",
   sizeGbytes: 2,
   helloFabric: "",
+  famScript: "",
 };
 const recipe = imageRecipe(inputs);
 

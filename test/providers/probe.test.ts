@@ -86,6 +86,7 @@ describe("L4FAME probe and golden image check", function () {
       octets123: "192.168.42",
       sizeGbytes: 6,
       helloFabric: "",
+      famScript: "",
     };
     const recipe = imageRecipe(inputs);
     const cacheDir = scratchDir("probe-cache");

@@ -1,0 +1,281 @@
+/**
+ * Two (or more) real Debian nodes from the golden image, driven through the
+ * serialized providers the way the engine does, inside the sandbox: shared by
+ * the CXL end-to-end test and the cross-node atomics benchmark. The image
+ * recipe is the Debian e2e test's own, so one cached image serves them all.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { lsaFileName } from "../../components/fameNode";
+import { goldenImageRecipe } from "../../components/goldenImage";
+import type { FamMode } from "../../lib/config";
+import { imageCmdline } from "../../lib/image";
+import { seedFiles } from "../../lib/outputs";
+import { type ClusterPlan, clusterPlan, cxlSerial, type NodePlan } from "../../lib/plan";
+import { GiB } from "../../lib/units";
+import { CXL_LSA_BYTES } from "../../lib/xml";
+import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
+import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
+import {
+  GoldenImageBuild,
+  type GoldenImageInputs,
+  type GoldenImageOutputs,
+} from "../../providers/goldenImage";
+import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
+import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
+import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
+import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
+import { type LoadedProvider, loadSerialized } from "./engine";
+import { domainInputs, famInputs, networkInputs } from "./fixtures";
+import { ssh, waitForSsh } from "./ssh";
+
+/** ssh's own failures before the command ran (a loaded host): safe to try again. */
+const NOT_RUN =
+  /banner exchange|Connection timed out|Connection refused|Connection reset|kex_exchange/;
+
+async function sshRetry(keyFile: string, user: string, ip: string, command: string) {
+  for (let attempt = 1; ; attempt++) {
+    const r = await ssh(keyFile, user, ip, command, 300_000);
+    if (r.code === 0) return r.stdout;
+    if (r.code !== 255 || !NOT_RUN.test(r.stderr) || attempt >= 6) {
+      throw new Error(`ssh ${user}@${ip} '${command}' exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+    }
+    await new Promise((res) => setTimeout(res, 5000));
+  }
+}
+
+/** Shared across runs on one machine: the image is built once, then reused. */
+export const IMAGE_CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
+export const IMAGE_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
+/** The Debian e2e test's recipe inputs: the same image for every test that boots Debian. */
+export const DEBIAN_IMAGE = {
+  user: "l4mdc",
+  hostbase: "dn",
+  octets123: "10.213.60",
+  sizeGbytes: 4,
+} as const;
+
+export interface DebianCluster {
+  plan: ClusterPlan;
+  user: string;
+  keyFile: string;
+  famPath: string;
+  dom: LoadedProvider<DomainInputs, DomainOutputs>;
+  lsa: LoadedProvider<FamFileInputs, FamFileOutputs>;
+  /** Current domain inputs per node (what libvirt has). */
+  domains: DomainInputs[];
+  /** LSA file inputs per node (CXL mode). */
+  lsaInputs: FamFileInputs[];
+  /** Runs `command` on node i (0-based) as the node user. */
+  on(i: number, command: string): Promise<string>;
+  /** Redefines every domain for `mode` (an in-place update that restarts the nodes). */
+  switchMode(mode: FamMode): Promise<void>;
+  /** Waits for SSH and for fame-fam's status on every node; returns the status lines. */
+  ready(timeoutMs?: number): Promise<string[]>;
+  /** Last console lines of every node, for failure messages. */
+  consoles(): string;
+  destroy(): Promise<void>;
+}
+
+/** A node's domain inputs for `mode`: CXL adds the node's LSA and serial, IVSHMEM has neither. */
+export function withMode(d: DomainInputs, mode: FamMode, lsaPath: string, node: NodePlan) {
+  const { cxl: _c, ...ivshmem } = d;
+  return mode === "cxl"
+    ? { ...ivshmem, cxl: { lsaPath, lsaSizeBytes: CXL_LSA_BYTES, serial: cxlSerial(node.index) } }
+    : ivshmem;
+}
+
+type StartArgs = {
+  uri: string;
+  dir: string;
+  owner: string;
+  mode: FamMode;
+  nodes?: number;
+  famSizeBytes?: number;
+  /** Called with the FAM path after it exists and before any node starts. */
+  beforeBoot?: (famPath: string) => void;
+};
+
+/** Boots the cluster; on failure, removes whatever it had made before rethrowing. */
+export async function startDebianCluster(args: StartArgs): Promise<DebianCluster> {
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    return await start(args, cleanups);
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c().catch((err) => console.error(`cleanup: ${err}`));
+    throw e;
+  }
+}
+
+async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promise<DebianCluster> {
+  const { uri, dir, owner } = args;
+  const plan = clusterPlan({
+    nodes: args.nodes ?? 2,
+    hostbase: DEBIAN_IMAGE.hostbase,
+    octets123: DEBIAN_IMAGE.octets123,
+  });
+  const user = DEBIAN_IMAGE.user;
+
+  const image0 = goldenImageRecipe({ mirror: IMAGE_MIRROR, ...DEBIAN_IMAGE });
+  const imgIn: GoldenImageInputs = {
+    cacheDir: IMAGE_CACHE,
+    key: image0.key,
+    recipe: image0.recipe,
+    hook: image0.hook,
+    l4fame: "",
+    proxy: "",
+  };
+  const img = (
+    await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
+      () => new GoldenImageBuild("img", imgIn),
+    )
+  ).provider;
+  const t = Date.now();
+  const image = (await img.create(imgIn)).outs!;
+  console.log(
+    `      golden image: ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
+  );
+
+  const keyIn: SshKeyInputs = { comment: "fame-e2e" };
+  const key = (
+    await (
+      await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", keyIn))
+    ).provider.create(keyIn)
+  ).outs!;
+  const keyFile = path.join(dir, "id_ed25519");
+  fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+
+  const famIn = famInputs(path.join(dir, "FAM"), { sizeBytes: args.famSizeBytes ?? GiB });
+  const fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))
+    .provider;
+  await fam.create(famIn);
+  cleanups.push(() => fam.delete(famIn.path, { ...famIn, createdByFame: true }));
+  args.beforeBoot?.(famIn.path);
+
+  const netIn: NetworkInputs = networkInputs(plan, uri, owner);
+  const net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("n", netIn)))
+    .provider;
+  await net.create(netIn);
+  cleanups.push(() => net.delete(netIn.name, { ...netIn, active: true }));
+
+  const seeds = seedFiles(key.publicKey, key.privateKey);
+  const lsaInputs = plan.nodes.map((node) =>
+    famInputs(path.join(dir, lsaFileName(node)), { sizeBytes: CXL_LSA_BYTES }),
+  );
+  const lsa = (
+    await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("lsa", lsaInputs[0]!))
+  ).provider;
+  const domains: DomainInputs[] = [];
+  for (const [i, node] of plan.nodes.entries()) {
+    const diskIn: NodeDiskInputs = {
+      path: path.join(dir, `${node.name}.qcow2`),
+      backingFile: image.qcow2,
+      sizeBytes: DEBIAN_IMAGE.sizeGbytes * GiB,
+    };
+    await (
+      await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(() => new NodeDisk("d", diskIn))
+    ).provider.create(diskIn);
+    const seedIn: SeedDiskInputs = { path: path.join(dir, `${node.name}.seed.img`), files: seeds };
+    await (
+      await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
+    ).provider.create(seedIn);
+    if (args.mode === "cxl") await lsa.create(lsaInputs[i]!);
+    const base = domainInputs(node, {
+      uri,
+      plan,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      cmdline: imageCmdline(),
+      dir,
+      fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
+      owner,
+      disks: [
+        { path: diskIn.path, format: "qcow2" },
+        { path: seedIn.path, format: "raw" },
+      ],
+      memoryKiB: 786432,
+      vcpus: 2,
+      shutdownTimeoutMs: 120_000,
+    });
+    domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node));
+  }
+  const dom = (
+    await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domains[0]!))
+  ).provider;
+  for (const d of domains) {
+    const failures = (await dom.check({}, d)).failures ?? [];
+    if (failures.length > 0) throw new Error(`domain check: ${JSON.stringify(failures)}`);
+  }
+  cleanups.push(async () => {
+    for (const d of domains) await dom.delete(d.name, { ...d, shutdownTimeoutMs: 1000 });
+    for (const l of lsaInputs) await lsa.delete(l.path, { ...l, createdByFame: true });
+  });
+  // One after the other: two first defines of q35 domains in parallel hung a fresh sandbox libvirtd.
+  for (const d of domains) await dom.create(d);
+
+  const cluster: DebianCluster = {
+    plan,
+    user,
+    keyFile,
+    famPath: famIn.path,
+    dom,
+    lsa,
+    domains,
+    lsaInputs,
+    on: (i, command) => sshRetry(keyFile, user, plan.nodes[i]!.ip, command),
+    async switchMode(mode) {
+      for (const [i, node] of plan.nodes.entries()) {
+        // As FameNode does: the LSA exists exactly while the node is in CXL mode.
+        if (mode === "cxl") await lsa.create(lsaInputs[i]!);
+        const olds = { ...domains[i]! } as DomainOutputs;
+        const news = withMode(domains[i]!, mode, lsaInputs[i]!.path, node);
+        const d = await dom.diff(node.name, olds, news);
+        if (!d.changes || (d.replaces ?? []).length > 0) {
+          throw new Error(
+            `switching ${node.name} to ${mode} is not an in-place update: ${JSON.stringify(d)}`,
+          );
+        }
+        await dom.update(node.name, olds, news);
+        domains[i] = news;
+      }
+      if (mode === "ivshmem") {
+        for (const l of lsaInputs) await lsa.delete(l.path, { ...l, createdByFame: true });
+      }
+    },
+    async ready(timeoutMs = 1_200_000) {
+      const deadline = Date.now() + timeoutMs;
+      try {
+        await Promise.all(plan.nodes.map((n) => waitForSsh(keyFile, user, n.ip, timeoutMs)));
+        const statuses: string[] = [];
+        for (const [i] of plan.nodes.entries()) {
+          for (;;) {
+            const s = (await cluster.on(i, "cat /run/fame/fam.status 2>/dev/null || true")).trim();
+            if (s !== "") {
+              statuses.push(s);
+              break;
+            }
+            if (Date.now() > deadline) throw new Error(`${plan.nodes[i]!.name}: no fam.status`);
+            await new Promise((r) => setTimeout(r, 2000));
+          }
+        }
+        return statuses;
+      } catch (e) {
+        throw new Error(`${e}\n${cluster.consoles()}`);
+      }
+    },
+    consoles() {
+      return domains
+        .map(
+          (d) =>
+            `--- ${d.name}\n${fs.existsSync(d.consoleLog) ? fs.readFileSync(d.consoleLog, "utf8").slice(-4000) : "(no log)"}`,
+        )
+        .join("\n");
+    },
+    async destroy() {
+      for (const c of cleanups.splice(0).reverse()) {
+        await c().catch((e) => console.error(`cleanup: ${e}`));
+      }
+    },
+  };
+  return cluster;
+}
