@@ -14,6 +14,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { EngineEvent, OpType, Stack } from "@pulumi/pulumi/automation";
+import { DEBIAN_IMAGE } from "../helpers/debianCluster";
 import { readAt } from "../helpers/files";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
@@ -23,8 +24,9 @@ import { sshOk, waitForSsh } from "../helpers/ssh";
 const CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
 const STACK = `e2e-${process.pid}`;
 const PASSWORD = `pw-${crypto.randomBytes(9).toString("hex")}`;
-const HOSTBASE = "eng";
-const OCTETS = "10.213.61";
+// The Debian image of the other e2e suites (test/helpers/debianCluster.ts): one cold build in CI.
+const HOSTBASE = "dn";
+const OCTETS = "10.213.60";
 const USER = "l4mdc";
 const GiB = 2 ** 30;
 
@@ -160,6 +162,11 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
   }
 
   before(async () => {
+    assert.deepEqual(
+      [DEBIAN_IMAGE.hostbase, DEBIAN_IMAGE.octets123, DEBIAN_IMAGE.user, DEBIAN_IMAGE.sizeGbytes],
+      [HOSTBASE, OCTETS, USER, 4],
+      "the suite shares the Debian image recipe of test/helpers/debianCluster.ts",
+    );
     usePulumiCli();
     work = scratchDir("engine");
     famDir = path.join(work, "fame");
@@ -200,7 +207,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     assert.equal(r.code, 0, "quickstart --preview failed");
     assert.match(
       r.output,
-      /\+ +pulumi-nodejs:dynamic:Resource +.*\bfame-eng01-domain\b|\+ .*fame-eng01-domain/,
+      /\+ +pulumi-nodejs:dynamic:Resource +.*\bfame-dn01-domain\b|\+ .*fame-dn01-domain/,
     );
     assert.match(r.output, /Resources:\s+\+ \d+ to create/);
     assert.doesNotMatch(r.output, /to update|to replace|to delete/);
@@ -210,7 +217,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
   it("quick start gives 2 nodes that answer SSH with the stack's key and share FAM", async () => {
     const r = await runCommand(path.join(ROOT, "scripts", "quickstart.sh"), [], env).done;
     assert.equal(r.code, 0, "quickstart (pulumi up) failed");
-    assert.deepEqual(domainsOfStack(), ["eng01", "eng02"]);
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02"]);
 
     // What the README tells users to do for SSH.
     const key = execFileSync("pulumi", ["stack", "output", "--show-secrets", "privateKey"], {
@@ -227,7 +234,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       waitForSsh(keyFile, USER, ip2, 900_000),
     ]);
     console.log(`      SSH-ready after up: ${waited.map((w) => Math.round(w / 1000))} s`);
-    assert.equal((await sshOk(keyFile, USER, ip1, "hostname")).trim(), "eng01");
+    assert.equal((await sshOk(keyFile, USER, ip1, "hostname")).trim(), "dn01");
     // Nothing per node in the image: each made its own host keys and machine-id.
     const ident = "cat /etc/ssh/ssh_host_ed25519_key.pub /etc/machine-id";
     const [id1, id2] = [
@@ -238,12 +245,12 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     assert.notEqual(id1.split("\n")[1], id2.split("\n")[1], "distinct machine-id");
     assert.equal((await sshOk(keyFile, USER, ip1, "sudo -n id -u")).trim(), "0");
     assert.match(
-      await sshOk(keyFile, USER, ip1, "getent hosts torms eng02"),
-      /10\.213\.61\.254\s+torms/,
+      await sshOk(keyFile, USER, ip1, "getent hosts torms dn02"),
+      /10\.213\.60\.254\s+torms/,
     );
     assert.equal(
-      (await sshOk(keyFile, USER, ip1, "ssh -o BatchMode=yes eng02 hostname")).trim(),
-      "eng02",
+      (await sshOk(keyFile, USER, ip1, "ssh -o BatchMode=yes dn02 hostname")).trim(),
+      "dn02",
     );
 
     // hello_fabric: node01 writes, node02 and the host read the same bytes.
@@ -275,29 +282,29 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
 
   it("refresh sees a node undefined and another node's disk deleted out of band; up repairs both", async () => {
     const uri = sandboxUri();
-    execFileSync("virsh", ["-q", "-c", uri, "destroy", "eng02"]);
-    execFileSync("virsh", ["-q", "-c", uri, "undefine", "eng02"]);
-    const disk1 = fs.readdirSync(famDir).find((f) => /^eng01-[0-9a-f]{12}\.qcow2$/.test(f));
-    assert.ok(disk1, "eng01's disk is in the artifact directory");
+    execFileSync("virsh", ["-q", "-c", uri, "destroy", "dn02"]);
+    execFileSync("virsh", ["-q", "-c", uri, "undefine", "dn02"]);
+    const disk1 = fs.readdirSync(famDir).find((f) => /^dn01-[0-9a-f]{12}\.qcow2$/.test(f));
+    assert.ok(disk1, "dn01's disk is in the artifact directory");
     fs.rmSync(path.join(famDir, disk1));
 
     await stack.refresh({ onOutput: (o) => process.stdout.write(o) });
     const state = JSON.stringify((await stack.exportStack()).deployment);
     assert.doesNotMatch(
       state,
-      /"urn:[^"]*fame-eng02-domain"/,
+      /"urn:[^"]*fame-dn02-domain"/,
       "refresh dropped the undefined domain",
     );
-    assert.doesNotMatch(state, /"urn:[^"]*fame-eng01-disk"/, "refresh dropped the deleted disk");
+    assert.doesNotMatch(state, /"urn:[^"]*fame-dn01-disk"/, "refresh dropped the deleted disk");
 
     const ops = await up();
-    assert.equal(ops.get("fame-eng02-domain"), "create");
-    assert.equal(ops.get("fame-eng01-disk"), "create");
+    assert.equal(ops.get("fame-dn02-domain"), "create");
+    assert.equal(ops.get("fame-dn01-disk"), "create");
     // The new disk has a new identity: node01 restarts onto it instead of the deleted file.
-    assert.equal(ops.get("fame-eng01-domain"), "update");
-    assert.deepEqual(domainsOfStack(), ["eng01", "eng02"]);
+    assert.equal(ops.get("fame-dn01-domain"), "update");
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02"]);
     assert.ok(fs.existsSync(path.join(famDir, disk1)), "disk recreated");
-    assert.match(virshOut("domstate", "eng02"), /running/);
+    assert.match(virshOut("domstate", "dn02"), /running/);
     assertSentinel("after the repair");
   });
 
@@ -305,32 +312,27 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     await stack.setConfig("fame:famSize", { value: "2G" });
     const ops = await preview();
     assert.equal(ops.get("fame-fam-file"), "update");
-    assert.equal(ops.get("fame-eng01-domain"), "update");
-    assert.equal(ops.get("fame-eng02-domain"), "update");
+    assert.equal(ops.get("fame-dn01-domain"), "update");
+    assert.equal(ops.get("fame-dn02-domain"), "update");
     assert.deepEqual(namesWith(ops, replaced), []);
     await up();
     assert.equal(fs.statSync(path.join(famDir, "FAM")).size, 2 * GiB);
     assertSentinel("after growing FAM");
-    assert.match(virshOut("dumpxml", "eng01"), /size=2147483648/);
+    assert.match(virshOut("dumpxml", "dn01"), /size=2147483648/);
   });
 
   it("nodes 2 -> 3 -> 2 touch only that node's resources; the network is updated in place", async () => {
     await stack.setConfig("fame:nodes", { value: "3" });
     let ops = await up();
-    const node3 = ["fame-eng03", "fame-eng03-disk", "fame-eng03-domain", "fame-eng03-seed"];
+    const node3 = ["fame-dn03", "fame-dn03-disk", "fame-dn03-domain", "fame-dn03-seed"];
     assert.deepEqual(
       namesWith(ops, (op) => op === "create"),
       node3,
     );
     assert.equal(ops.get("fame-network-net"), "update");
-    for (const n of [
-      "fame-eng01-domain",
-      "fame-eng02-domain",
-      "fame-eng01-disk",
-      "fame-eng02-disk",
-    ])
+    for (const n of ["fame-dn01-domain", "fame-dn02-domain", "fame-dn01-disk", "fame-dn02-disk"])
       assert.equal(ops.get(n), "same", `${n} untouched`);
-    assert.deepEqual(domainsOfStack(), ["eng01", "eng02", "eng03"]);
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02", "dn03"]);
 
     await stack.setConfig("fame:nodes", { value: "2" });
     ops = await up();
@@ -343,7 +345,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       [],
     );
     assert.equal(ops.get("fame-network-net"), "update");
-    assert.deepEqual(domainsOfStack(), ["eng01", "eng02"]);
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02"]);
     assertSentinel("after adding and removing a node");
   });
 
@@ -358,8 +360,8 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       for (const l of s.split("\n")) if (l.trim()) lines.push({ at: Date.now(), text: l });
     });
     const done = Date.now();
-    assert.ok(replaced(ops.get("fame-eng01-disk") ?? "same"), "node01's disk replaced");
-    assert.ok(replaced(ops.get("fame-eng02-disk") ?? "same"), "node02's disk replaced");
+    assert.ok(replaced(ops.get("fame-dn01-disk") ?? "same"), "node01's disk replaced");
+    assert.ok(replaced(ops.get("fame-dn02-disk") ?? "same"), "node02's disk replaced");
     assert.equal(ops.get("fame-fam-file"), "same");
     assert.ok(fs.readdirSync(cache2).length > 0, "image built into the new cache");
     // The provider's progress lines are shown while the build runs, not after it.
@@ -390,7 +392,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     await stack.setConfig("fame:nodes", { value: "3" });
     const killed = runCommand("pulumi", ["up", "--yes", "--stack", STACK, "--skip-preview"], env);
     const deadline = Date.now() + 10 * 60_000;
-    while (!/fame-eng03-(disk|seed|domain)\s+creating/.test(killed.output())) {
+    while (!/fame-dn03-(disk|seed|domain)\s+creating/.test(killed.output())) {
       if (Date.now() > deadline) throw new Error("pulumi up never started creating node03");
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -408,7 +410,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     await stack.cancel();
     await stack.refresh({ clearPendingCreates: true, onOutput: (s) => process.stdout.write(s) });
     await up();
-    assert.deepEqual(domainsOfStack(), ["eng01", "eng02", "eng03"]);
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02", "dn03"]);
     const disks = fs.readdirSync(famDir).filter((f) => f.endsWith(".qcow2"));
     assert.equal(disks.length, 3, `one disk per node, nothing leaked: ${disks}`);
     const ops = await preview();
@@ -419,7 +421,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
   it("destroy leaves no domain, network or disk and keeps FAM; up again adopts it", async () => {
     await stack.destroy({ onOutput: (s) => process.stdout.write(s) });
     assert.deepEqual(domainsOfStack(), []);
-    assert.doesNotMatch(virshOut("net-list", "--all", "--name"), /br_eng/);
+    assert.doesNotMatch(virshOut("net-list", "--all", "--name"), /br_dn/);
     assert.deepEqual(
       fs.readdirSync(famDir).filter((f) => /\.(qcow2|seed\.img)$/.test(f)),
       [],
