@@ -29,7 +29,10 @@ import { ROOT, sandboxUri, scratchDir, stopSandbox } from "../test/helpers/sandb
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const COUNT = Number(process.env.FAME_BENCH_ATOMIC_COUNT ?? 20000);
-const MODES = (process.env.FAME_BENCH_MODES ?? "ivshmem,cxl").split(",") as FamMode[];
+/** Presentations to measure; empty: only rebuild the table from the saved results. */
+const MODES = (process.env.FAME_BENCH_MODES ?? "ivshmem,cxl")
+  .split(",")
+  .filter(Boolean) as FamMode[];
 /** Counter offset in the mapped device (2 MiB aligned for devdax). */
 const OFFSET = 64 * 2 ** 20;
 /** devdax with `-M mem` starts its data at the 2 MiB alignment of the namespace. */
@@ -46,6 +49,8 @@ interface RunResult {
 /** Results of one mode, kept per mode so separate invocations build one table. */
 interface ModeResult {
   mode: FamMode;
+  /** Where the figures came from, when not from a plain run of this script. */
+  note?: string;
   count: number;
   date: string;
   runs: RunResult[];
@@ -153,9 +158,11 @@ async function main(): Promise<void> {
     };
     fs.writeFileSync(resultFile(mode), `${JSON.stringify(result, null, 1)}\n`);
   }
-  const rows = (["ivshmem", "cxl"] as const)
+  const saved = (["ivshmem", "cxl"] as const)
     .filter((m) => fs.existsSync(resultFile(m)))
-    .map((m) => row(JSON.parse(fs.readFileSync(resultFile(m), "utf8")) as ModeResult));
+    .map((m) => JSON.parse(fs.readFileSync(resultFile(m), "utf8")) as ModeResult);
+  const rows = saved.map(row);
+  const notes = saved.filter((r) => r.note).map((r) => `- ${r.mode}: ${r.note}`);
   const table = [
     "# Cross-node atomics on FAM",
     "",
@@ -165,6 +172,7 @@ async function main(): Promise<void> {
     "|---|---|---|---|---|---|---|---|---|",
     ...rows,
     "",
+    ...(notes.length > 0 ? [...notes, ""] : []),
     `Machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Linux ${os.release()}, guests under TCG (QEMU 7.2), shared with other jobs.`,
     "",
   ].join("\n");
