@@ -12,6 +12,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type DebianCluster, startDebianCluster } from "../helpers/debianCluster";
+import { readAt } from "../helpers/files";
 import { RUN_DIR, sandboxUri, scratchDir } from "../helpers/sandbox";
 
 const MiB = 2 ** 20;
@@ -19,17 +20,6 @@ const SENTINEL_OFFSET = 768 * MiB;
 const SENTINEL_BYTES = MiB;
 /** Not block-aligned on purpose: hello_fabric must patch inside a block. */
 const MARKER_OFFSET = 0x2345678;
-
-function readFam(file: string, offset: number, length: number): Buffer {
-  const fd = fs.openSync(file, "r");
-  try {
-    const buf = Buffer.alloc(length);
-    fs.readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 
@@ -83,7 +73,7 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
     const c = cluster;
     const fam = c.famPath;
     const sentinelIntact = () =>
-      assert.equal(sha(readFam(fam, SENTINEL_OFFSET, SENTINEL_BYTES)), sha(sentinel));
+      assert.equal(sha(readAt(fam, SENTINEL_OFFSET, SENTINEL_BYTES)), sha(sentinel));
     // The node reads the sentinel through its own device at the same offset (O_DIRECT: no stale cache).
     const sentinelOnNode = async (i: number) =>
       (
@@ -123,7 +113,7 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
     await c.on(0, `sudo ./hello_fabric write ${MARKER_OFFSET} '${marker}'`);
     assert.equal(await readMarker(1), marker, "node02 reads node01's write live");
     assert.equal(
-      readFam(fam, MARKER_OFFSET, marker.length + 1).toString("latin1"),
+      readAt(fam, MARKER_OFFSET, marker.length + 1).toString("latin1"),
       `${marker}\0`,
       "the host finds the marker at the same offset of the FAM file",
     );
