@@ -9,7 +9,7 @@ import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
 const GiB = 2 ** 30;
-const VENDOR = "../shared/vendor/tm-librarian";
+const VENDOR = TM_LIBRARIAN;
 
 describe("program under mocks: the Librarian", function () {
   this.timeout(120_000);

@@ -14,6 +14,7 @@ import {
 import { checkTmLibrarianDir, tmLibrarianDir, tmLibrarianFiles } from "../../lib/host/tmlibrarian";
 import { LFS_PACKAGES, lfsUnit, NODE_TM_LIBRARIAN, tmLibrarianSource } from "../../lib/lfs";
 import type { ConfigKey } from "../../lib/schema";
+import { TM_LIBRARIAN } from "../helpers/lfs";
 import { ROOT } from "../helpers/sandbox";
 
 const ctx = { project: "fame", stack: "test" };
@@ -90,10 +91,10 @@ describe("Librarian config", () => {
   it("resolves a relative directory against the project directory", () => {
     assert.deepEqual(tmLibrarianSource(VENDOR, "", ROOT), {
       kind: "dir",
-      dir: path.resolve(ROOT, "..", "shared", "vendor", "tm-librarian"),
+      dir: path.resolve(ROOT, VENDOR),
     });
     assert.equal(tmLibrarianSource("https://x.org/r", "c", ROOT).kind, "git");
-    assert.deepEqual(checkTmLibrarianDir(path.resolve(ROOT, VENDOR)), []);
+    assert.deepEqual(checkTmLibrarianDir(TM_LIBRARIAN), []);
     assert.match(
       checkTmLibrarianDir(ROOT)[0]!,
       /is not a tm-librarian tree: src\/book_register.py, .* missing/,

@@ -12,6 +12,7 @@ import {
   librarianWarnings,
 } from "../../lib/librarian";
 import { GiB, isPowerOfTwo, MiB, TiB } from "../../lib/units";
+import { TM_LIBRARIAN } from "../helpers/lfs";
 
 /** Every FAM size fame accepts (1G..1T, powers of two) and more node counts than it needs. */
 const FAM_SIZES = Array.from({ length: 11 }, (_, i) => 2 ** i * GiB);
@@ -134,11 +135,7 @@ describe("Librarian INI", () => {
   });
 
   describe("the real tm-librarian book_register.py accepts fame's INI", () => {
-    // The vendored suite beside the repository (../shared/vendor), or a checkout named by
-    // FAME_TM_LIBRARIAN (the PR workflow checks it out); missing = a broken setup, not a skip.
-    const suite =
-      process.env.FAME_TM_LIBRARIAN ??
-      path.join(__dirname, "..", "..", "..", "shared", "vendor", "tm-librarian");
+    const suite = TM_LIBRARIAN;
     const script = path.join(suite, "src", "book_register.py");
     // A sample of the sweep: every FAM size with node counts around each rounding edge.
     const sample: [number, number][] = [];
