@@ -7,6 +7,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { type AppArmorRule, rulesIn, withBlock } from "../lib/apparmor";
+import { pidAlive } from "../lib/host/exec";
 import { type CheckFailure, defineProvider } from "./contract";
 
 export interface AppArmorInputs {
@@ -27,15 +28,6 @@ export interface AppArmorOutputs extends AppArmorInputs {
 async function enforced(): Promise<boolean> {
   const v = await fs.readFile("/sys/module/apparmor/parameters/enabled", "utf8").catch(() => "N");
   return v.trim() === "Y";
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**

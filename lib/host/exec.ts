@@ -112,3 +112,13 @@ export function run(
     child.stdin.end(opts.input ?? "");
   });
 }
+
+/** Whether a process exists (one owned by another user counts: EPERM). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

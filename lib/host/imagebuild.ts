@@ -10,7 +10,7 @@ import * as path from "node:path";
 import type { ImageRecipe } from "../image";
 import { mmdebstrapCommand, ROOT_LABEL } from "../image";
 import { GiB } from "../units";
-import { run } from "./exec";
+import { pidAlive, run } from "./exec";
 import { makeExt4FromDir } from "./ext4";
 import { convertToQcow2 } from "./qemuimg";
 
@@ -27,15 +27,6 @@ export interface CachedImage {
 }
 
 export const IMAGE_FILES = ["golden.qcow2", "vmlinuz", "initrd.img", "packages.txt", "recipe.json"];
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function exists(p: string): Promise<boolean> {
   return fs.access(p).then(

@@ -57,38 +57,22 @@ print(json.dumps(r))`,
   }));
 }
 
+/** One number from a read-only query of a Librarian database. */
+function dbCount(db: string, sql: string): number {
+  const script = `import sqlite3,sys
+c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
+print(c.execute(sys.argv[2]).fetchone()[0])`;
+  return Number(execFileSync(PYTHON, ["-c", script, db, sql], { encoding: "utf8" }).trim());
+}
+
 /** Count of allocated books (any state but free) in a Librarian database. */
 export function allocatedBooks(db: string): number {
-  return Number(
-    execFileSync(
-      PYTHON,
-      [
-        "-c",
-        `import sqlite3,sys
-c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
-print(c.execute("select count(*) from books where allocated!=0").fetchone()[0])`,
-        db,
-      ],
-      { encoding: "utf8" },
-    ).trim(),
-  );
+  return dbCount(db, "select count(*) from books where allocated!=0");
 }
 
 /** Books per interleave group (node), from the database's FAModules. */
 export function booksPerNode(db: string): number {
-  return Number(
-    execFileSync(
-      PYTHON,
-      [
-        "-c",
-        `import sqlite3,sys
-c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro",uri=True)
-print(c.execute("select count(*) from books where intlv_group=0").fetchone()[0])`,
-        db,
-      ],
-      { encoding: "utf8" },
-    ).trim(),
-  );
+  return dbCount(db, "select count(*) from books where intlv_group=0");
 }
 
 export class LfsLab {
