@@ -71,7 +71,9 @@ async function converge(inputs: DomainInputs, restart: boolean, existed = true):
 export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
   keys: KEYS,
   replaceKeys: REPLACE_KEYS,
-  uniqueKeys: ["name"],
+  // Two domains may not share a name, a MAC or a disk (two QEMUs on one
+  // overlay would corrupt it): a replacement keeping any of them deletes first.
+  uniqueKeys: ["name", "mac", "disks"],
   // A node meant to run that is not running (powered off by a FAM resize whose
   // own update then failed or was not targeted) is started again by update.
   needsRepair: async (olds) =>
@@ -163,9 +165,14 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
     return { id, props: outs };
   },
 
-  async update(_id: string, olds: DomainOutputs, news: DomainInputs) {
-    const redefined = DEFINITION_KEYS.some((k) => !sameValue(olds[k], news[k]));
-    await converge(news, redefined);
+  async update(_id: string, _olds: DomainOutputs, news: DomainInputs) {
+    // libvirt's own definition decides, not the recorded state: a failed
+    // update may have left another one behind (e.g. a FAM size QEMU refused).
+    const xml = await virsh.domainXml(news.uri, news.name);
+    const actual = xml === undefined ? undefined : parseDomainXml(xml);
+    const redefined =
+      actual === undefined || DEFINITION_KEYS.some((k) => !sameValue(actual[k], news[k]));
+    await converge(news, redefined, xml !== undefined);
     return { outs: { ...news } satisfies DomainOutputs };
   },
 
