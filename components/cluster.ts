@@ -37,12 +37,6 @@ export interface FameClusterArgs {
   password?: pulumi.Input<string>;
   /** The golden image's args, when the caller has computed them already. Default: imageArgs(config). */
   image?: GoldenImageArgs;
-  /**
-   * How the Librarian runs when fame:librarian is on: a systemd unit per
-   * stack, or supervised inside a network namespace holding only the node
-   * network (tests). Default: systemd.
-   */
-  librarianService?: { mode: "systemd" } | { mode: "netns"; netns: string };
 }
 
 /**
@@ -213,10 +207,10 @@ export class FameCluster extends pulumi.ComponentResource {
               reset: config.librarianReset,
               subnet: `${config.octets123}.0/24`,
               bridge: network.bridge,
-              mode: args.librarianService?.mode ?? "systemd",
-              ...(args.librarianService?.mode === "netns"
-                ? { netns: args.librarianService.netns }
-                : {}),
+              // A confined systemd unit, or (fame:librarianNetns) fame's supervisor inside that namespace.
+              ...(config.librarianNetns
+                ? { mode: "netns" as const, netns: config.librarianNetns }
+                : { mode: "systemd" as const }),
               dependsOn: [network],
             },
             { parent: this },

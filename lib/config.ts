@@ -52,6 +52,8 @@ export interface FameConfig {
   /** Commit fetched from a git librarianSource. */
   librarianCommit: string;
   librarianPort: number;
+  /** Run the Librarian supervised in this network namespace instead of a systemd unit ("" = systemd). */
+  librarianNetns: string;
   /** Opt-in: a change that needs a new Librarian database may wipe it. */
   librarianReset: boolean;
 }
@@ -320,6 +322,13 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
   const librarianPort = int("librarianPort", 1024, 65535, "must be a TCP port from 1024 to 65535");
   const librarianSource = raw.librarianSource.value.trim();
   const librarianCommit = raw.librarianCommit.value.trim().toLowerCase();
+  const librarianNetns = raw.librarianNetns.value.trim();
+  // ip-netns names: one path component under /run/netns.
+  if (librarianNetns !== "" && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(librarianNetns))
+    bad(
+      "librarianNetns",
+      "must be a network namespace name (ip netns): 1..64 of A-Z a-z 0-9 _ . -, not starting with . or -",
+    );
   if (librarian) {
     if (Number.isSafeInteger(nodes) && nodes > MAX_LIBRARIAN_NODES) {
       bad(
@@ -395,6 +404,7 @@ export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated 
       librarianSource,
       librarianCommit,
       librarianPort,
+      librarianNetns,
       librarianReset,
     },
     warnings,

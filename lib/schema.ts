@@ -209,6 +209,13 @@ export const SCHEMA = {
     default: 9093,
     description: "TCP port the Librarian listens on, reachable from the node network only.",
   },
+  librarianNetns: {
+    type: "string",
+    default: "",
+    env: ["FAME_LIBRARIAN_NETNS"],
+    description:
+      "Hosts without systemd: run the Librarian under fame's supervisor inside this network namespace (an `ip netns` name) whose only network is the node network, e.g. one libvirtd runs in. Empty: a confined systemd unit.",
+  },
   librarianReset: {
     type: "boolean",
     default: false,

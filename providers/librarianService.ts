@@ -105,10 +105,17 @@ export const librarianServiceProvider = defineProvider<
         failures.push({
           property: "mode",
           reason:
-            "fame:librarian needs systemd on the host (it runs the Librarian as a confined unit per stack)",
+            "fame:librarian needs systemd on the host (it runs the Librarian as a confined unit per stack); without systemd, set fame:librarianNetns to a network namespace whose only network is the node network",
         });
-      if (news.mode === "netns" && "netns" in news && !news.netns)
-        failures.push({ property: "netns", reason: "mode netns needs a network namespace" });
+      if (news.mode === "netns" && "netns" in news) {
+        if (!news.netns)
+          failures.push({ property: "netns", reason: "mode netns needs a network namespace" });
+        else if (!(await lib.netnsExists(news.netns)))
+          failures.push({
+            property: "netns",
+            reason: `network namespace ${JSON.stringify(news.netns)} does not exist (ip netns list; fame:librarianNetns)`,
+          });
+      }
     }
     if (!(Number.isInteger(news.port) && (news.port ?? 0) > 0 && (news.port ?? 0) < 65536))
       failures.push({ property: "port", reason: `port ${news.port} must be a TCP port` });

@@ -227,6 +227,11 @@ export async function stopSupervised(stateDir: string): Promise<void> {
   }
 }
 
+/** Does the named network namespace (`ip netns add`) exist? */
+export async function netnsExists(name: string): Promise<boolean> {
+  return !name.includes("/") && exists(path.join("/run/netns", name));
+}
+
 // ---- the service: a systemd unit per stack ----
 
 export const SYSTEMD_DIR = "/etc/systemd/system";

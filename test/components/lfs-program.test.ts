@@ -53,6 +53,25 @@ describe("program under mocks: the Librarian", function () {
     assert.equal(run.exports.librarianUnit, "fame-librarian-fame-test.service");
   });
 
+  it("with fame:librarianNetns: the supervised service in that namespace, and the same node image", async () => {
+    const cfg = {
+      nodes: "2",
+      famSize: "1G",
+      dir: "/srv/fame",
+      librarian: "true",
+      librarianSource: VENDOR,
+    };
+    const unit = await runProgram(cfg);
+    const run = await runProgram({ ...cfg, librarianNetns: "fame-lab" });
+    const [svc] = run.ofType(T("LibrarianService"));
+    assert.equal(svc?.inputs.mode, "netns");
+    assert.equal(svc?.inputs.netns, "fame-lab");
+    assert.equal(svc?.inputs.stateDir, "/srv/fame");
+    // How the host runs the Librarian is not part of the nodes: no disk is replaced by switching.
+    const key = (r: typeof run) => r.ofType(T("GoldenImage"))[0]!.inputs.key;
+    assert.equal(key(run), key(unit));
+  });
+
   it("refuses more than 80 nodes and a missing tm-librarian directory before registering anything", async () => {
     const many = await runProgramRefused({
       nodes: "81",

@@ -88,6 +88,22 @@ describe("Librarian config", () => {
     );
   });
 
+  it("takes a network namespace name for the supervised Librarian, from the stack or FAME_LIBRARIAN_NETNS", () => {
+    assert.equal(validate({}).librarianNetns, "");
+    assert.equal(validate({ librarianNetns: "fame-t-1a2b.x_y" }).librarianNetns, "fame-t-1a2b.x_y");
+    const env = validateConfig(resolveRaw(() => undefined, { FAME_LIBRARIAN_NETNS: "lab" }, ctx));
+    assert.equal(env.config.librarianNetns, "lab");
+    for (const bad of ["../x", "a/b", "-a", ".a", "a b", "a;b", "x".repeat(65), "a\nb"]) {
+      assert.deepEqual(
+        problems({ librarianNetns: bad }),
+        [
+          `fame:librarianNetns = ${JSON.stringify(bad)}: must be a network namespace name (ip netns): 1..64 of A-Z a-z 0-9 _ . -, not starting with . or -`,
+        ],
+        bad,
+      );
+    }
+  });
+
   it("resolves a relative directory against the project directory", () => {
     assert.deepEqual(tmLibrarianSource(VENDOR, "", ROOT), {
       kind: "dir",

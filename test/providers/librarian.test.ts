@@ -246,7 +246,7 @@ describe("LibrarianService provider (supervised in a network namespace)", functi
     assert.deepEqual(d.replaces, []);
   });
 
-  it("refuses a netns mode without a namespace, and systemd mode on a host without systemd", async () => {
+  it("refuses a netns mode without a namespace or with a missing one, and systemd mode on a host without systemd", async () => {
     const r = await p.check!({}, { ...inputs, netns: "" });
     assert.match(r.failures![0]!.reason, /mode netns needs a network namespace/);
     if (!fs.existsSync("/run/systemd/system")) {
@@ -254,6 +254,14 @@ describe("LibrarianService provider (supervised in a network namespace)", functi
       assert.match(s.failures![0]!.reason, /fame:librarian needs systemd on the host/);
     }
     assert.deepEqual((await p.check!({}, { ...inputs, netns: UNKNOWN })).failures, []);
+    const missing = `fame-none-${process.pid}`;
+    assert.deepEqual((await p.check!({}, { ...inputs, netns: missing })).failures, [
+      {
+        property: "netns",
+        reason: `network namespace "${missing}" does not exist (ip netns list; fame:librarianNetns)`,
+      },
+    ]);
+    assert.deepEqual((await p.check!({}, { ...inputs })).failures, [], "the sandbox's namespace");
   });
 });
 
