@@ -27,7 +27,7 @@ const PASSWORD = `pw-${crypto.randomBytes(9).toString("hex")}`;
 // The Debian image of the other e2e suites (test/helpers/debianCluster.ts): one cold build in CI.
 const HOSTBASE = "dn";
 const OCTETS = "10.213.60";
-const USER = "l4mdc";
+const USER = "fabric";
 const GiB = 2 ** 30;
 
 let atLineStart = true;
@@ -188,6 +188,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     await stack.setAllConfig({
       "fame:password": { value: PASSWORD, secret: true },
       "fame:famSize": { value: "1G" },
+      "fame:user": { value: USER },
       "fame:shutdownTimeout": { value: "30" },
     });
   });

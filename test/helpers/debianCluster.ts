@@ -49,7 +49,8 @@ export const IMAGE_CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame
 export const IMAGE_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 /** The Debian e2e test's recipe inputs: the same image for every test that boots Debian. */
 export const DEBIAN_IMAGE = {
-  user: "l4mdc",
+  // Not the default (l4mdc): the user name must flow from config to image, seed and SSH.
+  user: "fabric",
   hostbase: "dn",
   octets123: "10.213.60",
   sizeGbytes: 4,
