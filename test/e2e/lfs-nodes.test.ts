@@ -16,7 +16,6 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { imageCmdline } from "../../lib/image";
 import { librarianIni } from "../../lib/librarian";
 import { seedFiles } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
@@ -38,11 +37,10 @@ import {
   type LibrarianServiceOutputs,
 } from "../../providers/librarianService";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
-import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
-import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
+import { provisionNode } from "../helpers/debianCluster";
 import { loadSerialized } from "../helpers/engine";
-import { domainInputs, famInputs, networkInputs } from "../helpers/fixtures";
+import { famInputs, networkInputs } from "../helpers/fixtures";
 import { allocatedBooks, PYTHON, shelfBooks, TM_LIBRARIAN } from "../helpers/lfs";
 import { LFS_HOSTBASE, LFS_OCTETS, LFS_PORT, lfsImageInputs } from "../helpers/lfsImage";
 import { sandboxNetns, sandboxUri, scratchDir } from "../helpers/sandbox";
@@ -220,38 +218,16 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     // --- nodes
     const seeds = seedFiles(key.publicKey, key.privateKey);
     for (const node of plan.nodes) {
-      const diskIn: NodeDiskInputs = {
-        path: path.join(dir, `${node.name}.qcow2`),
-        backingFile: image.qcow2,
-        sizeBytes: 4 * GiB,
-      };
-      await (
-        await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(() => new NodeDisk("d", diskIn))
-      ).provider.create(diskIn);
-      const seedIn: SeedDiskInputs = {
-        path: path.join(dir, `${node.name}.seed.img`),
-        files: seeds,
-      };
-      await (
-        await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
-      ).provider.create(seedIn);
       domIns.push(
-        domainInputs(node, {
+        await provisionNode(node, {
           uri,
           plan,
-          kernel: image.kernel,
-          initrd: image.initrd,
-          cmdline: imageCmdline(),
           dir,
-          fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
           owner,
-          disks: [
-            { path: diskIn.path, format: "qcow2" },
-            { path: seedIn.path, format: "raw" },
-          ],
-          memoryKiB: 786432,
-          vcpus: 2,
-          shutdownTimeoutMs: 120_000,
+          image,
+          diskBytes: 4 * GiB,
+          seeds,
+          fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
         }),
       );
     }

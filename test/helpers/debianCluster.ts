@@ -86,6 +86,58 @@ export function withMode(d: DomainInputs, mode: FamMode, lsaPath: string, node: 
     : ivshmem;
 }
 
+/**
+ * One node as FameNode makes it, through the serialized providers: its overlay
+ * on the golden image and its seed disk are created; returns its (IVSHMEM)
+ * domain inputs, not yet defined.
+ */
+export async function provisionNode(
+  node: NodePlan,
+  o: {
+    uri: string;
+    plan: ClusterPlan;
+    dir: string;
+    owner: string;
+    image: Pick<GoldenImageOutputs, "qcow2" | "kernel" | "initrd">;
+    diskBytes: number;
+    seeds: ReturnType<typeof seedFiles>;
+    fam: { path: string; sizeBytes: number };
+  },
+): Promise<DomainInputs> {
+  const diskIn: NodeDiskInputs = {
+    path: path.join(o.dir, `${node.name}.qcow2`),
+    backingFile: o.image.qcow2,
+    sizeBytes: o.diskBytes,
+  };
+  await (
+    await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(() => new NodeDisk("d", diskIn))
+  ).provider.create(diskIn);
+  const seedIn: SeedDiskInputs = {
+    path: path.join(o.dir, `${node.name}.seed.img`),
+    files: o.seeds,
+  };
+  await (
+    await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
+  ).provider.create(seedIn);
+  return domainInputs(node, {
+    uri: o.uri,
+    plan: o.plan,
+    kernel: o.image.kernel,
+    initrd: o.image.initrd,
+    cmdline: imageCmdline(),
+    dir: o.dir,
+    fam: o.fam,
+    owner: o.owner,
+    disks: [
+      { path: diskIn.path, format: "qcow2" },
+      { path: seedIn.path, format: "raw" },
+    ],
+    memoryKiB: 786432,
+    vcpus: 2,
+    shutdownTimeoutMs: 120_000,
+  });
+}
+
 type StartArgs = {
   uri: string;
   dir: string;
@@ -168,36 +220,17 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   ).provider;
   const domains: DomainInputs[] = [];
   for (const [i, node] of plan.nodes.entries()) {
-    const diskIn: NodeDiskInputs = {
-      path: path.join(dir, `${node.name}.qcow2`),
-      backingFile: image.qcow2,
-      sizeBytes: DEBIAN_IMAGE.sizeGbytes * GiB,
-    };
-    await (
-      await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(() => new NodeDisk("d", diskIn))
-    ).provider.create(diskIn);
-    const seedIn: SeedDiskInputs = { path: path.join(dir, `${node.name}.seed.img`), files: seeds };
-    await (
-      await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
-    ).provider.create(seedIn);
-    if (args.mode === "cxl") await lsa.create(lsaInputs[i]!);
-    const base = domainInputs(node, {
+    const base = await provisionNode(node, {
       uri,
       plan,
-      kernel: image.kernel,
-      initrd: image.initrd,
-      cmdline: imageCmdline(),
       dir,
-      fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
       owner,
-      disks: [
-        { path: diskIn.path, format: "qcow2" },
-        { path: seedIn.path, format: "raw" },
-      ],
-      memoryKiB: 786432,
-      vcpus: 2,
-      shutdownTimeoutMs: 120_000,
+      image,
+      diskBytes: DEBIAN_IMAGE.sizeGbytes * GiB,
+      seeds,
+      fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
     });
+    if (args.mode === "cxl") await lsa.create(lsaInputs[i]!);
     domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node));
   }
   const dom = (
