@@ -76,6 +76,16 @@ start_daemons() {
 		mkdir -p "${pair#*:}"
 		mount --bind "$sd/root/${pair%%:*}" "${pair#*:}"
 	done
+	# libvirt re-probes QEMU (~1 s, serialized) on every capability lookup, so
+	# on every define and start, when its probe and its own check disagree
+	# about KVM: on hosts whose /dev/kvm is root-only (no udev rule for group
+	# kvm) the probe QEMU still gets KVM while libvirt's access check as the
+	# qemu user fails. 32 parallel defines then took minutes. Such a /dev/kvm
+	# is hidden here (only in this mount namespace); a usable one is kept.
+	if [[ -c /dev/kvm ]] && ! runuser -u libvirt-qemu -- test -r /dev/kvm -a -w /dev/kvm 2>/dev/null; then
+		: >"$sd/root/no-kvm"
+		mount --bind "$sd/root/no-kvm" /dev/kvm
+	fi
 	spawn_daemon "$sd" virtlogd
 	spawn_daemon "$sd" libvirtd
 }

@@ -1,7 +1,8 @@
 /**
  * The test sandbox itself (test/harness/sandbox.sh): a fresh libvirtd runs
  * under a child subreaper, so the QEMU capability probe of its first define
- * never waits on a zombie that a lazy PID 1 has not reaped. The time a first
+ * never waits on a zombie that a lazy PID 1 has not reaped, and the probe is
+ * kept (not repeated on every lookup, as a root-only /dev/kvm made it). The time a first
  * define takes goes to bench/ (bench/run.ts), not into an assertion here.
  */
 import * as assert from "node:assert/strict";
@@ -71,5 +72,25 @@ describe("test sandbox (sandbox.sh) on a fresh libvirtd", function () {
       /shut off/,
     );
     fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("keeps that probe: later lookups do not probe QEMU again (a root-only /dev/kvm made every one re-probe)", () => {
+    const uri = fs.readFileSync(path.join(state, "uri"), "utf8").trim();
+    const caps = path.join(state, "root", "cache", "qemu", "capabilities");
+    const saved = () =>
+      fs
+        .readdirSync(caps)
+        .map((f) => `${f}@${fs.statSync(path.join(caps, f)).mtimeMs}`)
+        .sort();
+    const before = saved();
+    assert.ok(before.length > 0, "the first define saved a probe");
+    // Each of these looks the capabilities up; a re-probe saves the file again.
+    for (let i = 0; i < 3; i++) {
+      execFileSync("virsh", ["-q", "-c", uri, "domcapabilities", "--virttype", "qemu"], {
+        stdio: "pipe",
+      });
+      execFileSync("virsh", ["-q", "-c", uri, "dumpxml", "probe01"], { stdio: "pipe" });
+    }
+    assert.deepEqual(saved(), before, "libvirtd probed QEMU again");
   });
 });
