@@ -66,6 +66,16 @@ kill_wait() {
 	kill -KILL "$@" 2>/dev/null || true
 }
 
+# libvirt re-probes QEMU (~1 s, one at a time) on every capability lookup,
+# so on every define and start, when its probe and its own check disagree
+# about KVM: on hosts whose /dev/kvm is root-only (no udev rule giving it to
+# group kvm) the probe QEMU still gets KVM while libvirt's access check as the
+# qemu user fails. 32 parallel defines then took minutes. On such hosts the
+# sandbox hides /dev/kvm from its daemons (a usable one is kept).
+kvm_unusable() {
+	[[ -c /dev/kvm ]] && ! runuser -u libvirt-qemu -- test -r /dev/kvm -a -w /dev/kvm 2>/dev/null
+}
+
 # Runs as root inside `ip netns exec <ns> unshare --mount --propagation private`.
 start_daemons() {
 	local sd=$1 pair
@@ -76,14 +86,8 @@ start_daemons() {
 		mkdir -p "${pair#*:}"
 		mount --bind "$sd/root/${pair%%:*}" "${pair#*:}"
 	done
-	# libvirt re-probes QEMU (~1 s, serialized) on every capability lookup, so
-	# on every define and start, when its probe and its own check disagree
-	# about KVM: on hosts whose /dev/kvm is root-only (no udev rule for group
-	# kvm) the probe QEMU still gets KVM while libvirt's access check as the
-	# qemu user fails. 32 parallel defines then took minutes. Such a /dev/kvm
-	# is hidden here (only in this mount namespace); a usable one is kept.
-	if [[ -c /dev/kvm ]] && ! runuser -u libvirt-qemu -- test -r /dev/kvm -a -w /dev/kvm 2>/dev/null; then
-		: >"$sd/root/no-kvm"
+	# See kvm_unusable: hide such a /dev/kvm, in this mount namespace only.
+	if [[ -f $sd/root/no-kvm ]]; then
 		mount --bind "$sd/root/no-kvm" /dev/kvm
 	fi
 	spawn_daemon "$sd" virtlogd
@@ -170,6 +174,13 @@ up() {
 	# remember_owner=0: no xattr refcounts left on kernel/initrd if a test
 	# dies, which would make the next run fail with "already in use".
 	set_conf "$etc/qemu.conf" remember_owner 0
+	if kvm_unusable; then
+		: >"$sd/root/no-kvm"
+		# libvirt cannot carry a file mounted over /dev/kvm into a domain's
+		# private /dev ("Unable to move ... mount to /dev/kvm"): domains use
+		# the sandbox's /dev, whose only hidden node is that one.
+		set_conf "$etc/qemu.conf" namespaces '[]'
+	fi
 
 	ip netns exec "$ns" unshare --mount --propagation private \
 		"$self" _start_daemons "$sd"

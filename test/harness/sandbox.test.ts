@@ -92,5 +92,16 @@ describe("test sandbox (sandbox.sh) on a fresh libvirtd", function () {
       execFileSync("virsh", ["-q", "-c", uri, "dumpxml", "probe01"], { stdio: "pipe" });
     }
     assert.deepEqual(saved(), before, "libvirtd probed QEMU again");
+    // And a domain still starts (libvirt could not carry a hidden /dev/kvm into a domain's own /dev).
+    execFileSync("virsh", ["-q", "-c", uri, "start", "probe01"], { stdio: "pipe" });
+    try {
+      assert.match(
+        execFileSync("virsh", ["-q", "-c", uri, "domstate", "probe01"], { encoding: "utf8" }),
+        /running/,
+      );
+    } finally {
+      execFileSync("virsh", ["-q", "-c", uri, "destroy", "probe01"], { stdio: "pipe" });
+    }
+    assert.deepEqual(saved(), before, "libvirtd probed QEMU again to start a domain");
   });
 });
