@@ -26,6 +26,32 @@ export const PYTHON = "/usr/bin/python3";
 export const LFS_TEMPLATES = path.join(ROOT, "templates", "lfs");
 export const LAUNCHER = path.join(LFS_TEMPLATES, "fame_lfs.py");
 
+/** The command line of fame's LFS launcher for a node on this host (Librarian at 127.0.0.1). */
+export function launcherArgv(o: {
+  node: number;
+  /** Default: the launcher's own (9093). */
+  port?: number;
+  shadowFile: string;
+  mountpoint: string;
+}): string[] {
+  return [
+    PYTHON,
+    "-P",
+    LAUNCHER,
+    "--tm_librarian",
+    TM_LIBRARIAN,
+    "--node",
+    String(o.node),
+    "--hostname",
+    "127.0.0.1",
+    ...(o.port === undefined ? [] : ["--port", String(o.port)]),
+    "--shadow_file",
+    o.shadowFile,
+    "--mountpoint",
+    o.mountpoint,
+  ];
+}
+
 export interface Book {
   /** LZA, as the Librarian stores it. */
   id: number;
@@ -180,21 +206,7 @@ export class LfsLab {
     const mnt = path.join(this.dir, `lfs${node}`);
     fs.mkdirSync(mnt, { recursive: true });
     this.start(`lfs${node}`, [
-      PYTHON,
-      "-P",
-      LAUNCHER,
-      "--tm_librarian",
-      TM_LIBRARIAN,
-      "--node",
-      String(node),
-      "--hostname",
-      "127.0.0.1",
-      "--port",
-      String(this.port),
-      "--shadow_file",
-      this.fam,
-      "--mountpoint",
-      mnt,
+      ...launcherArgv({ node, port: this.port, shadowFile: this.fam, mountpoint: mnt }),
       ...extra,
     ]);
     await this.waitFor(`the LFS mount of node ${node}`, () => this.mounted(mnt));

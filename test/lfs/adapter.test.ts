@@ -12,9 +12,9 @@ import * as path from "node:path";
 import {
   allocatedBooks,
   booksPerNode,
-  LAUNCHER,
   LFS_TEMPLATES,
   LfsLab,
+  launcherArgv,
   PYTHON,
   shelfBooks,
   TM_LIBRARIAN,
@@ -335,19 +335,11 @@ os.close(fd)`,
     const r = lab.run([
       "timeout",
       "60",
-      PYTHON,
-      "-P",
-      LAUNCHER,
-      "--tm_librarian",
-      TM_LIBRARIAN,
-      "--node",
-      "2",
-      "--hostname",
-      "127.0.0.1",
-      "--shadow_file",
-      missing,
-      "--mountpoint",
-      path.join(lab.dir, "lfs-missing"),
+      ...launcherArgv({
+        node: 2,
+        shadowFile: missing,
+        mountpoint: path.join(lab.dir, "lfs-missing"),
+      }),
     ]);
     assert.notEqual(r.status, 0);
     assert.equal(fs.existsSync(missing), false);
