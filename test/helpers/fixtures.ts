@@ -1,12 +1,29 @@
 /** Provider inputs the way the components build them, for tests and benchmarks that drive providers directly. */
 import * as path from "node:path";
 import { nodeCmdline } from "../../components/fameNode";
+import type { ImageInputs } from "../../lib/image";
 import type { ClusterPlan, NodePlan } from "../../lib/plan";
 import { GiB } from "../../lib/units";
 import type { DiskSpec } from "../../lib/xml";
 import type { DomainInputs } from "../../providers/domain";
 import type { FamFileInputs } from "../../providers/famFile";
 import type { NetworkInputs } from "../../providers/network";
+
+/** Image inputs of the default configuration (no L4FAME, no templates), with overrides. */
+export function imageInputs(over: Partial<ImageInputs> = {}): ImageInputs {
+  return {
+    mirror: "http://deb.debian.org/debian",
+    l4fame: "",
+    kernel: "linux-image-4.14.0-l4fame",
+    user: "l4mdc",
+    hostbase: "node",
+    octets123: "192.168.42",
+    sizeGbytes: 6,
+    helloFabric: "",
+    famScript: "",
+    ...over,
+  };
+}
 
 export function famInputs(file: string, over: Partial<FamFileInputs> = {}): FamFileInputs {
   return {

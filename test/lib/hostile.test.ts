@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { ConfigError, resolveRaw, validateConfig } from "../../lib/config";
 import { aptProxyConf, type ImageInputs, imageRecipe, mmdebstrapCommand } from "../../lib/image";
 import type { ConfigKey } from "../../lib/schema";
+import { imageInputs } from "../helpers/fixtures";
 
 const ctx = { project: "fame", stack: "test" };
 
@@ -142,17 +143,7 @@ describe("hostile config values", () => {
       return (fs.readdirSync(dir, { recursive: true }) as string[]).map(String).sort();
     }
 
-    const recipe = imageRecipe({
-      mirror: "http://deb.debian.org/debian",
-      l4fame: "",
-      kernel: "linux-image-4.14.0-l4fame",
-      user: "l4mdc",
-      hostbase: "node",
-      octets123: "192.168.42",
-      sizeGbytes: 6,
-      helloFabric: "",
-      famScript: "",
-    });
+    const recipe = imageRecipe(imageInputs());
 
     it("keeps every configured path out of the hook text", () => {
       const cache = "/var/tmp/d$(touch pwned)";

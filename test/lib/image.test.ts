@@ -13,17 +13,12 @@ import {
   seedScript,
 } from "../../lib/image";
 
-const base: ImageInputs = {
-  mirror: "http://deb.debian.org/debian",
-  l4fame: "",
-  kernel: "linux-image-4.14.0-l4fame",
-  user: "l4mdc",
-  hostbase: "node",
-  octets123: "192.168.42",
-  sizeGbytes: 6,
+import { imageInputs } from "../helpers/fixtures";
+
+const base = imageInputs({
   helloFabric: "int main(void) { return 0; }\n",
   famScript: "#!/bin/sh\n",
-};
+});
 
 const file = (inputs: ImageInputs, p: string) =>
   imageRecipe(inputs).files.find((f) => f.path === p);

@@ -7,13 +7,14 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { probeUrl, releaseUrl } from "../../lib/host/probe";
-import { type ImageInputs, imageKey, imageRecipe } from "../../lib/image";
+import { imageKey, imageRecipe } from "../../lib/image";
 import {
   GoldenImageBuild,
   type GoldenImageInputs,
   type GoldenImageOutputs,
 } from "../../providers/goldenImage";
 import { loadSerialized } from "../helpers/engine";
+import { imageInputs } from "../helpers/fixtures";
 import { scratchDir } from "../helpers/sandbox";
 
 function listen(handler: http.RequestListener): Promise<{ server: http.Server; url: string }> {
@@ -77,17 +78,7 @@ describe("L4FAME probe and golden image check", function () {
     const closed = await listen(() => undefined);
     const dead = `${closed.url}/Debian`;
     closed.server.close();
-    const inputs: ImageInputs = {
-      mirror: "http://deb.debian.org/debian",
-      l4fame: dead,
-      kernel: "linux-image-4.14.0-l4fame",
-      user: "l4mdc",
-      hostbase: "node",
-      octets123: "192.168.42",
-      sizeGbytes: 6,
-      helloFabric: "",
-      famScript: "",
-    };
+    const inputs = imageInputs({ l4fame: dead });
     const recipe = imageRecipe(inputs);
     const cacheDir = scratchDir("probe-cache");
     const imgIn: GoldenImageInputs = {
