@@ -18,7 +18,8 @@ import { TM_LIBRARIAN } from "../helpers/lfs";
 import { ROOT } from "../helpers/sandbox";
 
 const ctx = { project: "fame", stack: "test" };
-const VENDOR = "../shared/vendor/tm-librarian";
+// tm-librarian as a path relative to the project directory (beside the checkout, or FAME_TM_LIBRARIAN).
+const VENDOR = path.relative(ROOT, TM_LIBRARIAN);
 
 function validate(over: Partial<Record<ConfigKey, string>>): FameConfig {
   return validateConfig(resolveRaw((k) => over[k], {}, ctx)).config;

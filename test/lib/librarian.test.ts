@@ -144,7 +144,7 @@ describe("Librarian INI", () => {
     }
     let tmp: string;
     before(() => {
-      // The vendored suite lives beside the repository (../shared/vendor); missing = a broken checkout.
+      // The vendored suite (beside the checkout, or FAME_TM_LIBRARIAN); missing = a broken checkout.
       assert.ok(fs.existsSync(script), `${script} not found`);
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fame-ini-"));
     });
