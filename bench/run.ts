@@ -33,13 +33,12 @@ import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../provider
 import { loadSerialized } from "../test/helpers/engine";
 import { domainInputs, famInputs, networkInputs } from "../test/helpers/fixtures";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../test/helpers/pulumi";
-import { ROOT, sandboxUri, scratchDir, stopSandbox } from "../test/helpers/sandbox";
+import { ROOT, sandboxUri, scratchDir, stopSandbox, testImageCache } from "../test/helpers/sandbox";
 import { waitForSsh } from "../test/helpers/ssh";
 import { sizeRatio, speedRatio } from "./report";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const COLD = process.env.FAME_BENCH_COLD !== "0";
-const CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
 const MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 const IMAGE_GB = 3;
 const COUNTS = [1, 8, 32];
@@ -83,6 +82,7 @@ const PROBE_XML = `<domain type="qemu"><name>benchprobe</name><memory unit="KiB"
 
 async function main(): Promise<void> {
   const uri = sandboxUri();
+  const CACHE = testImageCache();
   const dir = scratchDir("bench");
   const rows: [string, string, string, string][] = [];
   const notes: string[] = [];

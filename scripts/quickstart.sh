@@ -33,16 +33,17 @@ if ! node -e 'require.resolve("@pulumi/pulumi"); require.resolve("ts-node")' 2>/
 fi
 
 ver=$(node -p 'require("./package.json").dependencies["@pulumi/pulumi"]')
-if [[ "$(pulumi version 2>/dev/null)" != "v$ver" ]]; then
-  if [[ ${FAME_PULUMI_FROM:-} != go ]] && curl -fsI --max-time 10 https://get.pulumi.com >/dev/null 2>&1; then
-    log "installing the Pulumi CLI v$ver (official installer)"
-    curl -fsSL https://get.pulumi.com | sh -s -- --version "$ver"
-    export PATH="$HOME/.pulumi/bin:$PATH"
-  else
-    log "get.pulumi.com is unreachable: building the Pulumi CLI v$ver from Go modules"
-    export PATH="$(scripts/pulumi-cli.sh):$PATH"
-  fi
+if [[ "$(pulumi version 2>/dev/null)" != "v$ver" && ${FAME_PULUMI_FROM:-} != go ]] &&
+  curl -fsI --max-time 10 https://get.pulumi.com >/dev/null 2>&1; then
+  log "installing the Pulumi CLI v$ver (official installer)"
+  curl -fsSL https://get.pulumi.com | sh -s -- --version "$ver"
+  export PATH="$HOME/.pulumi/bin:$PATH"
 fi
+# Uses a pulumi of this version already on PATH; otherwise builds (once) or
+# checks fame's CLI cache, so a cache an older version of this script left
+# with links into a deleted checkout is repaired rather than skipped.
+cli=$(scripts/pulumi-cli.sh)
+export PATH="$cli:$PATH"
 export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
 
 if [[ -z ${PULUMI_BACKEND_URL:-} ]] && ! pulumi whoami >/dev/null 2>&1; then

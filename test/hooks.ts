@@ -1,8 +1,8 @@
 /**
  * Mocha root hooks: sweep what killed runs left behind before this run starts,
- * and stop this run's libvirt sandbox once the whole run is over.
+ * and stop this run's libvirt sandbox and remove its scratch once the whole run is over.
  */
-import { stopSandbox, sweepDeadRuns } from "./helpers/sandbox";
+import { removeOwnScratch, stopSandbox, sweepDeadRuns } from "./helpers/sandbox";
 
 export const mochaHooks = {
   beforeAll(): void {
@@ -10,5 +10,6 @@ export const mochaHooks = {
   },
   afterAll(): void {
     stopSandbox();
+    removeOwnScratch();
   },
 };

@@ -17,11 +17,10 @@ import type { EngineEvent, OpType, Stack } from "@pulumi/pulumi/automation";
 import { DEBIAN_IMAGE } from "../helpers/debianCluster";
 import { readAt } from "../helpers/files";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../helpers/pulumi";
-import { ROOT, sandboxUri, scratchDir, virshOut } from "../helpers/sandbox";
+import { ROOT, sandboxUri, scratchDir, testImageCache, virshOut } from "../helpers/sandbox";
 import { sshOk, waitForSsh } from "../helpers/ssh";
 
 /** Shared across runs on one machine: the image is built once, then reused. */
-const CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
 const STACK = `e2e-${process.pid}`;
 const PASSWORD = `pw-${crypto.randomBytes(9).toString("hex")}`;
 // The Debian image of the other e2e suites (test/helpers/debianCluster.ts): one cold build in CI.
@@ -180,7 +179,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       FAME_OCTETS123: OCTETS,
       FAME_VCPUS: "1",
       FAME_VFS_GBYTES: "4",
-      FAME_IMAGE_CACHE: CACHE,
+      FAME_IMAGE_CACHE: testImageCache(),
     };
     env = { ...process.env, ...fameEnv };
     stack = await projectStack(STACK, fameEnv);

@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { RUN_DIR } from "../helpers/sandbox";
+import { scratchBase } from "../helpers/sandbox";
 
 const SCRIPT = path.join(__dirname, "sandbox.sh");
 
@@ -38,7 +38,7 @@ const DOMAIN_XML = `<domain type="qemu">
 describe("test sandbox (sandbox.sh) on a fresh libvirtd", function () {
   this.timeout(300_000);
   // Its own state dir: a libvirtd that has never probed QEMU (the shared sandbox may have).
-  const state = path.join(RUN_DIR, `sandbox-${process.pid}-fresh`);
+  const state = path.join(scratchBase(), `sandbox-${process.pid}-fresh`);
 
   before(() => {
     fs.mkdirSync(state, { recursive: true });

@@ -8,7 +8,7 @@ import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { RUN_DIR, sweepDeadRuns } from "../helpers/sandbox";
+import { scratchBase, sweepDeadRuns } from "../helpers/sandbox";
 
 const SCRIPT = path.join(__dirname, "sandbox.sh");
 
@@ -30,7 +30,7 @@ function deadPid(): number {
 
 describe("sweeping leftovers of dead test runs", function () {
   this.timeout(300_000);
-  const runDir = path.join(RUN_DIR, `sweep-test-${process.pid}`);
+  const runDir = path.join(scratchBase(), `sweep-test-${process.pid}`);
 
   after(() => {
     // Whatever the test did not sweep (on failure) goes the normal way.

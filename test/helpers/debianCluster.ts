@@ -27,6 +27,7 @@ import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../provi
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
 import { type LoadedProvider, loadSerialized } from "./engine";
 import { domainInputs, famInputs, networkInputs } from "./fixtures";
+import { testImageCache } from "./sandbox";
 import { ssh, waitForSsh } from "./ssh";
 
 /** ssh's own failures before the command ran (a loaded host): safe to try again. */
@@ -45,7 +46,6 @@ async function sshRetry(keyFile: string, user: string, ip: string, command: stri
 }
 
 /** Shared across runs on one machine: the image is built once, then reused. */
-export const IMAGE_CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
 export const IMAGE_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 /** The Debian e2e test's recipe inputs: the same image for every test that boots Debian. */
 export const DEBIAN_IMAGE = {
@@ -171,7 +171,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
 
   const image0 = goldenImageRecipe({ mirror: IMAGE_MIRROR, ...DEBIAN_IMAGE });
   const imgIn: GoldenImageInputs = {
-    cacheDir: IMAGE_CACHE,
+    cacheDir: testImageCache(),
     key: image0.key,
     recipe: image0.recipe,
     hook: image0.hook,

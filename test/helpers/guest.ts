@@ -2,24 +2,31 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ROOT, RUN_DIR } from "./sandbox";
+import { ROOT, RUN_DIR, scratchDir } from "./sandbox";
 
 const KIT = path.join(RUN_DIR, "guest-kit");
-let built = false;
+let kit: { kernel: string; initrd: string } | undefined;
 
+/**
+ * Built (or found up to date) in .test-run/guest-kit, where .ci/run builds it
+ * on the host network, then copied into this run's scratch: QEMU opens the
+ * kernel and initrd, and it may not be able to enter the checkout.
+ */
 export function guestKit(): { kernel: string; initrd: string } {
-  const kernel = path.join(KIT, "vmlinuz");
-  const initrd = path.join(KIT, "initrd.img");
-  if (!built) {
+  if (!kit) {
     fs.mkdirSync(KIT, { recursive: true });
-    fs.chmodSync(RUN_DIR, 0o755);
     execFileSync("bash", [path.join(ROOT, "test", "harness", "guest-kit.sh"), KIT], {
       stdio: ["ignore", "inherit", "inherit"],
       timeout: 300_000,
     });
-    built = true;
+    const dir = scratchDir("guest-kit");
+    for (const f of ["vmlinuz", "initrd.img"]) {
+      fs.copyFileSync(path.join(KIT, f), path.join(dir, f));
+      fs.chmodSync(path.join(dir, f), 0o644);
+    }
+    kit = { kernel: path.join(dir, "vmlinuz"), initrd: path.join(dir, "initrd.img") };
   }
-  return { kernel, initrd };
+  return kit;
 }
 
 /** Waits until `file` contains a line matching `re`; returns the file's text. */

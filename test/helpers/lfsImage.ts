@@ -3,8 +3,8 @@ import * as path from "node:path";
 import { goldenImageRecipe } from "../../components/goldenImage";
 import type { GoldenImageInputs } from "../../providers/goldenImage";
 import { TM_LIBRARIAN } from "./lfs";
+import { testImageCache } from "./sandbox";
 
-export const LFS_CACHE = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
 export const LFS_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 export const LFS_HOSTBASE = "ln";
 export const LFS_OCTETS = "10.213.70";
@@ -19,5 +19,12 @@ export function lfsImageInputs(): GoldenImageInputs {
     sizeGbytes: 4,
     lfs: { tmLibrarianDir: path.resolve(TM_LIBRARIAN), port: LFS_PORT },
   });
-  return { cacheDir: LFS_CACHE, key: r.key, recipe: r.recipe, hook: r.hook, l4fame: "", proxy: "" };
+  return {
+    cacheDir: testImageCache(),
+    key: r.key,
+    recipe: r.recipe,
+    hook: r.hook,
+    l4fame: "",
+    proxy: "",
+  };
 }

@@ -22,6 +22,24 @@ export function usePulumiCli(): string {
   return dir;
 }
 
+/**
+ * Which Node.js language host the CLI in `dir` runs programs with, as
+ * scripts/pulumi-cli.sh recorded it ("official ..." or "fallback: ..."); a
+ * CLI installed by other means ships the official one.
+ */
+export function languageHostOf(dir: string): string {
+  const f = path.join(dir, "language-host");
+  return fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim() : "official (installed with the CLI)";
+}
+
+/** Is the official host's source here for scripts/pulumi-cli.sh to build? */
+export function officialHostSourceAvailable(): boolean {
+  const src =
+    process.env.FAME_PULUMI_LANGUAGE_NODEJS_SRC ||
+    path.join(ROOT, "..", "shared", "vendor", "pulumi-language-nodejs");
+  return fs.existsSync(path.join(src, "main.go"));
+}
+
 /** Offline CLI settings: private PULUMI_HOME, file backend and passphrase under `work`. */
 export function pulumiEnv(work: string): Record<string, string> {
   fs.mkdirSync(path.join(work, "state"), { recursive: true });

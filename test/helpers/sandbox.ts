@@ -9,16 +9,47 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 export const ROOT = path.join(__dirname, "..", "..");
+/** Logs and CI artifacts, in the checkout: QEMU never opens anything here. */
 export const RUN_DIR = path.join(ROOT, ".test-run");
+/**
+ * What QEMU opens (sandbox state, FAM files, disks, the guest kit) lives here,
+ * outside the checkout: the qemu user (libvirt-qemu) cannot enter a clone in
+ * /root, in a 0700 home or under `mktemp -d`. Mode 0711 on a sticky /var/tmp.
+ */
+export const SCRATCH_BASE = process.env.FAME_TEST_SCRATCH ?? "/var/tmp/fame-test";
 // One sandbox per test process, so parallel runs never share a libvirtd.
-const STATE = path.join(RUN_DIR, `sandbox-${process.pid}`);
+const STATE = path.join(SCRATCH_BASE, `sandbox-${process.pid}`);
 const SCRIPT = path.join(ROOT, "test", "harness", "sandbox.sh");
+/** The user libvirt runs QEMU as (Debian's libvirt-daemon-system creates it). */
+export const QEMU_USER = process.env.FAME_TEST_QEMU_USER ?? "libvirt-qemu";
+
+/** Can the qemu user search (enter) directory `dir`? Asked as that user, so ACLs count. */
+export function qemuCanEnter(dir: string): boolean {
+  try {
+    execFileSync("runuser", ["-u", QEMU_USER, "--", "test", "-x", dir], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The scratch base, created 0711 and checked to be reachable by the qemu user. */
+export function scratchBase(): string {
+  fs.mkdirSync(SCRATCH_BASE, { recursive: true, mode: 0o711 });
+  if (!qemuCanEnter(SCRATCH_BASE)) {
+    throw new Error(
+      `test scratch ${SCRATCH_BASE} is not reachable by ${QEMU_USER} (QEMU opens files there): set FAME_TEST_SCRATCH to a directory every ancestor of which ${QEMU_USER} may enter`,
+    );
+  }
+  return SCRATCH_BASE;
+}
 
 let uri: string | undefined;
 
 /** Starts the sandbox on first use and returns its libvirt URI. */
 export function sandboxUri(): string {
   if (uri) return uri;
+  scratchBase();
   fs.mkdirSync(STATE, { recursive: true });
   execFileSync("bash", [SCRIPT, "up", STATE], {
     stdio: ["ignore", "inherit", "inherit"],
@@ -80,7 +111,7 @@ const SCRATCH_RE = /^.+-(\d+)-(\d{13})$/;
  * Another run's namespaces and daemons (not recorded in a dead run's state
  * dir) are never touched. Returns the paths it removed.
  */
-export function sweepDeadRuns(runDir = RUN_DIR): string[] {
+export function sweepDeadRuns(runDir = SCRATCH_BASE): string[] {
   const swept: string[] = [];
   if (!fs.existsSync(runDir)) return swept;
   for (const name of fs.readdirSync(runDir)) {
@@ -105,12 +136,48 @@ export function sweepDeadRuns(runDir = RUN_DIR): string[] {
   return swept;
 }
 
-/** A fresh scratch directory under .test-run, readable by QEMU (libvirt-qemu). */
+/** A fresh scratch directory under SCRATCH_BASE, readable by QEMU (libvirt-qemu). */
 export function scratchDir(name: string): string {
-  const dir = path.join(RUN_DIR, `${name}-${process.pid}-${Date.now()}`);
+  const dir = path.join(scratchBase(), `${name}-${process.pid}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  fs.chmodSync(RUN_DIR, 0o755);
   return dir;
+}
+
+/**
+ * Removes this run's scratch directories once the run is over (its sandbox is
+ * stopped first); FAME_TEST_KEEP=1 keeps them for a post-mortem.
+ */
+export function removeOwnScratch(): void {
+  if (process.env.FAME_TEST_KEEP === "1" || !fs.existsSync(SCRATCH_BASE)) return;
+  for (const name of fs.readdirSync(SCRATCH_BASE)) {
+    const m = SANDBOX_RE.exec(name) ?? SCRATCH_RE.exec(name);
+    if (Number(m?.[1]) === process.pid) {
+      fs.rmSync(path.join(SCRATCH_BASE, name), { recursive: true, force: true });
+    }
+  }
+}
+
+let imageCache: string | undefined;
+/**
+ * The golden-image cache the tests build into and boot from:
+ * FAME_TEST_IMAGE_CACHE (default /var/cache/fame-test/images), kept across
+ * runs. Overlays are backed by its images, so QEMU must reach it; where it
+ * cannot (a cache under a 0700 directory), this run builds into a scratch
+ * directory of its own instead and says so.
+ */
+export function testImageCache(): string {
+  if (imageCache) return imageCache;
+  const wanted = process.env.FAME_TEST_IMAGE_CACHE ?? "/var/cache/fame-test/images";
+  fs.mkdirSync(wanted, { recursive: true });
+  if (qemuCanEnter(wanted)) {
+    imageCache = wanted;
+  } else {
+    imageCache = scratchDir("images");
+    console.error(
+      `test image cache: ${wanted} is not reachable by ${QEMU_USER}; this run builds its images in ${imageCache} (removed after the run)`,
+    );
+  }
+  return imageCache;
 }
 
 /** virsh against the sandbox (tests inspect libvirt directly, not through fame). */
