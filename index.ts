@@ -13,7 +13,9 @@ import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
 import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
+import { ownershipFacts } from "./lib/host/ownership";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
+import { ownershipProblems } from "./lib/ownership";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -38,6 +40,13 @@ const domainType = domainTypeFor(config.accel, host.cpuinfo, host.kvmDevice);
 
 // What this change will do, said before anything happens (and refused when it would cut FAM data).
 const owner = `${project}/${stack}`;
+// Another stack's directory or FAM file is never written, adopted or deleted.
+const foreign = ownershipProblems(ownershipFacts(config.dir, config.famPath), owner);
+if (foreign.length > 0) {
+  throw new pulumi.RunError(
+    `refusing this change (nothing was changed):\n  - ${foreign.join("\n  - ")}`,
+  );
+}
 const appliedFile = path.join(config.dir, APPLIED_FILE);
 const appliedText = fs.existsSync(appliedFile) ? fs.readFileSync(appliedFile, "utf8") : undefined;
 const parsed = appliedText === undefined ? undefined : parseApplied(appliedText, owner);

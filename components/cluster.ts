@@ -110,7 +110,11 @@ export class FameCluster extends pulumi.ComponentResource {
     const shutdownTimeoutMs = config.shutdownTimeoutSeconds * 1000;
 
     const imgArgs = args.image ?? imageArgs(config);
-    const dir = new Directory(`${name}-dir`, { path: config.dir, mode: 0o755 }, { parent: this });
+    const dir = new Directory(
+      `${name}-dir`,
+      { path: config.dir, mode: 0o755, owner: args.owner },
+      { parent: this },
+    );
     const memory = new FabricMemory(
       `${name}-fam`,
       {

@@ -1,22 +1,29 @@
 /**
  * Dynamic provider for the artifact directory (console logs, INI, env.sh).
- * Deleting removes the directory only when it is empty: it may hold the FAM
- * file or logs the user still wants.
+ * It holds the stack's owner record (`.fame-owner`, lib/ownership.ts), written
+ * on create and update and refused when another stack's is there. Deleting
+ * removes the directory only when nothing but that record is left: it may
+ * hold the FAM file, the Librarian database or logs the user still wants, and
+ * then the record stays with them.
  */
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
+import { claim, release } from "../lib/host/ownership";
+import { DIR_OWNER_FILE, parseOwnerRecord } from "../lib/ownership";
 import { defineProvider } from "./contract";
 
 export interface DirectoryInputs {
   path: string;
   mode: number;
+  /** The stack that owns it, `<project>/<stack>` (absent in states older than owner records). */
+  owner?: string;
 }
 export type DirectoryOutputs = DirectoryInputs;
 
 export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutputs>({
-  keys: ["path", "mode"],
+  keys: ["path", "mode", "owner"],
   replaceKeys: ["path"],
   uniqueKeys: ["path"],
   async check(news) {
@@ -25,6 +32,17 @@ export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutput
       const st = await fs.stat(news.path).catch(() => undefined);
       if (st && !st.isDirectory()) {
         failures.push({ property: "path", reason: `${news.path} exists and is not a directory` });
+      } else if (st && news.owner !== undefined) {
+        const text = await fs
+          .readFile(path.join(news.path, DIR_OWNER_FILE), "utf8")
+          .catch(() => undefined);
+        const rec = text === undefined ? undefined : parseOwnerRecord(text);
+        if (rec && !("problem" in rec) && rec.owner !== news.owner) {
+          failures.push({
+            property: "path",
+            reason: `${news.path} belongs to fame stack ${rec.owner} (${DIR_OWNER_FILE}), not ${news.owner}: choose another fame:dir`,
+          });
+        }
       } else if (!st) {
         // The nearest existing ancestor must be a directory we can write into.
         let parent = path.dirname(news.path);
@@ -50,8 +68,7 @@ export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutput
     return failures;
   },
   async create(inputs: DirectoryInputs) {
-    await fs.mkdir(inputs.path, { recursive: true, mode: inputs.mode });
-    await fs.chmod(inputs.path, inputs.mode);
+    await makeOwned(inputs);
     return { id: inputs.path, outs: { ...inputs } satisfies DirectoryOutputs };
   },
   async read(id: string, props?: DirectoryOutputs) {
@@ -59,20 +76,35 @@ export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutput
     if (!st?.isDirectory()) return {};
     return {
       id,
-      props: { path: id, mode: props?.mode ?? st.mode & 0o7777 } satisfies DirectoryOutputs,
+      props: {
+        path: id,
+        mode: props?.mode ?? st.mode & 0o7777,
+        ...(props?.owner !== undefined ? { owner: props.owner } : {}),
+      } satisfies DirectoryOutputs,
     };
   },
   async update(_id: string, _olds: DirectoryOutputs, news: DirectoryInputs) {
-    await fs.mkdir(news.path, { recursive: true, mode: news.mode });
-    await fs.chmod(news.path, news.mode);
+    await makeOwned(news);
     return { outs: { ...news } satisfies DirectoryOutputs };
   },
-  async delete(id: string) {
+  async delete(id: string, props: DirectoryOutputs) {
+    // The record goes only with the directory: whatever else is left keeps its owner.
+    const left = await fs.readdir(id).catch(() => [] as string[]);
+    if (props.owner !== undefined && left.length === 1 && left[0] === DIR_OWNER_FILE) {
+      await release(path.join(id, DIR_OWNER_FILE), props.owner);
+    }
     await fs.rmdir(id).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== "ENOENT" && e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     });
   },
 });
+
+/** Makes the directory (mode as asked) and writes, or confirms, its owner record. */
+async function makeOwned(d: DirectoryInputs): Promise<void> {
+  await fs.mkdir(d.path, { recursive: true, mode: d.mode });
+  await fs.chmod(d.path, d.mode);
+  if (d.owner !== undefined) await claim(path.join(d.path, DIR_OWNER_FILE), d.owner, "dir");
+}
 
 export type DirectoryArgs = { [K in keyof DirectoryInputs]: pulumi.Input<DirectoryInputs[K]> };
 
