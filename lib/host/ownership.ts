@@ -1,5 +1,6 @@
 /** Reads and writes the owner records of lib/ownership.ts. */
 import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import {
   DIR_OWNER_FILE,
@@ -48,7 +49,7 @@ export function ownershipFacts(dir: string, famPath: string): OwnershipFacts {
  * renamed, so a crash never leaves half a record.
  */
 export async function claim(file: string, owner: string, kind: OwnerRecord["kind"]): Promise<void> {
-  const text = await fs.promises.readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
+  const text = await fsp.readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
     if (e.code === "ENOENT") return undefined;
     throw e;
   });
@@ -60,14 +61,14 @@ export async function claim(file: string, owner: string, kind: OwnerRecord["kind
     );
   }
   const tmp = `${file}.${process.pid}.tmp`;
-  await fs.promises.writeFile(tmp, ownerRecordText(owner, kind, new Date()), { mode: 0o644 });
-  await fs.promises.rename(tmp, file);
+  await fsp.writeFile(tmp, ownerRecordText(owner, kind, new Date()), { mode: 0o644 });
+  await fsp.rename(tmp, file);
 }
 
 /** Removes `file` if it is `owner`'s record (a foreign or damaged one stays). */
 export async function release(file: string, owner: string): Promise<void> {
-  const text = await fs.promises.readFile(file, "utf8").catch(() => undefined);
+  const text = await fsp.readFile(file, "utf8").catch(() => undefined);
   if (text === undefined) return;
   const r = parseOwnerRecord(text);
-  if (!("problem" in r) && r.owner === owner) await fs.promises.rm(file, { force: true });
+  if (!("problem" in r) && r.owner === owner) await fsp.rm(file, { force: true });
 }

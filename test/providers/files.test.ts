@@ -6,12 +6,14 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseOwnerRecord } from "../../lib/ownership";
 import { GiB } from "../../lib/units";
 import {
   ArtifactFile,
   type ArtifactFileInputs,
   type ArtifactFileOutputs,
 } from "../../providers/artifactFile";
+import { Directory, type DirectoryInputs, type DirectoryOutputs } from "../../providers/directory";
 import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
 import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
@@ -33,6 +35,32 @@ describe("host-file providers (loaded from their serialized form)", function () 
     dir = scratchDir("files");
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("Directory: records its stack as owner, refuses another's, and keeps the record while data is left", async () => {
+    const d = path.join(dir, "owned");
+    const mine: DirectoryInputs = { path: d, mode: 0o755, owner: "fame/first" };
+    const { provider: p } = await loadSerialized<DirectoryInputs, DirectoryOutputs>(
+      () => new Directory("d", mine),
+    );
+    const { outs } = await p.create(mine);
+    const record = parseOwnerRecord(fs.readFileSync(path.join(d, ".fame-owner"), "utf8"));
+    assert.ok(!("problem" in record) && record.owner === "fame/first" && record.kind === "dir");
+    assert.equal(fs.statSync(d).mode & 0o777, 0o755);
+    // Another stack: refused in check (preview) and in create, the record untouched.
+    const theirs: DirectoryInputs = { ...mine, owner: "fame/second" };
+    const failures = (await p.check({}, theirs)).failures ?? [];
+    assert.match(failures[0]?.reason ?? "", /belongs to fame stack fame\/first/);
+    await assert.rejects(p.create(theirs), /fame stack fame\/first owns it, not fame\/second/);
+    assert.deepEqual((await p.check({}, mine)).failures, []);
+    // Deleted with user data inside: the directory and its record stay.
+    fs.writeFileSync(path.join(d, "librarian.db"), "data");
+    await p.delete(d, outs!);
+    assert.ok(fs.existsSync(path.join(d, ".fame-owner")), "the record stays with the data");
+    // With nothing but the record left: both go.
+    fs.rmSync(path.join(d, "librarian.db"));
+    await p.delete(d, outs!);
+    assert.ok(!fs.existsSync(d));
+  });
 
   it("SshKey: makes a key pair ssh accepts, replaces only on a new comment, keeps it on read", async () => {
     const inputs: SshKeyInputs = { comment: "fame-test" };
