@@ -7,7 +7,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
-import { defineProvider } from "./contract";
+import { defineProvider, type Undo } from "./contract";
 
 export interface DirectoryInputs {
   path: string;
@@ -49,8 +49,25 @@ export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutput
     }
     return failures;
   },
-  async create(inputs: DirectoryInputs) {
-    await fs.mkdir(inputs.path, { recursive: true, mode: inputs.mode });
+  async create(inputs: DirectoryInputs, undo: Undo) {
+    const first = await fs.mkdir(inputs.path, { recursive: true, mode: inputs.mode });
+    if (first !== undefined) {
+      // Only the directories made here, deepest first, and only while empty.
+      undo.push(`remove new directory ${first}`, async () => {
+        const top = path.resolve(first);
+        for (let d = path.resolve(inputs.path); ; d = path.dirname(d)) {
+          const kept = await fs.rmdir(d).then(
+            () => false,
+            (e: NodeJS.ErrnoException) => {
+              // Something else now holds files there: it stays.
+              if (e.code === "ENOTEMPTY" || e.code === "EEXIST") return true;
+              throw e;
+            },
+          );
+          if (kept || d === top || d === path.dirname(d)) break;
+        }
+      });
+    }
     await fs.chmod(inputs.path, inputs.mode);
     return { id: inputs.path, outs: { ...inputs } satisfies DirectoryOutputs };
   },
