@@ -19,9 +19,14 @@ async function write(inputs: ArtifactFileInputs): Promise<ArtifactFileOutputs> {
   await fs.mkdir(path.dirname(inputs.path), { recursive: true });
   // Written aside and renamed, so a reader never sees half a file.
   const next = `${inputs.path}.fame-new`;
-  await fs.writeFile(next, inputs.content, { mode: inputs.mode });
-  await fs.chmod(next, inputs.mode);
-  await fs.rename(next, inputs.path);
+  try {
+    await fs.writeFile(next, inputs.content, { mode: inputs.mode });
+    await fs.chmod(next, inputs.mode);
+    await fs.rename(next, inputs.path);
+  } finally {
+    // A failed write leaves no half-made file beside the real one.
+    await fs.rm(next, { force: true }).catch(() => undefined);
+  }
   return { ...inputs };
 }
 

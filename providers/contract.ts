@@ -15,6 +15,10 @@
  * - Every key that is not a replace key is updated in place, so a provider
  *   with in-place keys must have an `update` (a missing one makes the engine
  *   drop every output but `__provider`): checked when the provider is defined.
+ * - A create that fails undoes what it made: the engine records nothing for
+ *   it, so neither a later `up` nor `destroy` would know of it. Each create
+ *   gets an `Undo` to register how to remove what it made (never what it
+ *   adopted: an existing FAM file or disk is user data).
  *
  * The engine serializes each provider object with its closures, so this
  * module captures only plain functions and data.
@@ -75,10 +79,50 @@ export interface ProviderSpec<I extends object, O extends object> {
    * off). May look at the host: diff runs it in previews too.
    */
   needsRepair?(olds: O): boolean | Promise<boolean>;
-  create(inputs: I): Promise<{ id: string; outs: O }>;
+  /** `undo`: register each thing made here; on a throw they are removed, newest first. */
+  create(inputs: I, undo: Undo): Promise<{ id: string; outs: O }>;
   read(id: string, props?: O): Promise<{ id?: string; props?: O }>;
   update?(id: string, olds: O, news: I): Promise<{ outs: O }>;
   delete(id: string, props: O): Promise<void>;
+}
+
+/** Compensations a create registers, run if it fails. */
+export interface Undo {
+  /** `what` names the step in the error should it fail ("undefine domain fam01"). */
+  push(what: string, step: () => Promise<void>): void;
+}
+
+/**
+ * Runs `body` with an undo stack. When it throws, every registered step runs,
+ * newest first, and the original error is rethrown: a step that fails does
+ * not stop the others and is appended to the error's message, never hiding
+ * why the create failed.
+ */
+export async function withUndo<T>(body: (undo: Undo) => Promise<T>): Promise<T> {
+  const steps: { what: string; step: () => Promise<void> }[] = [];
+  try {
+    return await body({
+      push(what, step) {
+        steps.push({ what, step });
+      },
+    });
+  } catch (e) {
+    const failed: string[] = [];
+    for (const { what, step } of steps.reverse()) {
+      try {
+        await step();
+      } catch (u) {
+        failed.push(`${what}: ${u instanceof Error ? u.message : String(u)}`);
+      }
+    }
+    if (failed.length === 0) throw e;
+    const note = `; undoing the failed create also failed, remove by hand: ${failed.join("; ")}`;
+    if (e instanceof Error) {
+      e.message += note;
+      throw e;
+    }
+    throw new Error(`${String(e)}${note}`);
+  }
 }
 
 export interface DiffResult {
@@ -160,7 +204,7 @@ export function defineProvider<I extends object, O extends object>(
         deleteBeforeReplace: d.deleteBeforeReplace,
       };
     },
-    create: (inputs: I) => spec.create(inputs),
+    create: (inputs: I) => withUndo((undo) => spec.create(inputs, undo)),
     read: (id: string, props?: O) => spec.read(id, props),
     delete: (id: string, props: O) => spec.delete(id, props),
   };

@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
 import { claim, release } from "../lib/host/ownership";
 import { DIR_OWNER_FILE, parseOwnerRecord } from "../lib/ownership";
-import { defineProvider } from "./contract";
+import { defineProvider, type Undo } from "./contract";
 
 export interface DirectoryInputs {
   path: string;
@@ -67,8 +67,30 @@ export const directoryProvider = defineProvider<DirectoryInputs, DirectoryOutput
     }
     return failures;
   },
-  async create(inputs: DirectoryInputs) {
-    await makeOwned(inputs);
+  async create(inputs: DirectoryInputs, undo: Undo) {
+    const first = await fs.mkdir(inputs.path, { recursive: true, mode: inputs.mode });
+    if (first !== undefined) {
+      // Only the directories made here, deepest first, and only while empty.
+      undo.push(`remove new directory ${first}`, async () => {
+        const top = path.resolve(first);
+        for (let d = path.resolve(inputs.path); ; d = path.dirname(d)) {
+          const kept = await fs.rmdir(d).then(
+            () => false,
+            (e: NodeJS.ErrnoException) => {
+              // Something else now holds files there: it stays.
+              if (e.code === "ENOTEMPTY" || e.code === "EEXIST") return true;
+              throw e;
+            },
+          );
+          if (kept || d === top || d === path.dirname(d)) break;
+        }
+      });
+    }
+    await fs.chmod(inputs.path, inputs.mode);
+    // Last: a refused claim leaves nothing of its own for the undo above.
+    if (inputs.owner !== undefined) {
+      await claim(path.join(inputs.path, DIR_OWNER_FILE), inputs.owner, "dir");
+    }
     return { id: inputs.path, outs: { ...inputs } satisfies DirectoryOutputs };
   },
   async read(id: string, props?: DirectoryOutputs) {

@@ -10,7 +10,7 @@ import * as preflight from "../lib/host/preflight";
 import * as virsh from "../lib/host/virsh";
 import { SCHEMA } from "../lib/schema";
 import { cxlProblem, type DomainSpec, domainXml, parseDomainXml } from "../lib/xml";
-import { type CheckFailure, defineProvider } from "./contract";
+import { type CheckFailure, defineProvider, type Undo } from "./contract";
 
 /** fame:shutdownTimeout's default, for state recorded before the field existed (a number: serialized by value). */
 const DEFAULT_SHUTDOWN_MS = SCHEMA.shutdownTimeout.default * 1000;
@@ -53,13 +53,26 @@ function specOf(inputs: DomainInputs): DomainSpec {
 /**
  * Defines the domain and brings it to the desired power state. `existed`:
  * whether libvirt already had it (a new one needs no UUID and is not running).
+ * `undo`: where a create registers the removal of a domain it defined.
  */
-async function converge(inputs: DomainInputs, restart: boolean, existed = true): Promise<void> {
+async function converge(
+  inputs: DomainInputs,
+  restart: boolean,
+  existed = true,
+  undo?: Undo,
+): Promise<void> {
   const { uri, name } = inputs;
   // `restart` means the definition changed: only then (or for a new domain) is it defined again.
   if (restart || !existed) {
     const uuid = existed ? await virsh.domainUuid(uri, name) : undefined;
     await virsh.defineDomain(uri, domainXml(specOf(inputs), uuid));
+    // A domain this create defined is removed if its start fails; an adopted one stays.
+    if (!existed) {
+      undo?.push(`undefine domain ${name}`, async () => {
+        await virsh.destroyDomain(uri, name);
+        await virsh.undefineDomain(uri, name);
+      });
+    }
   }
   const state = existed ? await virsh.domainState(uri, name) : "shut off";
   if (state === "running" && (restart || !inputs.running)) {
@@ -135,7 +148,7 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
     return failures;
   },
 
-  async create(inputs: DomainInputs) {
+  async create(inputs: DomainInputs, undo: Undo) {
     const existing = await virsh.domainXml(inputs.uri, inputs.name);
     if (existing !== undefined) {
       // Adopt only a domain fame made for this owner (e.g. left by an interrupted run).
@@ -146,7 +159,7 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
         );
       }
     }
-    await converge(inputs, existing !== undefined, existing !== undefined);
+    await converge(inputs, existing !== undefined, existing !== undefined, undo);
     return { id: inputs.name, outs: { ...inputs } satisfies DomainOutputs };
   },
 

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fam from "../lib/host/famfile";
 import * as virsh from "../lib/host/virsh";
 import { formatSize, isPowerOfTwo } from "../lib/units";
-import { type CheckFailure, defineProvider } from "./contract";
+import { type CheckFailure, defineProvider, type Undo } from "./contract";
 
 export interface FamFileInputs {
   /** Absolute path of the backing file. */
@@ -102,10 +102,12 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
   uniqueKeys: ["path"],
   check: checkInputs,
 
-  async create(inputs: FamFileInputs) {
+  async create(inputs: FamFileInputs, undo: Undo) {
     const st = await fam.statFam(inputs.path);
     if (st === undefined) {
       await fam.createFam(inputs.path, inputs.sizeBytes);
+      // Only the empty file made just now goes if setting its access fails; an adopted one is user data.
+      undo.push(`remove new FAM file ${inputs.path}`, () => fam.removeFam(inputs.path));
     } else if (!st.isFile || st.sizeBytes !== inputs.sizeBytes) {
       throw new Error(
         `FAM file ${inputs.path} exists with ${describeSize(st.sizeBytes)} and cannot be adopted as ${describeSize(inputs.sizeBytes)}`,

@@ -6,9 +6,10 @@
  * preview, saying how many files would be lost, unless `reset` is opted
  * into), and delete keeps the file.
  */
+import * as fs from "node:fs/promises";
 import * as pulumi from "@pulumi/pulumi";
 import * as lib from "../lib/host/librarian";
-import { type CheckFailure, defineProvider } from "./contract";
+import { type CheckFailure, defineProvider, type Undo } from "./contract";
 
 export interface LibrarianDbInputs {
   /** Absolute path of the database file. */
@@ -58,7 +59,8 @@ async function checkInputs(news: Partial<LibrarianDbInputs>): Promise<CheckFailu
   return failures;
 }
 
-async function ensure(inputs: LibrarianDbInputs): Promise<LibrarianDbOutputs> {
+/** `undo` (create): where the removal of a database built where there was none is registered. */
+async function ensure(inputs: LibrarianDbInputs, undo?: Undo): Promise<LibrarianDbOutputs> {
   const info = await lib.dbInfo(inputs.path);
   if (info && lib.dbMatchesIni(info, inputs.ini))
     return { ...inputs, info, generation: await lib.dbGeneration(inputs.path) };
@@ -66,6 +68,12 @@ async function ensure(inputs: LibrarianDbInputs): Promise<LibrarianDbOutputs> {
     throw new Error(
       `the Librarian database ${inputs.path} has another layout; refusing to rebuild it (${lib.lossMessage(info)} would be lost) without fame:librarianReset`,
     );
+  // An existing database (adopted, or rebuilt on the reset opt-in) is never removed.
+  if (!info) {
+    undo?.push(`remove new Librarian database ${inputs.path}`, () =>
+      fs.rm(inputs.path, { force: true }),
+    );
+  }
   const built = await lib.buildDb(inputs.tmLibrarian, inputs.ini, inputs.path);
   return { ...inputs, info: built, generation: await lib.dbGeneration(inputs.path) };
 }
@@ -76,8 +84,8 @@ export const librarianDbProvider = defineProvider<LibrarianDbInputs, LibrarianDb
   replaceKeys: ["path"],
   uniqueKeys: ["path"],
   check: checkInputs,
-  async create(inputs: LibrarianDbInputs) {
-    return { id: inputs.path, outs: await ensure(inputs) };
+  async create(inputs: LibrarianDbInputs, undo: Undo) {
+    return { id: inputs.path, outs: await ensure(inputs, undo) };
   },
   async read(id: string, props?: LibrarianDbOutputs) {
     const info = await lib.dbInfo(id);

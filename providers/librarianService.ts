@@ -9,10 +9,11 @@
  *    a network namespace that holds only the node network (the test sandbox),
  *    restarting it when it exits.
  */
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as lib from "../lib/host/librarian";
 import { librarianSystemdUnit } from "../lib/lfs";
-import { type CheckFailure, defineProvider } from "./contract";
+import { type CheckFailure, defineProvider, type Undo } from "./contract";
 
 export interface LibrarianServiceInputs {
   /** `<project>/<stack>`: names the unit. */
@@ -61,11 +62,24 @@ function unitFor(i: LibrarianServiceInputs) {
   });
 }
 
-async function start(i: LibrarianServiceInputs): Promise<LibrarianServiceOutputs> {
+/**
+ * Installs and starts the service. `undo` (create): where the removal of a
+ * unit or supervisor this call brought into being is registered; one already
+ * there (left by an interrupted run) is adopted and stays.
+ */
+async function start(i: LibrarianServiceInputs, undo?: Undo): Promise<LibrarianServiceOutputs> {
   const u = unitFor(i);
   if (i.mode === "systemd") {
+    if (undo && !(await lib.exists(path.join(lib.SYSTEMD_DIR, u.name)))) {
+      undo.push(`remove unit ${u.name}`, () => lib.removeUnit(u.name));
+    }
     await lib.installUnit(u.name, u.content);
     return { ...i, unit: u.name, running: await lib.unitActive(u.name) };
+  }
+  if (undo && (await lib.supervisorPid(i.stateDir)) === undefined) {
+    undo.push(`stop the Librarian supervisor in ${i.stateDir}`, () =>
+      lib.stopSupervised(i.stateDir),
+    );
   }
   await lib.startSupervised({
     stateDir: i.stateDir,
@@ -121,8 +135,8 @@ export const librarianServiceProvider = defineProvider<
       failures.push({ property: "port", reason: `port ${news.port} must be a TCP port` });
     return failures;
   },
-  async create(inputs: LibrarianServiceInputs) {
-    const outs = await start(inputs);
+  async create(inputs: LibrarianServiceInputs, undo: Undo) {
+    const outs = await start(inputs, undo);
     return { id: outs.unit, outs };
   },
   async read(id: string, props?: LibrarianServiceOutputs) {

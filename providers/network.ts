@@ -15,7 +15,7 @@ import {
   networkXml,
   parseNetworkXml,
 } from "../lib/xml";
-import { type CheckFailure, defineProvider } from "./contract";
+import { type CheckFailure, defineProvider, type Undo } from "./contract";
 
 export interface NetworkInputs extends NetworkSpec {
   uri: string;
@@ -153,7 +153,7 @@ export const networkProvider = defineProvider<NetworkInputs, NetworkOutputs>({
     return failures;
   },
 
-  async create(inputs: NetworkInputs) {
+  async create(inputs: NetworkInputs, undo: Undo) {
     const existing = await virsh.networkXml(inputs.uri, inputs.name);
     if (existing !== undefined) {
       // Adopt a network left by an interrupted run, but only if it is the one we would make.
@@ -174,7 +174,13 @@ export const networkProvider = defineProvider<NetworkInputs, NetworkOutputs>({
       const info = await virsh.networkInfo(inputs.uri, inputs.name);
       await syncHosts(inputs.uri, inputs.name, have.hosts, want.hosts, info?.active === true);
     } else {
-      await virsh.defineNetwork(inputs.uri, networkXml(specOf(inputs)));
+      const { uri, name } = inputs;
+      await virsh.defineNetwork(uri, networkXml(specOf(inputs)));
+      // Only a network this create defined is removed if starting it fails.
+      undo.push(`undefine network ${name}`, async () => {
+        await virsh.destroyNetwork(uri, name);
+        await virsh.undefineNetwork(uri, name);
+      });
     }
     const active = await ensureRunning(inputs.uri, inputs.name, inputs.autostart);
     return { id: inputs.name, outs: { ...inputs, active } satisfies NetworkOutputs };

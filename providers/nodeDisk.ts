@@ -11,7 +11,7 @@ import { absolutePath } from "../lib/checks";
 import * as preflight from "../lib/host/preflight";
 import * as qcow2 from "../lib/host/qcow2";
 import * as qemuImg from "../lib/host/qemuimg";
-import { defineProvider } from "./contract";
+import { defineProvider, type Undo } from "./contract";
 
 export interface NodeDiskInputs {
   /** Absolute path of the overlay. */
@@ -68,7 +68,7 @@ export const nodeDiskProvider = defineProvider<NodeDiskInputs, NodeDiskOutputs>(
     return failures;
   },
 
-  async create(inputs: NodeDiskInputs) {
+  async create(inputs: NodeDiskInputs, undo: Undo) {
     const existing = await inspectDisk(inputs);
     if (existing) {
       // Left by an interrupted run: adopt it only if it is exactly this disk.
@@ -80,6 +80,9 @@ export const nodeDiskProvider = defineProvider<NodeDiskInputs, NodeDiskOutputs>(
       return { id: inputs.path, outs: existing };
     }
     await fs.mkdir(inputs.path.replace(/\/[^/]*$/, ""), { recursive: true });
+    // The path held nothing (an existing disk was adopted above): whatever is
+    // there after a failure, even a partial qemu-img output, is this create's.
+    undo.push(`remove disk ${inputs.path}`, () => fs.rm(inputs.path, { force: true }));
     await qemuImg.createOverlay(inputs.path, inputs.backingFile, inputs.sizeBytes);
     await fs.chmod(inputs.path, 0o600);
     const made = await inspectDisk(inputs);

@@ -41,6 +41,8 @@ export function seedHash(files: Record<string, string>): string {
 
 async function writeSeed(inputs: SeedDiskInputs): Promise<SeedDiskOutputs> {
   const staging = await fs.mkdtemp(path.join(os.tmpdir(), "fame-seed-"));
+  // Made aside and renamed into place: a failure leaves the old seed (or none) and no part-made one.
+  const next = `${inputs.path}.new`;
   try {
     const content = path.join(staging, "content");
     await fs.mkdir(content, { mode: 0o700 });
@@ -55,12 +57,12 @@ async function writeSeed(inputs: SeedDiskInputs): Promise<SeedDiskOutputs> {
       }
     }
     await fs.mkdir(path.dirname(inputs.path), { recursive: true });
-    const next = `${inputs.path}.new`;
     await makeExt4FromDir(content, next, SEED_BYTES, SEED_LABEL, { journal: false });
     await fs.chmod(next, 0o600);
     await fs.rename(next, inputs.path);
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
+    await fs.rm(next, { force: true }).catch(() => undefined);
   }
   return { path: inputs.path, contentHash: seedHash(inputs.files) };
 }

@@ -40,15 +40,22 @@ export async function groupId(name: string, groupFile = "/etc/group"): Promise<n
   return undefined;
 }
 
-/** Creates a new sparse file of `sizeBytes`; fails with EEXIST rather than touch an existing one. */
+/**
+ * Creates a new sparse file of `sizeBytes`; fails with EEXIST rather than
+ * touch an existing one. A file it made but could not size (no space for the
+ * size, a file size limit) is removed: O_EXCL made it this call's own.
+ */
 export async function createFam(file: string, sizeBytes: number): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   const handle = await fs.open(file, "wx", 0o660);
   try {
     await handle.truncate(sizeBytes);
-  } finally {
-    await handle.close();
+  } catch (e) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(file, { force: true }).catch(() => undefined);
+    throw e;
   }
+  await handle.close();
 }
 
 /** Extends the file to `sizeBytes`. Refuses to shrink: that would cut user data. */

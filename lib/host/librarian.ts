@@ -108,14 +108,19 @@ export async function buildDb(tmLibrarian: string, ini: string, db: string): Pro
   await fs.mkdir(path.dirname(db), { recursive: true });
   const next = `${db}.fame-new`;
   await fs.rm(next, { force: true });
-  await withIniFile(ini, (file) =>
-    run(PYTHON, [path.join(tmLibrarian, "src", "book_register.py"), "-d", next, file]),
-  );
-  await fs.chmod(next, 0o600);
-  // librarian.py runs SQLite in WAL mode: an old database's journal must not be replayed onto the new one.
-  await fs.rm(`${db}-wal`, { force: true });
-  await fs.rm(`${db}-shm`, { force: true });
-  await fs.rename(next, db);
+  try {
+    await withIniFile(ini, (file) =>
+      run(PYTHON, [path.join(tmLibrarian, "src", "book_register.py"), "-d", next, file]),
+    );
+    await fs.chmod(next, 0o600);
+    // librarian.py runs SQLite in WAL mode: an old database's journal must not be replayed onto the new one.
+    await fs.rm(`${db}-wal`, { force: true });
+    await fs.rm(`${db}-shm`, { force: true });
+    await fs.rename(next, db);
+  } finally {
+    // A failed build leaves no part-made database beside the real one.
+    await fs.rm(next, { force: true }).catch(() => undefined);
+  }
   const info = await dbInfo(db);
   if (!info) throw new Error(`book_register left no database at ${db}`);
   return info;

@@ -6,6 +6,7 @@ import {
   diffBySpec,
   knownPart,
   UNKNOWN,
+  withUndo,
 } from "../../providers/contract";
 import { nodeDiskProvider } from "../../providers/nodeDisk";
 
@@ -89,6 +90,76 @@ describe("provider contract", () => {
       sizeBytes: 1,
     });
     assert.deepEqual([d?.replaces, d?.deleteBeforeReplace], [["backingFile"], true]);
+  });
+
+  it("undoes a failed create's steps newest first and rethrows its own error", async () => {
+    const ran: string[] = [];
+    const original = Object.assign(new Error("virsh start fam01 failed"), { kind: "other" });
+    const caught = await withUndo(async (undo) => {
+      undo.push("undefine domain fam01", async () => void ran.push("undefine"));
+      undo.push("remove disk", async () => void ran.push("rm"));
+      throw original;
+    }).catch((e: unknown) => e);
+    assert.deepEqual(ran, ["rm", "undefine"]);
+    // The very error (its kind, stderr) with its message untouched.
+    assert.equal(caught, original);
+    assert.equal(original.message, "virsh start fam01 failed");
+    // A create that succeeds keeps what it made.
+    ran.length = 0;
+    const made = await withUndo(async (undo) => {
+      undo.push("undefine domain fam01", async () => void ran.push("undefine"));
+      return "fam01";
+    });
+    assert.deepEqual([made, ran], ["fam01", []]);
+  });
+
+  it("a failing undo step neither hides the create's error nor stops the other steps", async () => {
+    const ran: string[] = [];
+    await assert.rejects(
+      withUndo(async (undo) => {
+        undo.push("undefine domain fam01", async () => void ran.push("undefine"));
+        undo.push("destroy network br_fam", async () => {
+          throw new Error("libvirtd is gone");
+        });
+        throw new Error("net-start br_fam failed");
+      }),
+      {
+        message:
+          "net-start br_fam failed; undoing the failed create also failed, remove by hand: destroy network br_fam: libvirtd is gone",
+      },
+    );
+    assert.deepEqual(ran, ["undefine"]);
+    await assert.rejects(
+      withUndo(async (undo) => {
+        undo.push("step", async () => {
+          throw "plain";
+        });
+        throw "not an Error";
+      }),
+      {
+        message: "not an Error; undoing the failed create also failed, remove by hand: step: plain",
+      },
+    );
+  });
+
+  it("every provider's create gets an undo stack that runs when it throws", async () => {
+    const made = new Set<string>();
+    const p = defineProvider<{ name: string }, { name: string }>({
+      keys: ["name"],
+      replaceKeys: ["name"],
+      async create(inputs, undo) {
+        made.add(inputs.name);
+        undo.push(`remove ${inputs.name}`, async () => void made.delete(inputs.name));
+        if (inputs.name === "bad") throw new Error("start bad failed");
+        return { id: inputs.name, outs: inputs };
+      },
+      read: async () => ({}),
+      delete: async () => {},
+    });
+    await assert.rejects(p.create({ name: "bad" }), /start bad failed/);
+    assert.deepEqual([...made], []);
+    assert.equal((await p.create({ name: "good" })).id, "good");
+    assert.deepEqual([...made], ["good"]);
   });
 
   it("names a node disk by its backing file and size, so any change is a new path", () => {

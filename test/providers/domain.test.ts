@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { createFam } from "../../lib/host/famfile";
 import { cxlSerial } from "../../lib/plan";
 import { GiB } from "../../lib/units";
-import { CXL_LSA_BYTES, networkXml } from "../../lib/xml";
+import { CXL_LSA_BYTES, domainXml, networkXml } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { guestKit } from "../helpers/guest";
@@ -73,6 +73,26 @@ describe("Domain provider against a sandboxed libvirtd", function () {
     assert.equal(state(), "running");
     const xml = virshOut("dumpxml", "tdom01");
     assert.match(xml, /ivshmem-plain,memdev=FAM,bus=pci.0,addr=0x10/);
+  });
+
+  it("a create whose start fails after the define leaves no domain behind", async () => {
+    // A failed create never enters the state, so destroy would not know of it.
+    const broken = {
+      ...inputs,
+      name: "tdom09",
+      mac: "48:50:42:01:01:09",
+      kernel: path.join(dir, "no-such-vmlinuz"),
+      consoleLog: path.join(dir, "tdom09.console.log"),
+    };
+    await assert.rejects(p.create(broken), /start tdom09 failed[\s\S]*no-such-vmlinuz/);
+    assert.doesNotMatch(virshOut("list", "--all", "--name"), /^tdom09$/m);
+    // Control: libvirt does define this domain; only its start fails. One the
+    // create adopted (left by an interrupted run) is not its to remove.
+    const { uri: _u, running: _r, shutdownTimeoutMs: _s, ...spec } = broken;
+    virshOut("define", writeTemp(dir, "tdom09.xml", domainXml(spec)));
+    await assert.rejects(p.create(broken), /start tdom09 failed/);
+    assert.match(virshOut("list", "--all", "--name"), /^tdom09$/m);
+    virshOut("undefine", "tdom09");
   });
 
   it("reads back the same spec from libvirt's own XML", async () => {

@@ -80,6 +80,15 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     assert.equal(readAt(inputs.path, 4096, 10), "SENTINEL-1");
   });
 
+  it("a create that fails after making the file removes it, never an adopted one", async () => {
+    const fresh = { ...inputs, path: path.join(dir, "fresh", "FAM"), group: "no-such-group-x" };
+    await assert.rejects(p.create(fresh), /group no-such-group-x does not exist/);
+    assert.equal(fs.existsSync(fresh.path), false, "the empty file it made is gone");
+    // The existing file is user data: it stays, content and all.
+    await assert.rejects(p.create({ ...inputs, group: "no-such-group-x" }), /does not exist/);
+    assert.equal(readAt(inputs.path, 4096, 10), "SENTINEL-1");
+  });
+
   it("diffs: no change, size is an update, path is a replacement", async () => {
     const olds = { ...inputs, createdByFame: true };
     assert.deepEqual(await p.diff(inputs.path, olds, inputs), {

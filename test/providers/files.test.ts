@@ -176,6 +176,23 @@ describe("host-file providers (loaded from their serialized form)", function () 
     assert.ok(!fs.existsSync(inputs.path));
   });
 
+  it("SeedDisk: content too big for the seed fails, leaving no seed (or the old one) and nothing part-made", async () => {
+    const inputs: SeedDiskInputs = { path: path.join(dir, "node09.seed.img"), files: {} };
+    const big = { ...inputs, files: { big: "x".repeat(3 * 2 ** 20) } };
+    const { provider: p } = await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(
+      () => new SeedDisk("s", inputs),
+    );
+    const leftovers = () => fs.readdirSync(dir).filter((f) => f.startsWith("node09."));
+    await assert.rejects(p.create(big), /mke2fs/);
+    assert.deepEqual(leftovers(), []);
+    const { outs } = await p.create(inputs);
+    const before = fs.readFileSync(inputs.path);
+    await assert.rejects(p.update(inputs.path, outs!, big), /mke2fs/);
+    assert.deepEqual(leftovers(), ["node09.seed.img"]);
+    assert.ok(fs.readFileSync(inputs.path).equals(before), "the old seed is untouched");
+    await p.delete(inputs.path, outs!);
+  });
+
   it("ArtifactFile: writes, reads real content (drift shows), updates and deletes", async () => {
     const inputs: ArtifactFileInputs = {
       path: path.join(dir, "a", "env.sh"),

@@ -1,7 +1,10 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { clusterPlan } from "../../lib/plan";
+import { networkXml } from "../../lib/xml";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
 import { sandboxNetns, sandboxUri, virshOut } from "../helpers/sandbox";
@@ -64,6 +67,25 @@ describe("Network provider against a sandboxed libvirtd", function () {
     assert.equal(id, "br_tnet");
     assert.deepEqual(props, { ...inputs, active: true });
     assert.deepEqual((await p.diff("br_tnet", props as NetworkOutputs, inputs)).changes, false);
+  });
+
+  it("a create whose start fails after the define leaves no network behind", async () => {
+    // Same subnet as the running br_tnet: libvirt defines it but refuses to start it.
+    const clash = { ...inputs, name: "br_tclash", bridge: "br_tclash", owner: "fame/clash" };
+    const names = () => virshOut("net-list", "--all", "--name");
+    await assert.rejects(p.create(clash), /net-start br_tclash failed[\s\S]*in use/);
+    assert.doesNotMatch(names(), /^br_tclash$/m);
+    // Control: the define does succeed; a network the create adopted stays.
+    const file = path.join(os.tmpdir(), `fame-net-${process.pid}.xml`);
+    fs.writeFileSync(file, networkXml(clash));
+    try {
+      virshOut("net-define", file);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+    await assert.rejects(p.create(clash), /net-start br_tclash failed/);
+    assert.match(names(), /^br_tclash$/m);
+    virshOut("net-undefine", "br_tclash");
   });
 
   it("adds and removes node hosts live, without restarting the network", async () => {
