@@ -66,11 +66,20 @@ try {
   );
 }
 const famStat = fs.statSync(config.famPath, { throwIfNoEntry: false });
+// Asked without the opt-in, so the report can say whether this update rebuilds the database.
+const librarianRefusal = config.librarian
+  ? librarianDbRefusal(
+      path.join(config.dir, "librarian.db"),
+      makeLibrarianIni(config.famSizeBytes, config.nodes),
+      false,
+    )
+  : undefined;
 const report = describeChanges(
   previous,
   appliedConfig(config, goldenImageRecipe(image).key, owner),
   config.famAllowShrink,
   famStat?.isFile() ? famStat.size : undefined,
+  { librarianReset: config.librarianReset, librarianRebuild: librarianRefusal !== undefined },
 );
 if (report.errors.length > 0) {
   throw new pulumi.RunError(
@@ -79,14 +88,8 @@ if (report.errors.length > 0) {
 }
 // The Librarian database is user data: a FAM size or node count change that needs a new one is refused
 // here, before any change (the database resource's check says the same in preview), unless opted into.
-if (config.librarian) {
-  const refusal = librarianDbRefusal(
-    path.join(config.dir, "librarian.db"),
-    makeLibrarianIni(config.famSizeBytes, config.nodes),
-    config.librarianReset,
-  );
-  if (refusal)
-    throw new pulumi.RunError(`refusing this change (nothing was changed):\n  - ${refusal}`);
+if (librarianRefusal && !config.librarianReset) {
+  throw new pulumi.RunError(`refusing this change (nothing was changed):\n  - ${librarianRefusal}`);
 }
 for (const line of report.info) pulumi.log.info(`fame: ${line}`);
 if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {

@@ -12,8 +12,10 @@ export interface FabricMemoryArgs {
   /** Size in bytes, a power of two. No default: the cluster passes `fame:famSize`. */
   sizeBytes: pulumi.Input<number>;
   /**
-   * Delete the file when this resource is deleted. Default: false, the file is
-   * kept on `pulumi destroy` (it is user data).
+   * Delete the file when this resource leaves the stack (`pulumi destroy`, or
+   * removed from the program), and only a file it created, not one it
+   * adopted. A path change never deletes the old file. Default: false, the
+   * file is always kept (it is user data).
    */
   deleteOnDestroy?: boolean;
   /** Allow a smaller size, cutting data. Default: false (a shrink is refused). */
@@ -56,7 +58,8 @@ export class FabricMemory extends pulumi.ComponentResource {
         allowShrink: args.allowShrink ?? false,
         users: args.users ?? { uri: "", domains: [], shutdownTimeoutMs: 0 },
       },
-      // Without the opt-in Pulumi forgets the resource on delete and leaves the file alone.
+      // Without the opt-in Pulumi forgets the resource on delete and never asks the provider
+      // (whose delete decides again from the file itself when opted in).
       { parent: this, retainOnDelete: !deleteOnDestroy },
     );
     this.path = this.file.path;

@@ -91,15 +91,50 @@ function names(hostbase: string, from: number, to: number): string {
   return list.length > 4 ? `${list[0]}..${list.at(-1)} (${list.length} nodes)` : list.join(", ");
 }
 
+/** Opt-ins beyond fame:famAllowShrink that the report speaks of. */
+export interface OptIns {
+  /** fame:librarianReset. */
+  librarianReset?: boolean;
+  /** This update builds a new Librarian database over one of another layout. */
+  librarianRebuild?: boolean;
+}
+
+const SET_BACK = (key: string) => `set it back to false (pulumi config set fame:${key} false)`;
+
 /**
  * `famFileBytes`: the size of the file at `next.famPath` now (undefined when
  * there is none). Growth and shrinking are judged from it, not from the record.
+ * An opt-in left true with nothing for it to allow this time is warned about
+ * last: it would allow the next such change without asking.
  */
 export function describeChanges(
   prev: AppliedConfig | undefined,
   next: AppliedConfig,
   allowShrink: boolean,
   famFileBytes?: number,
+  optIns: OptIns = {},
+): ChangeReport {
+  const r = consequences(prev, next, allowShrink, famFileBytes, optIns);
+  const shrinks = (famFileBytes ?? next.famSizeBytes) > next.famSizeBytes;
+  if (allowShrink && !shrinks) {
+    r.warnings.push(
+      `fame:famAllowShrink is still true: the next smaller fame:famSize will cut FAM data without asking; ${SET_BACK("famAllowShrink")}`,
+    );
+  }
+  if (optIns.librarianReset && !optIns.librarianRebuild) {
+    r.warnings.push(
+      `fame:librarianReset is still true: the next fame:nodes or fame:famSize change that needs a new Librarian database will rebuild it without asking, losing every file under /lfs; ${SET_BACK("librarianReset")}`,
+    );
+  }
+  return r;
+}
+
+function consequences(
+  prev: AppliedConfig | undefined,
+  next: AppliedConfig,
+  allowShrink: boolean,
+  famFileBytes: number | undefined,
+  optIns: OptIns,
 ): ChangeReport {
   const r: ChangeReport = { info: [], warnings: [], errors: [] };
   const onDisk = famFileBytes ?? next.famSizeBytes;
@@ -107,13 +142,18 @@ export function describeChanges(
     const cut = `${formatSize(onDisk - next.famSizeBytes)} (${onDisk - next.famSizeBytes} bytes)`;
     if (allowShrink) {
       r.warnings.push(
-        `FAM shrinks from ${formatSize(onDisk)} to ${formatSize(next.famSizeBytes)}: the last ${cut} of FAM data are cut (fame:famAllowShrink is set); every node restarts`,
+        `FAM shrinks from ${formatSize(onDisk)} to ${formatSize(next.famSizeBytes)}: the last ${cut} of FAM data are cut (fame:famAllowShrink is set); every node restarts; afterwards ${SET_BACK("famAllowShrink")}`,
       );
     } else {
       r.errors.push(
         `fame:famSize = ${formatSize(next.famSizeBytes)} is smaller than the FAM file ${next.famPath} (${formatSize(onDisk)}): it would cut ${cut} of FAM data; set fame:famAllowShrink true to allow it`,
       );
     }
+  }
+  if (optIns.librarianReset && optIns.librarianRebuild) {
+    r.warnings.push(
+      `the Librarian database is rebuilt for ${next.nodes} node(s) and ${formatSize(next.famSizeBytes)} of FAM: every file under /lfs is lost (fame:librarianReset is set); afterwards ${SET_BACK("librarianReset")}`,
+    );
   }
   if (!prev) {
     r.info.push(
@@ -122,6 +162,20 @@ export function describeChanges(
     return r;
   }
   const hb = next.hostbase;
+  if (prev.famPath !== next.famPath) {
+    const newFile =
+      famFileBytes === undefined
+        ? `a new empty file of ${formatSize(next.famSizeBytes)}`
+        : "the file already there, adopted as it is";
+    // True whatever fame:famDeleteOnDestroy says: a move is an update of the FAM resource, never a delete.
+    r.warnings.push(
+      `FAM moves from ${prev.famPath} to ${next.famPath}: nodes map ${newFile} and no longer see the old FAM data; the old file is kept at ${prev.famPath} with its data (a path change never deletes a FAM file, also not with fame:famDeleteOnDestroy; remove it by hand when it is no longer needed)`,
+    );
+  } else if (famFileBytes !== undefined && next.famSizeBytes > famFileBytes) {
+    r.info.push(
+      `FAM grows from ${formatSize(famFileBytes)} to ${formatSize(next.famSizeBytes)}: every node is stopped, the file grown in place (all existing bytes kept), and running nodes start with the new size`,
+    );
+  }
   if (
     prev.hostbase !== next.hostbase ||
     prev.octets123 !== next.octets123 ||
@@ -131,15 +185,6 @@ export function describeChanges(
       "the network identity changes (hostbase, subnet or libvirt URI): the network and every node are replaced, and the nodes' disks with them; FAM is kept",
     );
     return r;
-  }
-  if (prev.famPath !== next.famPath) {
-    r.warnings.push(
-      `FAM moves from ${prev.famPath} to ${next.famPath}: nodes map the new file; the old file is kept as it is`,
-    );
-  } else if (famFileBytes !== undefined && next.famSizeBytes > famFileBytes) {
-    r.info.push(
-      `FAM grows from ${formatSize(famFileBytes)} to ${formatSize(next.famSizeBytes)}: every node is stopped, the file grown in place (all existing bytes kept), and running nodes start with the new size`,
-    );
   }
   if (next.nodes > prev.nodes) {
     r.info.push(

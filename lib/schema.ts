@@ -41,7 +41,7 @@ export const SCHEMA = {
     type: "boolean",
     default: false,
     description:
-      "Opt-in: allow a smaller fame:famSize. The bytes beyond the new size are cut; without it a shrink is refused.",
+      "Opt-in: allow a smaller fame:famSize. The bytes beyond the new size are cut; without it a shrink is refused. While it stays true every preview warns: set it back to false after the shrink.",
   },
   dir: {
     type: "string",
@@ -71,7 +71,7 @@ export const SCHEMA = {
     type: "boolean",
     default: false,
     description:
-      "Opt-in: let `pulumi destroy` (or removing the FAM resource) delete the FAM file. Off: the file is always kept.",
+      "Opt-in: let `pulumi destroy` (or removing the FAM resource from the program) delete the FAM file, only one fame created (an adopted file is kept). A fame:famPath change never deletes the old file. Off: the file is always kept.",
   },
   vcpus: {
     type: "integer",
@@ -220,7 +220,7 @@ export const SCHEMA = {
     type: "boolean",
     default: false,
     description:
-      "Opt-in: allow a FAM size or node count change that needs a new Librarian database; every file under /lfs is lost. Without it such a change is refused.",
+      "Opt-in: allow a FAM size or node count change that needs a new Librarian database; every file under /lfs is lost. Without it such a change is refused. While it stays true every preview warns: set it back to false after the rebuild.",
   },
   verbose: {
     type: "boolean",

@@ -1,13 +1,18 @@
 /**
  * Dynamic provider for the FAM backing file. Creates a missing file, adopts an
  * existing one of the right size untouched, grows it in place, and never
- * shrinks, recreates or deletes it unless `deleteOnDestroy` was opted into.
+ * shrinks or recreates it. No input replaces the resource: a new path is an
+ * in-place update that leaves the old file where it is, so the engine deletes
+ * this resource only when it leaves the stack (`pulumi destroy`, or removed
+ * from the program). Even then the file is deleted only when `deleteOnDestroy`
+ * is set, this resource created it (not adopted it), it is still the same file
+ * (identity) and no other resource took it over since (the claim beside it).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as fam from "../lib/host/famfile";
 import * as virsh from "../lib/host/virsh";
 import { formatSize, isPowerOfTwo } from "../lib/units";
-import { type CheckFailure, defineProvider, type Undo } from "./contract";
+import { type CheckFailure, defineProvider } from "./contract";
 
 export interface FamFileInputs {
   /** Absolute path of the backing file. */
@@ -17,7 +22,10 @@ export interface FamFileInputs {
   group: string;
   /** Permission bits (0o660). */
   mode: number;
-  /** Opt-in: delete the file when the resource is deleted. */
+  /**
+   * Opt-in: delete the file when the resource is deleted (destroy, or removed
+   * from the program), if it created the file. Never on a path change.
+   */
   deleteOnDestroy: boolean;
   /** Opt-in: allow a smaller size, cutting the bytes beyond it. */
   allowShrink: boolean;
@@ -29,8 +37,18 @@ export interface FamFileInputs {
 }
 
 export interface FamFileOutputs extends FamFileInputs {
-  /** True when fame created the file, false when it adopted an existing one. */
+  /** True when this resource created the file at `path`, false when it adopted an existing one. */
   createdByFame: boolean;
+  /**
+   * Identity of that file when it was created or adopted (lib/host/famfile
+   * famIdentity). Absent in state written before fame recorded it.
+   */
+  fileId?: string;
+  /**
+   * This resource's token, written into the file's claim when it took the
+   * file; absent when the claim could not be written or in older state.
+   */
+  claim?: string;
 }
 
 const KEYS = ["path", "sizeBytes", "group", "mode", "deleteOnDestroy", "allowShrink"] as const;
@@ -97,25 +115,16 @@ async function ensureAccess(inputs: FamFileInputs): Promise<void> {
 
 export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
   keys: KEYS,
-  // A new path is a new file; the old one is kept (delete only removes it on opt-in).
-  replaceKeys: ["path"],
-  uniqueKeys: ["path"],
+  // Nothing replaces the resource: a replacement's delete would run with the old
+  // state's deleteOnDestroy. A new path is an update (the old file stays), and
+  // with no unique key a forced replacement (`up --replace`) is create-first, so
+  // the new resource claims the file before the old one's delete looks.
+  replaceKeys: [],
   check: checkInputs,
 
-  async create(inputs: FamFileInputs, undo: Undo) {
-    const st = await fam.statFam(inputs.path);
-    if (st === undefined) {
-      await fam.createFam(inputs.path, inputs.sizeBytes);
-      // Only the empty file made just now goes if setting its access fails; an adopted one is user data.
-      undo.push(`remove new FAM file ${inputs.path}`, () => fam.removeFam(inputs.path));
-    } else if (!st.isFile || st.sizeBytes !== inputs.sizeBytes) {
-      throw new Error(
-        `FAM file ${inputs.path} exists with ${describeSize(st.sizeBytes)} and cannot be adopted as ${describeSize(inputs.sizeBytes)}`,
-      );
-    }
-    await ensureAccess(inputs);
-    const outs = { ...inputs, createdByFame: st === undefined } satisfies FamFileOutputs;
-    return { id: inputs.path, outs };
+  async create(inputs: FamFileInputs) {
+    const taken = await takeFile(inputs, fam.newClaimToken());
+    return { id: inputs.path, outs: { ...inputs, ...taken } satisfies FamFileOutputs };
   },
 
   async read(id: string, props?: FamFileOutputs) {
@@ -139,11 +148,20 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
       allowShrink: props?.allowShrink ?? false,
       users: props?.users ?? { uri: "", domains: [], shutdownTimeoutMs: 0 },
       createdByFame: props?.createdByFame ?? false,
+      // As recorded: a file swapped in out of band must not pass for the one fame made.
+      ...(props?.fileId !== undefined ? { fileId: props.fileId } : {}),
+      ...(props?.claim !== undefined ? { claim: props.claim } : {}),
     } satisfies FamFileOutputs;
     return { id, props: outs };
   },
 
   async update(_id: string, olds: FamFileOutputs, news: FamFileInputs) {
+    if (news.path !== olds.path) {
+      // A move: the new file is made or adopted at its size; the old one is left as it is.
+      const taken = await takeFile(news, olds.claim ?? fam.newClaimToken());
+      if (olds.claim !== undefined) await fam.dropClaim(olds.path, olds.claim).catch(() => {});
+      return { outs: { ...news, ...taken } satisfies FamFileOutputs };
+    }
     if (news.sizeBytes !== olds.sizeBytes) {
       if (news.sizeBytes < olds.sizeBytes && !news.allowShrink) {
         throw new Error(
@@ -157,15 +175,84 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
       else await fam.shrinkFam(news.path, news.sizeBytes);
     }
     await ensureAccess(news);
-    const outs = { ...news, createdByFame: olds.createdByFame } satisfies FamFileOutputs;
+    const outs = {
+      ...news,
+      createdByFame: olds.createdByFame,
+      ...(olds.fileId !== undefined ? { fileId: olds.fileId } : {}),
+      ...(olds.claim !== undefined ? { claim: olds.claim } : {}),
+    } satisfies FamFileOutputs;
     return { outs };
   },
 
   async delete(_id: string, props: FamFileOutputs) {
-    // The file is user data: without the explicit opt-in it stays on disk.
-    if (props.deleteOnDestroy === true) await fam.removeFam(props.path);
+    // Reached only when the resource leaves the stack (nothing replaces it).
+    const keep = await keepReason(props);
+    if (keep === undefined) {
+      await fam.removeFam(props.path);
+    } else if (props.deleteOnDestroy === true) {
+      console.error(`fame: keeping the FAM file ${props.path} despite deleteOnDestroy: ${keep}`);
+    }
+    if (props.claim !== undefined) await fam.dropClaim(props.path, props.claim).catch(() => {});
   },
 });
+
+/**
+ * Creates the file at `inputs.path` or adopts the one there, sets its access
+ * and records the claim. A file this call made is removed again if a later
+ * step fails (it holds no data yet).
+ */
+async function takeFile(
+  inputs: FamFileInputs,
+  token: string,
+): Promise<Pick<FamFileOutputs, "createdByFame" | "fileId" | "claim">> {
+  const st = await fam.statFam(inputs.path);
+  if (st === undefined) {
+    await fam.createFam(inputs.path, inputs.sizeBytes);
+  } else if (!st.isFile || st.sizeBytes !== inputs.sizeBytes) {
+    throw new Error(
+      `FAM file ${inputs.path} exists with ${describeSize(st.sizeBytes)} and cannot be adopted as ${describeSize(inputs.sizeBytes)}`,
+    );
+  }
+  try {
+    await ensureAccess(inputs);
+    const fileId = await fam.famIdentity(inputs.path);
+    if (fileId === undefined)
+      throw new Error(`FAM file ${inputs.path} vanished while being set up`);
+    // The claim is what keeps an older resource's delete off a file taken over since.
+    const claimed = await fam.writeClaim(inputs.path, token).then(
+      () => true,
+      async (e: Error) => {
+        // Not recorded (a full disk): no claim at all is safe, an older one left standing is not.
+        await fam.withdrawClaim(inputs.path);
+        console.error(
+          `fame: cannot record the claim ${fam.claimPath(inputs.path)} (${e.message}): fame will never delete ${inputs.path}`,
+        );
+        return false;
+      },
+    );
+    return { createdByFame: st === undefined, fileId, ...(claimed ? { claim: token } : {}) };
+  } catch (e) {
+    if (st === undefined) await fam.removeFam(inputs.path);
+    throw e;
+  }
+}
+
+/** Why `delete` keeps the file (undefined: it may delete it). */
+async function keepReason(props: FamFileOutputs): Promise<string | undefined> {
+  if (props.deleteOnDestroy !== true) return "not opted into";
+  if (props.createdByFame !== true)
+    return "fame adopted it (it existed before), it did not create it";
+  if (props.fileId === undefined || props.claim === undefined) {
+    return "its record predates fame's ownership check (or the claim could not be written); delete it by hand if it is no longer needed";
+  }
+  const now = await fam.famIdentity(props.path);
+  if (now === undefined) return undefined; // already gone: nothing to keep
+  if (now !== props.fileId) return "the file at that path is not the one fame created";
+  if ((await fam.readClaim(props.path)) !== props.claim) {
+    return `another fame resource (a replacement, or another stack) took the file over since (${fam.claimPath(props.path)})`;
+  }
+  return undefined;
+}
 
 export type FamFileArgs = { [K in keyof FamFileInputs]: pulumi.Input<FamFileInputs[K]> };
 

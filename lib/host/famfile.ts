@@ -4,6 +4,7 @@
  * file that appears between check and create is never clobbered; growth only
  * ever extends (bytes below the old size are untouched).
  */
+import { randomUUID } from "node:crypto";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 
@@ -91,4 +92,64 @@ export async function setAccess(file: string, gid: number, mode: number): Promis
 /** Deletes the file. Only called when the user opted in to deleting FAM. */
 export async function removeFam(file: string): Promise<void> {
   await fs.rm(file, { force: true });
+}
+
+/**
+ * The identity of the file now at `file`: device, inode and birth time (an
+ * inode number alone is soon reused, on tmpfs at once). Undefined when there is
+ * no file. A file put at the same path later never has the same identity.
+ */
+export async function famIdentity(file: string): Promise<string | undefined> {
+  try {
+    const st = await fs.stat(file, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The claim beside a FAM file: the token of the fame resource that last
+ * created or adopted it. Kept outside the file (whose bytes are user data) and
+ * outside any stack's state, so a resource that took the file over (a
+ * replacement, another stack) is seen by the one that had it before.
+ */
+export function claimPath(file: string): string {
+  return `${file}.fame-claim`;
+}
+
+export function newClaimToken(): string {
+  return randomUUID();
+}
+
+/** The token in `file`'s claim, or undefined when there is none. */
+export async function readClaim(file: string): Promise<string | undefined> {
+  try {
+    return (await fs.readFile(claimPath(file), "utf8")).trim() || undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** Records `token` as `file`'s claim (written aside and renamed, so it is never half there). */
+export async function writeClaim(file: string, token: string): Promise<void> {
+  const target = claimPath(file);
+  const aside = `${target}.${process.pid}.new`;
+  await fs.writeFile(aside, `${token}\n`, { mode: 0o644 });
+  await fs.rename(aside, target).catch(async (e) => {
+    await fs.rm(aside, { force: true });
+    throw e;
+  });
+}
+
+/** Removes whatever claim `file` has: nobody's delete may then remove the file. */
+export async function withdrawClaim(file: string): Promise<void> {
+  await fs.rm(claimPath(file), { force: true });
+}
+
+/** Removes `file`'s claim if it is still `token`'s (another resource's claim stays). */
+export async function dropClaim(file: string, token: string): Promise<void> {
+  if ((await readClaim(file)) === token) await fs.rm(claimPath(file), { force: true });
 }

@@ -201,8 +201,9 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   const famIn = famInputs(path.join(dir, "FAM"), { sizeBytes: args.famSizeBytes ?? GiB });
   const fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))
     .provider;
-  await fam.create(famIn);
-  cleanups.push(() => fam.delete(famIn.path, { ...famIn, createdByFame: true }));
+  // The real outputs: delete removes only a file they show this resource created and still holds.
+  const famOuts = (await fam.create(famIn)).outs!;
+  cleanups.push(() => fam.delete(famIn.path, famOuts));
   args.beforeBoot?.(famIn.path);
 
   const netIn: NetworkInputs = networkInputs(plan, uri, owner);
@@ -218,6 +219,17 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   const lsa = (
     await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("lsa", lsaInputs[0]!))
   ).provider;
+  const lsaOuts: (FamFileOutputs | undefined)[] = [];
+  const createLsa = async (i: number) => {
+    lsaOuts[i] = (await lsa.create(lsaInputs[i]!)).outs;
+  };
+  const deleteLsas = async () => {
+    for (const [i, l] of lsaInputs.entries()) {
+      const outs = lsaOuts[i];
+      if (outs) await lsa.delete(l.path, outs);
+      lsaOuts[i] = undefined;
+    }
+  };
   const domains: DomainInputs[] = [];
   for (const [i, node] of plan.nodes.entries()) {
     const base = await provisionNode(node, {
@@ -230,7 +242,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
       seeds,
       fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
     });
-    if (args.mode === "cxl") await lsa.create(lsaInputs[i]!);
+    if (args.mode === "cxl") await createLsa(i);
     domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node));
   }
   const dom = (
@@ -242,7 +254,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   }
   cleanups.push(async () => {
     for (const d of domains) await dom.delete(d.name, { ...d, shutdownTimeoutMs: 1000 });
-    for (const l of lsaInputs) await lsa.delete(l.path, { ...l, createdByFame: true });
+    await deleteLsas();
   });
   // One after the other: two first defines of q35 domains in parallel hung a fresh sandbox libvirtd.
   for (const d of domains) await dom.create(d);
@@ -260,7 +272,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
     async switchMode(mode) {
       for (const [i, node] of plan.nodes.entries()) {
         // As FameNode does: the LSA exists exactly while the node is in CXL mode.
-        if (mode === "cxl") await lsa.create(lsaInputs[i]!);
+        if (mode === "cxl") await createLsa(i);
         const olds = { ...domains[i]! } as DomainOutputs;
         const news = withMode(domains[i]!, mode, lsaInputs[i]!.path, node);
         const d = await dom.diff(node.name, olds, news);
@@ -272,9 +284,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
         await dom.update(node.name, olds, news);
         domains[i] = news;
       }
-      if (mode === "ivshmem") {
-        for (const l of lsaInputs) await lsa.delete(l.path, { ...l, createdByFame: true });
-      }
+      if (mode === "ivshmem") await deleteLsas();
     },
     async ready(timeoutMs = 1_200_000) {
       const deadline = Date.now() + timeoutMs;

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { type AppliedConfig, describeChanges, parseApplied } from "../../lib/changes";
+import { type AppliedConfig, describeChanges, type OptIns, parseApplied } from "../../lib/changes";
 import { GiB } from "../../lib/units";
 
 const base: AppliedConfig = {
@@ -26,7 +26,8 @@ const say = (
   next: Partial<AppliedConfig>,
   shrink = false,
   famFileBytes: number | undefined = prev?.famSizeBytes,
-) => describeChanges(prev, { ...base, ...next }, shrink, famFileBytes);
+  optIns: OptIns = {},
+) => describeChanges(prev, { ...base, ...next }, shrink, famFileBytes, optIns);
 
 describe("change report (what preview says before anything happens)", () => {
   it("describes a first deployment", () => {
@@ -159,6 +160,61 @@ describe("change report (what preview says before anything happens)", () => {
     assert.match(
       say(base, { octets123: "10.0.0" }).warnings.join(),
       /network and every node are replaced/,
+    );
+  });
+
+  it("a FAM path change says the old file is kept where it is, and what nodes map instead", () => {
+    // No file at the new path yet (an explicit undefined would take say's default).
+    const moved = describeChanges(base, { ...base, famPath: "/data/FAM" }, false);
+    assert.match(
+      moved.warnings.join(),
+      /FAM moves from \/srv\/FAM to \/data\/FAM: nodes map a new empty file of 16G and no longer see the old FAM data; the old file is kept at \/srv\/FAM with its data \(a path change never deletes a FAM file, also not with fame:famDeleteOnDestroy/,
+    );
+    assert.match(
+      say(base, { famPath: "/data/FAM" }, false, 16 * GiB).warnings.join(),
+      /nodes map the file already there, adopted as it is/,
+    );
+    // Said also when the network identity changes at the same time.
+    assert.match(
+      say(base, { famPath: "/data/FAM", hostbase: "n" }).warnings.join(),
+      /the old file is kept at \/srv\/FAM/,
+    );
+  });
+
+  it("warns while fame:famAllowShrink stays true after the shrink it allowed", () => {
+    const armed =
+      /fame:famAllowShrink is still true: the next smaller fame:famSize will cut FAM data without asking; set it back to false \(pulumi config set fame:famAllowShrink false\)/;
+    // The shrink itself says so once it is done.
+    const shrinking = say(base, { famSizeBytes: 8 * GiB }, true);
+    assert.match(shrinking.warnings.join(), /are cut .* afterwards set it back to false/);
+    assert.doesNotMatch(shrinking.warnings.join(), armed);
+    // Every later preview, with nothing to shrink, while the key is true.
+    const after = say({ ...base, famSizeBytes: 8 * GiB }, { famSizeBytes: 8 * GiB }, true);
+    assert.match(after.warnings.join(), armed);
+    assert.deepEqual(after.info, ["no change to the cluster"]);
+    assert.match(say(base, { famSizeBytes: 32 * GiB }, true).warnings.join(), armed);
+    assert.match(describeChanges(undefined, base, true).warnings.join(), armed);
+    assert.doesNotMatch(say(base, {}, false).warnings.join(), /still true/);
+  });
+
+  it("warns while fame:librarianReset stays true, and says when it rebuilds the database", () => {
+    const armed =
+      /fame:librarianReset is still true: the next fame:nodes or fame:famSize change that needs a new Librarian database will rebuild it without asking, losing every file under \/lfs; set it back to false \(pulumi config set fame:librarianReset false\)/;
+    const rebuild = say(base, { nodes: 8 }, false, 16 * GiB, {
+      librarianReset: true,
+      librarianRebuild: true,
+    });
+    assert.match(
+      rebuild.warnings.join(),
+      /the Librarian database is rebuilt for 8 node\(s\) and 16G of FAM: every file under \/lfs is lost .*afterwards set it back to false/,
+    );
+    assert.doesNotMatch(rebuild.warnings.join(), armed);
+    const after = say(base, {}, false, 16 * GiB, { librarianReset: true, librarianRebuild: false });
+    assert.match(after.warnings.join(), armed);
+    assert.deepEqual(after.info, ["no change to the cluster"]);
+    assert.doesNotMatch(
+      say(base, {}, false, 16 * GiB, { librarianReset: false }).warnings.join(),
+      /librarianReset/,
     );
   });
 });

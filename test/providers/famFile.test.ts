@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { groupId } from "../../lib/host/famfile";
+import { claimPath, groupId } from "../../lib/host/famfile";
 import { GiB } from "../../lib/units";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
@@ -89,7 +89,7 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     assert.equal(readAt(inputs.path, 4096, 10), "SENTINEL-1");
   });
 
-  it("diffs: no change, size is an update, path is a replacement", async () => {
+  it("diffs: no change; size and path are in-place updates (nothing ever replaces the file)", async () => {
     const olds = { ...inputs, createdByFame: true };
     assert.deepEqual(await p.diff(inputs.path, olds, inputs), {
       changes: false,
@@ -99,7 +99,9 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     const grow = await p.diff(inputs.path, olds, { ...inputs, sizeBytes: 2 * GiB });
     assert.deepEqual(grow, { changes: true, replaces: [], deleteBeforeReplace: false });
     const move = await p.diff(inputs.path, olds, { ...inputs, path: `${inputs.path}2` });
-    assert.deepEqual(move.replaces, ["path"]);
+    assert.deepEqual(move, { changes: true, replaces: [], deleteBeforeReplace: false });
+    const optIn = await p.diff(inputs.path, olds, { ...inputs, deleteOnDestroy: true });
+    assert.deepEqual(optIn, { changes: true, replaces: [], deleteBeforeReplace: false });
   });
 
   it("grows in place keeping every byte, and refuses to shrink", async () => {
@@ -141,15 +143,143 @@ describe("FamFile provider (loaded from its serialized form)", function () {
     );
   });
 
-  it("delete keeps the file unless deleteOnDestroy was opted into", async () => {
-    await p.delete(inputs.path, { ...inputs, sizeBytes: 2 * GiB, createdByFame: true });
-    assert.ok(fs.existsSync(inputs.path));
-    assert.equal(readAt(inputs.path, 4096, 10), "SENTINEL-1");
-    await p.delete(inputs.path, { ...inputs, deleteOnDestroy: true, createdByFame: true });
-    assert.ok(!fs.existsSync(inputs.path));
+  it("read of a file removed out of band reports it gone", async () => {
+    fs.rmSync(inputs.path);
+    assert.deepEqual(await p.read(inputs.path, { ...inputs, createdByFame: true }), {});
+  });
+});
+
+describe("FamFile deletion: only a destroy asked to, only a file fame created", function () {
+  this.timeout(60_000);
+  let p: LoadedProvider<FamFileInputs, FamFileOutputs>;
+  let dir: string;
+  let n = 0;
+  /** Inputs for a fresh path in the scratch dir, opted into deletion. */
+  const fresh = (over: Partial<FamFileInputs> = {}): FamFileInputs => ({
+    path: path.join(dir, `FAM-${++n}`),
+    sizeBytes: GiB,
+    group: "libvirt-qemu",
+    mode: 0o660,
+    deleteOnDestroy: true,
+    allowShrink: false,
+    users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
+    ...over,
+  });
+  /** A file that exists before fame sees it, holding a sentinel. */
+  const existing = (file: string) => {
+    fs.writeFileSync(file, "");
+    fs.truncateSync(file, GiB);
+    writeAt(file, 4096, "SENTINEL-2");
+  };
+
+  before(async () => {
+    dir = scratchDir("famdel");
+    ({ provider: p } = await loadSerialized<FamFileInputs, FamFileOutputs>(
+      () => new FamFile("fam", fresh()),
+    ));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("deletes a file it created when opted in, and its claim with it", async () => {
+    const i = fresh();
+    const { outs } = await p.create(i);
+    assert.equal(outs?.createdByFame, true);
+    assert.ok(fs.existsSync(claimPath(i.path)), "the claim is recorded beside the file");
+    await p.delete(i.path, outs!);
+    assert.ok(!fs.existsSync(i.path));
+    assert.ok(!fs.existsSync(claimPath(i.path)));
   });
 
-  it("read of a file removed out of band reports it gone", async () => {
-    assert.deepEqual(await p.read(inputs.path, { ...inputs, createdByFame: true }), {});
+  it("keeps a file it created without the opt-in", async () => {
+    const i = fresh({ deleteOnDestroy: false });
+    const { outs } = await p.create(i);
+    await p.delete(i.path, outs!);
+    assert.ok(fs.existsSync(i.path));
+  });
+
+  it("honours an opt-in made later in place (an update records it)", async () => {
+    const i = fresh({ deleteOnDestroy: false });
+    const created = (await p.create(i)).outs!;
+    const { outs } = await p.update(i.path, created, { ...i, deleteOnDestroy: true });
+    assert.equal(outs?.deleteOnDestroy, true);
+    await p.delete(i.path, outs!);
+    assert.ok(!fs.existsSync(i.path));
+  });
+
+  it("keeps a file it adopted, even with deleteOnDestroy", async () => {
+    const i = fresh();
+    existing(i.path);
+    const { outs } = await p.create(i);
+    assert.equal(outs?.createdByFame, false);
+    await p.delete(i.path, outs!);
+    assert.ok(fs.existsSync(i.path), "an adopted file is never deleted");
+    assert.equal(readAt(i.path, 4096, 10), "SENTINEL-2");
+  });
+
+  it("a path change with deleteOnDestroy keeps the old file with its data and records the new one", async () => {
+    const a = fresh();
+    const olds = (await p.create(a)).outs!;
+    writeAt(a.path, 4096, "SENTINEL-A");
+    const b = { ...a, path: `${a.path}-moved` };
+    const d = await p.diff(a.path, olds, b);
+    assert.deepEqual(d.replaces, [], "a move never replaces (a replacement deletes the old file)");
+    const moved = (await p.update(a.path, olds, b)).outs!;
+    assert.equal(readAt(a.path, 4096, 10), "SENTINEL-A", "the old file is kept as it was");
+    assert.ok(!fs.existsSync(claimPath(a.path)), "the old file is no longer claimed");
+    assert.equal(moved.path, b.path);
+    assert.equal(moved.createdByFame, true);
+    assert.equal(fs.statSync(b.path).size, GiB);
+    // Destroy afterwards: only the file it made at the new path goes.
+    await p.delete(a.path, moved);
+    assert.ok(!fs.existsSync(b.path));
+    assert.equal(readAt(a.path, 4096, 10), "SENTINEL-A");
+  });
+
+  it("a path change onto an existing file adopts it, so destroy keeps both", async () => {
+    const a = fresh();
+    const olds = (await p.create(a)).outs!;
+    const b = fresh();
+    existing(b.path);
+    const moved = (await p.update(a.path, olds, b)).outs!;
+    assert.equal(moved.createdByFame, false);
+    await p.delete(a.path, moved);
+    assert.ok(fs.existsSync(a.path));
+    assert.equal(readAt(b.path, 4096, 10), "SENTINEL-2");
+  });
+
+  it("a forced replacement keeps the file: the new resource adopts it, the old one's delete leaves it", async () => {
+    const i = fresh();
+    const old = (await p.create(i)).outs!;
+    writeAt(i.path, 4096, "SENTINEL-R");
+    // `pulumi up --replace`: create-first (diff never asks delete-first), then the old one is deleted.
+    assert.equal((await p.diff(i.path, old, i)).deleteBeforeReplace, false);
+    const replacement = (await p.create(i)).outs!;
+    assert.equal(replacement.createdByFame, false);
+    await p.delete(i.path, old);
+    assert.equal(readAt(i.path, 4096, 10), "SENTINEL-R");
+    assert.ok(fs.existsSync(claimPath(i.path)), "the replacement's claim stays");
+  });
+
+  it("keeps a different file later put at the same path", async () => {
+    const i = fresh();
+    const outs = (await p.create(i)).outs!;
+    fs.rmSync(i.path);
+    existing(i.path);
+    await p.delete(i.path, outs);
+    assert.equal(readAt(i.path, 4096, 10), "SENTINEL-2");
+  });
+
+  it("a create whose claim cannot be settled fails and removes the file it made", async () => {
+    const i = fresh();
+    fs.mkdirSync(path.join(claimPath(i.path), "x"), { recursive: true });
+    await assert.rejects(p.create(i), /fame-claim/);
+    assert.ok(!fs.existsSync(i.path), "the empty file it made is gone again");
+  });
+
+  it("keeps a file whose state predates the identity and claim (older fame)", async () => {
+    const i = fresh();
+    const { fileId: _f, claim: _c, ...legacy } = (await p.create(i)).outs!;
+    await p.delete(i.path, legacy);
+    assert.ok(fs.existsSync(i.path));
   });
 });
