@@ -9,6 +9,10 @@
  *   about a property whose value is (or contains) an unknown is dropped, and
  *   the provider's own checker sees unknown properties removed, so it can
  *   neither fail nor throw on them. `diff` treats an unknown as a change.
+ * - When the inputs show no change, `diff` asks the host for drift the
+ *   recorded state cannot show (`needsRepair`), since the engine diffs
+ *   without a refresh; a host it cannot ask fails the diff, naming the
+ *   resource, rather than passing for "no change".
  * - `diff` always answers `changes` and lists `replaces`; a replacement is
  *   done delete-first when the new object would have the same id as the old
  *   one (both cannot exist at once), create-first otherwise.
@@ -75,8 +79,11 @@ export interface ProviderSpec<I extends object, O extends object> {
   projectOld?(olds: O): Record<string, unknown>;
   /**
    * Drift `update` repairs that the recorded state alone may not show (a
-   * network stopped out of band; a node another resource's update powered
-   * off). May look at the host: diff runs it in previews too.
+   * network stopped out of band; a node paused, or powered off by another
+   * resource's update). Looks at the host: diff runs it in every preview and
+   * up, refreshed or not, with the recorded state (always known). A host it
+   * cannot ask (libvirtd down) fails the diff naming the resource, never
+   * passes for "no change".
    */
   needsRepair?(olds: O): boolean | Promise<boolean>;
   /** `undo`: register each thing made here; on a throw they are removed, newest first. */
@@ -164,6 +171,21 @@ export function diffBySpec<I extends object, O extends object>(
   };
 }
 
+/** Runs `needsRepair`; a failure to look says which resource could not be checked. */
+async function repairNeeded<O>(
+  needsRepair: (olds: O) => boolean | Promise<boolean>,
+  id: string,
+  olds: O,
+): Promise<boolean> {
+  try {
+    return await needsRepair(olds);
+  } catch (e) {
+    throw new Error(
+      `cannot check ${id} for changes made outside fame (every preview and up compare it with the host): ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+}
+
 /**
  * Makes a provider object the engine can load from its serialized form. The
  * returned methods close over `spec` and this module's plain functions only.
@@ -192,10 +214,10 @@ export function defineProvider<I extends object, O extends object>(
         failures: failures.filter((f) => !unknownKeys.includes(f.property.split(".")[0] ?? "")),
       };
     },
-    async diff(_id: string, olds: O, news: I) {
+    async diff(id: string, olds: O, news: I) {
       let d = diffBySpec(spec, olds, news);
       // The host is asked only when the inputs alone show no change.
-      if (!d.changes && spec.needsRepair && (await spec.needsRepair(olds))) {
+      if (!d.changes && spec.needsRepair && (await repairNeeded(spec.needsRepair, id, olds))) {
         d = diffBySpec(spec, olds, news, true);
       }
       return {

@@ -75,9 +75,11 @@ async function converge(
     }
   }
   const state = existed ? await virsh.domainState(uri, name) : "shut off";
-  if (state === "running" && (restart || !inputs.running)) {
+  // A paused domain is on too: a restart or a stop powers it off (stopDomain forces it).
+  if (state !== undefined && state !== "shut off" && (restart || !inputs.running)) {
     await virsh.stopDomain(uri, name, inputs.shutdownTimeoutMs);
   }
+  // Starts a stopped node, resumes a paused one: running means domstate "running".
   if (inputs.running) await virsh.startDomain(uri, name);
 }
 
@@ -88,7 +90,8 @@ export const domainProvider = defineProvider<DomainInputs, DomainOutputs>({
   // overlay would corrupt it): a replacement keeping any of them deletes first.
   uniqueKeys: ["name", "mac", "disks"],
   // A node meant to run that is not running (powered off by a FAM resize whose
-  // own update then failed or was not targeted) is started again by update.
+  // own update then failed or was not targeted, paused out of band) is
+  // started or resumed by update.
   needsRepair: async (olds) =>
     olds.running === true && (await virsh.domainState(olds.uri, olds.name)) !== "running",
   async check(news) {

@@ -91,6 +91,13 @@ async function start(i: LibrarianServiceInputs, undo?: Undo): Promise<LibrarianS
   return { ...i, unit: u.name, running: true };
 }
 
+/** Whether the service runs now (the unit is active, or the supervisor is alive). */
+async function isRunning(o: LibrarianServiceOutputs): Promise<boolean> {
+  return o.mode === "systemd"
+    ? lib.unitActive(o.unit)
+    : (await lib.supervisorPid(o.stateDir)) !== undefined;
+}
+
 async function stop(o: LibrarianServiceOutputs): Promise<void> {
   if (o.mode === "systemd") await lib.removeUnit(o.unit);
   else await lib.stopSupervised(o.stateDir);
@@ -104,8 +111,9 @@ export const librarianServiceProvider = defineProvider<
   replaceKeys: ["owner", "mode", "netns", "stateDir"],
   // One unit per stack, one listener per port: the old service goes first.
   uniqueKeys: ["owner", "port"],
-  // A Librarian found dead by refresh is started again.
-  needsRepair: (olds) => olds.running === false,
+  // A Librarian that is not running (found dead by refresh, or stopped out of
+  // band since: asked here, so no refresh is needed) is started again.
+  needsRepair: async (olds) => olds.running === false || !(await isRunning(olds)),
   async check(news) {
     // Unknown inputs (preview) are absent here; the contract drops failures about them.
     const failures: CheckFailure[] = [];
@@ -141,11 +149,7 @@ export const librarianServiceProvider = defineProvider<
   },
   async read(id: string, props?: LibrarianServiceOutputs) {
     if (!props) return {};
-    const running =
-      props.mode === "systemd"
-        ? await lib.unitActive(props.unit)
-        : (await lib.supervisorPid(props.stateDir)) !== undefined;
-    return { id, props: { ...props, running } };
+    return { id, props: { ...props, running: await isRunning(props) } };
   },
   async update(_id: string, olds: LibrarianServiceOutputs, news: LibrarianServiceInputs) {
     // librarian.py reads its database at start: restart with the new inputs.

@@ -117,8 +117,13 @@ export const networkProvider = defineProvider<NetworkInputs, NetworkOutputs>({
   // Hosts compare in MAC order, whatever order libvirt lists them in.
   project: (news) => ({ ...news, hosts: normalise(news).hosts }),
   projectOld: (olds) => ({ ...olds, hosts: normalise(olds).hosts }),
-  // A network that stopped out of band is restarted by update.
-  needsRepair: (olds) => olds.active === false,
+  // A network stopped (or its autostart changed) out of band is repaired by
+  // update: libvirt is asked, so no refresh is needed first.
+  needsRepair: async (olds) => {
+    if (olds.active === false) return true;
+    const info = await virsh.networkInfo(olds.uri, olds.name);
+    return info?.active !== true || info.autostart !== olds.autostart;
+  },
   async check(news) {
     const failures: CheckFailure[] = [];
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(news.bridge ?? "")) {

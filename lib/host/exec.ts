@@ -27,10 +27,16 @@ export interface RunOptions {
 const NOT_FOUND = [
   /domain not found/i,
   /network not found/i,
-  /failed to get (domain|network)/i,
   /no (domain|network) with matching/i,
   /storage volume not found/i,
 ];
+/**
+ * What virsh prints for a name it could not look up, whatever the reason (it
+ * drops libvirt's own error: not found, access denied, internal error). Alone,
+ * it is "not-found" for lib/host/virsh.ts to confirm against libvirt's list;
+ * with another error line after it, that line decides.
+ */
+const LOOKUP_FAILED = /failed to get (domain|network)/i;
 const UNREACHABLE = [
   /failed to connect/i,
   /cannot recv data/i,
@@ -44,6 +50,11 @@ const UNREACHABLE = [
 export function classify(stderr: string): HostErrorKind {
   if (UNREACHABLE.some((re) => re.test(stderr))) return "unreachable";
   if (NOT_FOUND.some((re) => re.test(stderr))) return "not-found";
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (lines.length > 0 && lines.every((l) => LOOKUP_FAILED.test(l))) return "not-found";
   return "other";
 }
 

@@ -76,6 +76,34 @@ describe("provider contract", () => {
     assert.equal(diffBySpec(spec, olds, { path: "/p", files: "x" }, true).changes, true);
   });
 
+  it("diff asks the host for drift only when the inputs show none, and fails naming the resource when it cannot ask", async () => {
+    let asked = 0;
+    let answer: boolean | Error = true;
+    const p = defineProvider<{ a: number }, { a: number }>({
+      keys: ["a"],
+      replaceKeys: ["a"],
+      needsRepair: async () => {
+        asked++;
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      create: async () => ({ id: "x", outs: { a: 1 } }),
+      read: async () => ({}),
+      delete: async () => {},
+    });
+    assert.equal((await p.diff!("r1", { a: 1 }, { a: 1 })).changes, true);
+    answer = false;
+    assert.equal((await p.diff!("r1", { a: 1 }, { a: 1 })).changes, false);
+    assert.equal(asked, 2);
+    assert.deepEqual((await p.diff!("r1", { a: 1 }, { a: 2 })).replaces, ["a"]);
+    assert.equal(asked, 2, "a change in the inputs needs no look at the host");
+    answer = new Error("virsh -c qemu:///system net-info br: failed to connect to the hypervisor");
+    await assert.rejects(
+      p.diff!("r1", { a: 1 }, { a: 1 }),
+      /^Error: cannot check r1 for changes made outside fame \(every preview and up compare it with the host\): virsh .*failed to connect/,
+    );
+  });
+
   it("a node disk replaced under the same path is deleted first (new image cache, same key)", async () => {
     const olds = {
       path: "/d/node01.qcow2",

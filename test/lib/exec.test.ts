@@ -10,6 +10,17 @@ describe("host command runner", () => {
       "not-found",
     );
     assert.equal(classify("error: failed to get network 'br_node'"), "not-found");
+    // A reason printed after "failed to get" decides: this lookup failed, nothing is gone.
+    assert.equal(
+      classify(
+        "error: failed to get domain 'node01'\nerror: access denied: 'domain-getattr' forbidden",
+      ),
+      "other",
+    );
+    assert.equal(
+      classify("error: failed to get network 'br_node'\nerror: internal error: lock failed"),
+      "other",
+    );
     assert.equal(
       classify(
         "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/run/libvirt/libvirt-sock': No such file or directory",

@@ -156,6 +156,26 @@ describe("Domain provider against a sandboxed libvirtd", function () {
     assert.equal((await p.diff("tdom01", inputs, inputs)).changes, false);
   });
 
+  it("a node paused out of band shows as a change without a refresh, and update resumes it", async () => {
+    const id = domid();
+    virshOut("suspend", "tdom01");
+    assert.equal(state(), "paused");
+    // The recorded state still says running: diff asks libvirt.
+    const d = await p.diff("tdom01", inputs, inputs);
+    assert.deepEqual([d.changes, d.replaces], [true, []]);
+    await p.update("tdom01", inputs, inputs);
+    assert.equal(state(), "running");
+    assert.equal(domid(), id, "resumed, not restarted");
+    assert.equal((await p.diff("tdom01", inputs, inputs)).changes, false);
+    // A paused node whose definition changes is powered off and started anew.
+    virshOut("suspend", "tdom01");
+    const more = { ...inputs, vcpus: inputs.vcpus + 1 };
+    await p.update("tdom01", inputs, more);
+    assert.equal(state(), "running");
+    assert.notEqual(domid(), id);
+    await p.update("tdom01", more, inputs);
+  });
+
   it("switches FAM to CXL and back as an in-place update that restarts the node", async () => {
     const lsaPath = path.join(dir, "tdom01.lsa");
     await createFam(lsaPath, CXL_LSA_BYTES);

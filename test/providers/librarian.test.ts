@@ -221,6 +221,19 @@ describe("LibrarianService provider (supervised in a network namespace)", functi
     assert.equal(((await p.read!(outs.unit, outs)).props as LibrarianServiceOutputs).running, true);
   });
 
+  it("a Librarian stopped out of band shows as a change without a refresh, and update starts it", async () => {
+    const pid = Number(fs.readFileSync(path.join(dir, "librarian.pid"), "utf8"));
+    process.kill(pid, "SIGTERM");
+    await waitFor("the supervisor gone", () => !listening());
+    // The recorded state still says running: diff asks the host.
+    const d = await p.diff!(outs.unit, outs, inputs);
+    assert.deepEqual([d.changes, d.replaces], [true, []]);
+    outs = (await p.update!(outs.unit, outs, inputs)).outs as LibrarianServiceOutputs;
+    assert.equal(outs.running, true);
+    await waitFor("librarian.py listening again", listening);
+    assert.equal((await p.diff!(outs.unit, outs, inputs)).changes, false);
+  });
+
   it("delete stops it; read then reports it not running and diff asks to start it again", async () => {
     const child = childPid();
     await p.delete!(outs.unit, outs);

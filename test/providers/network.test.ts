@@ -192,6 +192,35 @@ describe("Network provider against a sandboxed libvirtd", function () {
     assert.match(virshOut("net-info", "br_tnet"), /Active:\s+yes/);
   });
 
+  it("repairs a network stopped out of band without a refresh: diff asks libvirt, not the recorded state", async () => {
+    const recorded = { ...inputs, active: true };
+    assert.equal((await p.diff("br_tnet", recorded, inputs)).changes, false);
+    virshOut("net-destroy", "br_tnet");
+    assert.deepEqual(await p.diff("br_tnet", recorded, inputs), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    const { outs } = await p.update("br_tnet", recorded, inputs);
+    assert.equal(outs?.active, true);
+    assert.match(virshOut("net-info", "br_tnet"), /Active:\s+yes/);
+    assert.equal((await p.diff("br_tnet", recorded, inputs)).changes, false);
+    // Autostart turned off out of band: the same.
+    virshOut("net-autostart", "--disable", "br_tnet");
+    assert.equal((await p.diff("br_tnet", recorded, inputs)).changes, true);
+    await p.update("br_tnet", recorded, inputs);
+    assert.match(virshOut("net-info", "br_tnet"), /Autostart:\s+yes/);
+    assert.equal((await p.diff("br_tnet", recorded, inputs)).changes, false);
+  });
+
+  it("a diff that cannot reach libvirtd fails naming the network: never 'no change'", async () => {
+    const dead = { ...inputs, uri: "qemu:///system?socket=/nonexistent/libvirt-sock" };
+    await assert.rejects(
+      p.diff("br_tnet", { ...dead, active: true }, dead),
+      /cannot check br_tnet for changes made outside fame .*failed to connect/i,
+    );
+  });
+
   it("deletes the network; read then reports it gone", async () => {
     await p.delete("br_tnet", { ...inputs, active: true });
     assert.doesNotMatch(virshOut("net-list", "--all", "--name"), /br_tnet/);
