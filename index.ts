@@ -10,7 +10,7 @@ import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
-import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
+import { ConfigError, resolveRaw, type StackConfig, validateConfig } from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
@@ -23,9 +23,30 @@ const stackConfig = new pulumi.Config("fame");
 const raw = resolveRaw((key) => stackConfig.get(key), process.env, { project, stack });
 const password = stackConfig.getSecret("password");
 const host = hostFacts.read();
+
+/** The whole stack config and its secret keys, so that unknown or mis-secreted `fame:` keys are refused. */
+function stackConfigKeys(): StackConfig {
+  const values = pulumi.runtime.allConfig();
+  // isConfigSecret is exported by the SDK's runtime but left out of its typings. Without it, read the
+  // language host's PULUMI_CONFIG_SECRET_KEYS, which is what it sees under the CLI.
+  const isConfigSecret = (pulumi.runtime as { isConfigSecret?: (key: string) => boolean })
+    .isConfigSecret;
+  const fromEnv = (): string[] => {
+    const list: unknown = JSON.parse(process.env.PULUMI_CONFIG_SECRET_KEYS || "[]");
+    return Array.isArray(list) ? list.map(String) : [];
+  };
+  // allConfig drops the older "<namespace>:config:" spelling; the secret list may keep it.
+  const secretKeys = isConfigSecret
+    ? Object.keys(values).filter(
+        (k) => isConfigSecret(k) || isConfigSecret(k.replace(/^([^:]+):/, "$1:config:")),
+      )
+    : fromEnv();
+  return { values, secretKeys };
+}
+
 let validated: ReturnType<typeof validateConfig>;
 try {
-  validated = validateConfig(raw, { memTotalKiB: host.memTotalKiB });
+  validated = validateConfig(raw, { memTotalKiB: host.memTotalKiB }, stackConfigKeys());
 } catch (e) {
   // One clear message, no stack trace, before any resource is registered.
   if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
