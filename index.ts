@@ -125,26 +125,30 @@ const cluster = new FameCluster("fame", {
   image,
 });
 
-export const nodes = cluster.nodes;
-export const nodeNames = cluster.nodes.map((n) => n.name);
-export const macs = cluster.nodes.map((n) => n.mac);
-export const ips = cluster.nodes.map((n) => n.ip);
-export const nodeStates = cluster.nodeStates;
-export const famPath = cluster.famPath;
-export const famSizeBytes = cluster.famSizeBytes;
-export const famSize = cluster.famSizeBytes.apply(formatSize);
-export const networkName = cluster.networkName;
-export const libvirtUri = cluster.libvirtUri;
-export const accelerator = domainType === "kvm" ? "kvm" : "tcg";
-export const publicKey = cluster.publicKey;
-/** Save it: pulumi stack output --show-secrets privateKey > ~/.ssh/fame-<stack> */
-export const privateKey = cluster.privateKey;
-export const sshConfig = cluster.sshConfig;
-export const sshCommands = cluster.sshCommands;
-export const imageKey = cluster.imageKey;
-export const imagePackages = cluster.imagePackages;
-export const envFile = cluster.envFile;
-export const librarianIni = cluster.librarianIni;
-export const librarianIniPath = cluster.librarianIniPath;
-export const librarianDb = cluster.librarianDb;
-export const librarianUnit = cluster.librarianUnit;
+// The stack outputs. One object, not `export const`s: an output that is undefined (the Librarian's, with
+// it off) is left out instead of exported as undefined, which Pulumi warns about on every run.
+export = {
+  nodes: cluster.nodes,
+  nodeNames: cluster.nodes.map((n) => n.name),
+  macs: cluster.nodes.map((n) => n.mac),
+  ips: cluster.nodes.map((n) => n.ip),
+  nodeStates: cluster.nodeStates,
+  famPath: cluster.famPath,
+  famSizeBytes: cluster.famSizeBytes,
+  famSize: cluster.famSizeBytes.apply(formatSize),
+  networkName: cluster.networkName,
+  libvirtUri: cluster.libvirtUri,
+  accelerator: domainType === "kvm" ? "kvm" : "tcg",
+  publicKey: cluster.publicKey,
+  /** Save it: pulumi stack output --show-secrets privateKey > ~/.ssh/fame-<stack> */
+  privateKey: cluster.privateKey,
+  sshConfig: cluster.sshConfig,
+  sshCommands: cluster.sshCommands,
+  imageKey: cluster.imageKey,
+  imagePackages: cluster.imagePackages,
+  envFile: cluster.envFile,
+  librarianIni: cluster.librarianIni,
+  librarianIniPath: cluster.librarianIniPath,
+  ...(cluster.librarianDb ? { librarianDb: cluster.librarianDb } : {}),
+  ...(cluster.librarianUnit ? { librarianUnit: cluster.librarianUnit } : {}),
+};

@@ -277,6 +277,17 @@ describe("program under mocks", function () {
     assert.doesNotMatch(plain.error.message, /hunter2-plain/);
   });
 
+  it("a default cluster says no warning, and exports no Librarian outputs with the Librarian off", async () => {
+    const run = await runProgram({});
+    assert.deepEqual(run.warnings, []);
+    assert.equal(run.ofType(T("Domain")).length, 4);
+    assert.ok(!("librarianDb" in run.exports) && !("librarianUnit" in run.exports));
+    assert.ok(Object.values(run.exports).every((v) => v !== undefined && v !== null));
+    // The capture works: a warning the user should act on still gets through.
+    const large = await runProgram({ nodes: "1", famSize: "512G" });
+    assert.match(large.warnings.join("\n"), /fame:famSize = 512G is above 256G/);
+  });
+
   it("refuses bad config with one message naming key, value and rule, registering nothing", async () => {
     await assert.rejects(
       runProgram({ nodes: "254", famSize: "3G" }),

@@ -134,29 +134,46 @@ export async function runProgramRefused(
 }
 
 /**
- * Loads index.ts afresh with the given `fame:` config under mocks. Returns the
- * program's exports (as plain values) and the registrations.
+ * Loads index.ts afresh with the given `fame:` config under mocks, the way the
+ * language host runs it: inside the root Stack resource, whose outputs are the
+ * module's exports (Pulumi's own warnings about them, such as an undefined
+ * output, happen there). Returns the program's exports (as plain values), the
+ * registrations, and every pulumi.log.warn meanwhile (without an engine it
+ * writes through console.warn, still called, so a test's own capture sees it).
  */
 export async function runProgram(
   config: StackConfigValues,
   env: Record<string, string> = {},
   stack = "test",
   host: ProgramHostFacts = TEST_HOST,
-): Promise<MockRun & { exports: Record<string, unknown>; secretExports: string[] }> {
+): Promise<
+  MockRun & { exports: Record<string, unknown>; secretExports: string[]; warnings: string[] }
+> {
   const run = mockRun();
   await pulumi.runtime.setMocks(run.mocks, "fame", stack, false);
   setStackConfig(config);
   const restore = withCleanEnv(env);
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (...m: unknown[]) => {
+    warnings.push(m.join(" "));
+    warn(...m);
+  };
   try {
-    const mod = loadProgram(host);
+    let mod: Record<string, unknown> = {};
+    await pulumi.runtime.runInPulumiStack(async () => {
+      mod = loadProgram(host);
+      return mod;
+    });
     const exports: Record<string, unknown> = {};
     const secretExports: string[] = [];
     for (const [k, v] of Object.entries(mod)) {
       exports[k] = await settle(v as pulumi.Input<unknown>);
       if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) secretExports.push(k);
     }
-    return { ...run, exports, secretExports };
+    return { ...run, exports, secretExports, warnings };
   } finally {
+    console.warn = warn;
     restore();
   }
 }
