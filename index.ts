@@ -10,7 +10,7 @@ import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
-import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
+import { ConfigError, resolveRaw, type StackConfig, validateConfig } from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { ownershipFacts } from "./lib/host/ownership";
@@ -25,9 +25,30 @@ const stackConfig = new pulumi.Config("fame");
 const raw = resolveRaw((key) => stackConfig.get(key), process.env, { project, stack });
 const password = stackConfig.getSecret("password");
 const host = hostFacts.read();
+
+/** The whole stack config and its secret keys, so that unknown or mis-secreted `fame:` keys are refused. */
+function stackConfigKeys(): StackConfig {
+  const values = pulumi.runtime.allConfig();
+  // isConfigSecret is exported by the SDK's runtime but left out of its typings. Without it, read the
+  // language host's PULUMI_CONFIG_SECRET_KEYS, which is what it sees under the CLI.
+  const isConfigSecret = (pulumi.runtime as { isConfigSecret?: (key: string) => boolean })
+    .isConfigSecret;
+  const fromEnv = (): string[] => {
+    const list: unknown = JSON.parse(process.env.PULUMI_CONFIG_SECRET_KEYS || "[]");
+    return Array.isArray(list) ? list.map(String) : [];
+  };
+  // allConfig drops the older "<namespace>:config:" spelling; the secret list may keep it.
+  const secretKeys = isConfigSecret
+    ? Object.keys(values).filter(
+        (k) => isConfigSecret(k) || isConfigSecret(k.replace(/^([^:]+):/, "$1:config:")),
+      )
+    : fromEnv();
+  return { values, secretKeys };
+}
+
 let validated: ReturnType<typeof validateConfig>;
 try {
-  validated = validateConfig(raw, { memTotalKiB: host.memTotalKiB });
+  validated = validateConfig(raw, { memTotalKiB: host.memTotalKiB }, stackConfigKeys());
 } catch (e) {
   // One clear message, no stack trace, before any resource is registered.
   if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
@@ -116,26 +137,30 @@ const cluster = new FameCluster("fame", {
   image,
 });
 
-export const nodes = cluster.nodes;
-export const nodeNames = cluster.nodes.map((n) => n.name);
-export const macs = cluster.nodes.map((n) => n.mac);
-export const ips = cluster.nodes.map((n) => n.ip);
-export const nodeStates = cluster.nodeStates;
-export const famPath = cluster.famPath;
-export const famSizeBytes = cluster.famSizeBytes;
-export const famSize = cluster.famSizeBytes.apply(formatSize);
-export const networkName = cluster.networkName;
-export const libvirtUri = cluster.libvirtUri;
-export const accelerator = domainType === "kvm" ? "kvm" : "tcg";
-export const publicKey = cluster.publicKey;
-/** Save it: pulumi stack output --show-secrets privateKey > ~/.ssh/fame-<stack> */
-export const privateKey = cluster.privateKey;
-export const sshConfig = cluster.sshConfig;
-export const sshCommands = cluster.sshCommands;
-export const imageKey = cluster.imageKey;
-export const imagePackages = cluster.imagePackages;
-export const envFile = cluster.envFile;
-export const librarianIni = cluster.librarianIni;
-export const librarianIniPath = cluster.librarianIniPath;
-export const librarianDb = cluster.librarianDb;
-export const librarianUnit = cluster.librarianUnit;
+// The stack outputs. One object, not `export const`s: an output that is undefined (the Librarian's, with
+// it off) is left out instead of exported as undefined, which Pulumi warns about on every run.
+export = {
+  nodes: cluster.nodes,
+  nodeNames: cluster.nodes.map((n) => n.name),
+  macs: cluster.nodes.map((n) => n.mac),
+  ips: cluster.nodes.map((n) => n.ip),
+  nodeStates: cluster.nodeStates,
+  famPath: cluster.famPath,
+  famSizeBytes: cluster.famSizeBytes,
+  famSize: cluster.famSizeBytes.apply(formatSize),
+  networkName: cluster.networkName,
+  libvirtUri: cluster.libvirtUri,
+  accelerator: domainType === "kvm" ? "kvm" : "tcg",
+  publicKey: cluster.publicKey,
+  /** Save it: pulumi stack output --show-secrets privateKey > ~/.ssh/fame-<stack> */
+  privateKey: cluster.privateKey,
+  sshConfig: cluster.sshConfig,
+  sshCommands: cluster.sshCommands,
+  imageKey: cluster.imageKey,
+  imagePackages: cluster.imagePackages,
+  envFile: cluster.envFile,
+  librarianIni: cluster.librarianIni,
+  librarianIniPath: cluster.librarianIniPath,
+  ...(cluster.librarianDb ? { librarianDb: cluster.librarianDb } : {}),
+  ...(cluster.librarianUnit ? { librarianUnit: cluster.librarianUnit } : {}),
+};

@@ -165,9 +165,118 @@ function describe(key: PlainKey, raw: RawValue): string {
   return `fame:${key} = ${JSON.stringify(raw.value)}${origin}`;
 }
 
-/** Validates resolved values; throws one ConfigError listing every problem. */
-export function validateConfig(raw: RawConfig, host: HostFacts = {}): Validated {
+/**
+ * The stack's whole config as the SDK hands it to the program: "namespace:key"
+ * -> value (every namespace), and the keys set with `pulumi config set --secret`.
+ */
+export interface StackConfig {
+  values: Readonly<Record<string, string>>;
+  secretKeys: readonly string[];
+}
+
+/** The namespace of fame's keys (the project name). */
+export const NAMESPACE = "fame";
+
+/** "fame:config:nodes" (the language host's older spelling) -> "fame:nodes". */
+function cleanKey(key: string): string {
+  return key.replace(/^([^:]+):config:/, "$1:");
+}
+
+/** Edit distance with adjacent transpositions (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => i + j),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The known key an unknown one most likely meant: the one whose FAME_* variable
+ * it names, else the closest by edit distance ignoring case, `_` and `-` (close:
+ * at most 2 edits or a third of the name, or one name containing the other).
+ */
+export function closestKey(
+  name: string,
+  schema: Readonly<Record<string, KeySpec>> = SCHEMA,
+): string | undefined {
+  const keys = Object.keys(schema);
+  const byEnv = keys.find((k) =>
+    schema[k]?.env?.some((e) => e.toLowerCase() === name.toLowerCase()),
+  );
+  if (byEnv) return byEnv;
+  const fold = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
+  const n = fold(name);
+  let best: { key: string; d: number } | undefined;
+  for (const key of keys) {
+    const k = fold(key);
+    const contained = Math.min(k.length, n.length) >= 4 && (k.includes(n) || n.includes(k));
+    const d = editDistance(n, k);
+    if ((d <= Math.max(2, Math.floor(n.length / 3)) || contained) && (!best || d < best.d)) {
+      best = { key, d };
+    }
+  }
+  return best?.key;
+}
+
+/**
+ * Problems with the stack's `fame:` keys themselves, before their values: a key
+ * the schema lacks (a typo would otherwise leave the default in force without a
+ * word), a key set with --secret that fame would write to plain files and
+ * outputs, and a secret key (the password) stored in plain text. Keys of other
+ * namespaces belong to Pulumi or providers and are left alone. Secret values are
+ * never repeated in a message.
+ */
+export function stackKeyProblems(
+  stack: StackConfig,
+  schema: Readonly<Record<string, KeySpec>> = SCHEMA,
+): string[] {
   const problems: string[] = [];
+  const secret = new Set(stack.secretKeys.map(cleanKey));
+  const prefix = `${NAMESPACE}:`;
+  for (const [fullKey, value] of Object.entries(stack.values)) {
+    const key = cleanKey(fullKey);
+    if (!key.startsWith(prefix)) continue;
+    const name = key.slice(prefix.length);
+    const isSecret = secret.has(key);
+    const spec = Object.hasOwn(schema, name) ? schema[name] : undefined;
+    const shown = isSecret ? `${key} (a secret)` : `${key} = ${JSON.stringify(value)}`;
+    if (!spec) {
+      const near = closestKey(name, schema);
+      problems.push(
+        `${shown}: unknown key, fame does not read it${near ? `; did you mean ${prefix}${near}?` : ""} (the keys are listed in README.md, Configuration; remove this one with \`pulumi config rm ${key}\`)`,
+      );
+    } else if (isSecret && !spec.secret) {
+      problems.push(
+        `${key} is set as a secret, but fame writes it to plain files, resource inputs and outputs, so it would not stay one: set it again without --secret (\`pulumi config set ${key} <value>\`)`,
+      );
+    } else if (!isSecret && spec.secret) {
+      problems.push(
+        `${key} is stored in plain text in the stack's config file, but it must be a secret: set it again with \`pulumi config set --secret ${key} <value>\``,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Validates resolved values (and, given the stack's config, its keys); throws
+ * one ConfigError listing every problem.
+ */
+export function validateConfig(
+  raw: RawConfig,
+  host: HostFacts = {},
+  stack?: StackConfig,
+): Validated {
+  const problems: string[] = stack ? stackKeyProblems(stack) : [];
   const warnings: string[] = [];
   const bad = (key: PlainKey, rule: string) => problems.push(`${describe(key, raw[key])}: ${rule}`);
 

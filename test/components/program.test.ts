@@ -5,7 +5,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
 import { GiB } from "../../lib/units";
 import type { ArtifactFileArgs } from "../../providers/artifactFile";
-import { runProgram, TEST_HOST } from "../helpers/mocks";
+import { runProgram, runProgramRefused, TEST_HOST } from "../helpers/mocks";
 import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
@@ -248,6 +248,46 @@ describe("program under mocks", function () {
     }
   });
 
+  it("refuses a fame: key it does not know, naming it and the closest key, registering nothing", async () => {
+    // `pulumi config set fame:famsize 64G` used to leave the 16G default in force without a word.
+    const { error, resources } = await runProgramRefused({ famsize: "64G", nodes: "2" });
+    assert.match(
+      error.message,
+      /invalid fame configuration \(nothing was changed\):\n {2}- fame:famsize = "64G": unknown key, .*did you mean fame:famSize\?/,
+    );
+    assert.deepEqual(resources, []);
+    // Together with the value problems, in one message.
+    const both = await runProgramRefused({ famsize: "64G", nodes: "0" });
+    assert.match(both.error.message, /fame:famsize = "64G": unknown key/);
+    assert.match(both.error.message, /fame:nodes = "0": must be an integer from 1 to 253/);
+  });
+
+  it("refuses a non-secret key set with --secret, and a password set without it, never showing the value", async () => {
+    const nodes = await runProgramRefused({ nodes: { secret: "2" } });
+    assert.match(
+      nodes.error.message,
+      /fame:nodes is set as a secret, but fame writes it to plain files, resource inputs and outputs.*`pulumi config set fame:nodes <value>`/,
+    );
+    assert.deepEqual(nodes.resources, []);
+    const plain = await runProgramRefused({ password: "hunter2-plain" });
+    assert.match(
+      plain.error.message,
+      /fame:password is stored in plain text .*`pulumi config set --secret fame:password <value>`/,
+    );
+    assert.doesNotMatch(plain.error.message, /hunter2-plain/);
+  });
+
+  it("a default cluster says no warning, and exports no Librarian outputs with the Librarian off", async () => {
+    const run = await runProgram({});
+    assert.deepEqual(run.warnings, []);
+    assert.equal(run.ofType(T("Domain")).length, 4);
+    assert.ok(!("librarianDb" in run.exports) && !("librarianUnit" in run.exports));
+    assert.ok(Object.values(run.exports).every((v) => v !== undefined && v !== null));
+    // The capture works: a warning the user should act on still gets through.
+    const large = await runProgram({ nodes: "1", famSize: "512G" });
+    assert.match(large.warnings.join("\n"), /fame:famSize = 512G is above 256G/);
+  });
+
   it("refuses bad config with one message naming key, value and rule, registering nothing", async () => {
     await assert.rejects(
       runProgram({ nodes: "254", famSize: "3G" }),
@@ -363,7 +403,7 @@ describe("program under mocks", function () {
   });
 
   it("keeps a configured password secret: only on the seed disks, never in outputs or artifacts", async () => {
-    const run = await runProgram({ nodes: "1", password: "hunter2-secret" });
+    const run = await runProgram({ nodes: "1", password: { secret: "hunter2-secret" } });
     const seed = run.ofType(T("SeedDisk"))[0]?.inputs.files as { value: Record<string, string> };
     assert.equal(seed.value.password, "hunter2-secret");
     const everythingElse = JSON.stringify([
@@ -450,7 +490,7 @@ describe("program under mocks", function () {
   });
 
   it("secret scan: no private key or password in any plain output, input or artifact", async () => {
-    const run = await runProgram({ nodes: "2", password: "pa55-word-secret" });
+    const run = await runProgram({ nodes: "2", password: { secret: "pa55-word-secret" } });
     const plain: unknown[] = [
       run.exports.nodes,
       run.exports.sshConfig,

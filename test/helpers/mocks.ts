@@ -80,6 +80,20 @@ export function withCleanEnv(extra: Record<string, string> = {}): () => void {
 
 const INDEX = path.join(__dirname, "..", "..", "index.ts");
 
+/** A stack's `fame:` keys (without the namespace): a value, or `{ secret }` as set with --secret. */
+export type StackConfigValues = Record<string, string | { secret: string }>;
+
+/** Sets the stack config the program sees, marking `{ secret }` values as set with --secret. */
+function setStackConfig(config: StackConfigValues): void {
+  const values: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  for (const [k, v] of Object.entries(config)) {
+    values[`fame:${k}`] = typeof v === "string" ? v : v.secret;
+    if (typeof v !== "string") secretKeys.push(`fame:${k}`);
+  }
+  pulumi.runtime.setAllConfig(values, secretKeys);
+}
+
 /** The host the program sees under test: no vmx/svm, no /dev/kvm, 64 GiB RAM (never the real machine). */
 export const TEST_HOST: ProgramHostFacts = {
   cpuinfo: "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae sse sse2\n",
@@ -99,21 +113,15 @@ function loadProgram(host: ProgramHostFacts): Record<string, unknown> {
   }
 }
 
-/**
- * Loads index.ts afresh with the given `fame:` config under mocks. Returns the
- * program's exports (as plain values) and the registrations.
- */
 /** Runs the program expecting it to refuse; returns the error and what was registered. */
 export async function runProgramRefused(
-  config: Record<string, string>,
+  config: StackConfigValues,
   env: Record<string, string> = {},
   host: ProgramHostFacts = TEST_HOST,
 ): Promise<{ error: Error; resources: Registered[] }> {
   const run = mockRun();
   await pulumi.runtime.setMocks(run.mocks, "fame", "test", false);
-  pulumi.runtime.setAllConfig(
-    Object.fromEntries(Object.entries(config).map(([k, v]) => [`fame:${k}`, v])),
-  );
+  setStackConfig(config);
   const restore = withCleanEnv(env);
   try {
     loadProgram(host);
@@ -125,28 +133,47 @@ export async function runProgramRefused(
   throw new Error(`the program accepted ${JSON.stringify(config)}`);
 }
 
+/**
+ * Loads index.ts afresh with the given `fame:` config under mocks, the way the
+ * language host runs it: inside the root Stack resource, whose outputs are the
+ * module's exports (Pulumi's own warnings about them, such as an undefined
+ * output, happen there). Returns the program's exports (as plain values), the
+ * registrations, and every pulumi.log.warn meanwhile (without an engine it
+ * writes through console.warn, still called, so a test's own capture sees it).
+ */
 export async function runProgram(
-  config: Record<string, string>,
+  config: StackConfigValues,
   env: Record<string, string> = {},
   stack = "test",
   host: ProgramHostFacts = TEST_HOST,
-): Promise<MockRun & { exports: Record<string, unknown>; secretExports: string[] }> {
+): Promise<
+  MockRun & { exports: Record<string, unknown>; secretExports: string[]; warnings: string[] }
+> {
   const run = mockRun();
   await pulumi.runtime.setMocks(run.mocks, "fame", stack, false);
-  pulumi.runtime.setAllConfig(
-    Object.fromEntries(Object.entries(config).map(([k, v]) => [`fame:${k}`, v])),
-  );
+  setStackConfig(config);
   const restore = withCleanEnv(env);
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (...m: unknown[]) => {
+    warnings.push(m.join(" "));
+    warn(...m);
+  };
   try {
-    const mod = loadProgram(host);
+    let mod: Record<string, unknown> = {};
+    await pulumi.runtime.runInPulumiStack(async () => {
+      mod = loadProgram(host);
+      return mod;
+    });
     const exports: Record<string, unknown> = {};
     const secretExports: string[] = [];
     for (const [k, v] of Object.entries(mod)) {
       exports[k] = await settle(v as pulumi.Input<unknown>);
       if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) secretExports.push(k);
     }
-    return { ...run, exports, secretExports };
+    return { ...run, exports, secretExports, warnings };
   } finally {
+    console.warn = warn;
     restore();
   }
 }

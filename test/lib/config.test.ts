@@ -1,6 +1,13 @@
 import * as assert from "node:assert/strict";
-import { ConfigError, type RawConfig, resolveRaw, validateConfig } from "../../lib/config";
-import type { ConfigKey } from "../../lib/schema";
+import {
+  ConfigError,
+  closestKey,
+  type RawConfig,
+  resolveRaw,
+  stackKeyProblems,
+  validateConfig,
+} from "../../lib/config";
+import { CONFIG_KEYS, type ConfigKey } from "../../lib/schema";
 
 const ctx = { project: "fame", stack: "test" };
 
@@ -294,5 +301,111 @@ describe("config validation rules", () => {
     );
     assertRefused("famDeleteOnDestroy", "maybe", /true or false/);
     assertRefused("verbose", "2", /true or false/);
+  });
+});
+
+describe("config keys of the stack", () => {
+  const keys = (values: Record<string, string>, secretKeys: string[] = []) =>
+    stackKeyProblems({ values, secretKeys });
+
+  it("accepts every key of the schema, the password as a secret, and an empty config", () => {
+    const values = Object.fromEntries(CONFIG_KEYS.map((k) => [`fame:${k}`, "x"]));
+    assert.deepEqual(keys(values, ["fame:password"]), []);
+    assert.deepEqual(keys({}), []);
+  });
+
+  it("refuses an unknown fame: key, naming it and its value and suggesting the closest key", () => {
+    const p = keys({ "fame:famsize": "64G", "fame:nodes": "2" });
+    assert.equal(p.length, 1, JSON.stringify(p));
+    assert.match(p[0] ?? "", /^fame:famsize = "64G": unknown key, .*did you mean fame:famSize\?/);
+    assert.match(p[0] ?? "", /pulumi config rm fame:famsize/);
+    // One problem per key, all at once.
+    assert.equal(keys({ "fame:nodez": "2", "fame:vcpu": "2" }).length, 2);
+  });
+
+  it("suggests by case, small typos, swapped letters, extra words and FAME_* variable names", () => {
+    const cases: [string, string][] = [
+      ["famsize", "famSize"],
+      ["FAMSIZE", "famSize"],
+      ["nodez", "nodes"],
+      ["famPaht", "famPath"],
+      ["vdramKiB", "vdram"],
+      ["librarian_port", "librarianPort"],
+      ["FAME_NODES", "nodes"],
+      ["FAME_FAM", "famPath"],
+      ["http_proxy", "proxy"],
+    ];
+    for (const [typo, key] of cases) assert.equal(closestKey(typo), key, typo);
+    // Nothing close: no guess.
+    assert.equal(closestKey("region"), undefined);
+    const p = keys({ "fame:region": "eu" });
+    assert.equal(p.length, 1);
+    assert.doesNotMatch(p[0] ?? "", /did you mean/);
+  });
+
+  it("ignores keys of other namespaces (Pulumi's, providers')", () => {
+    assert.deepEqual(
+      keys(
+        { "pulumi:disable-default-providers": "[]", "aws:region": "eu-west-1", "famex:x": "1" },
+        ["aws:secretKey"],
+      ),
+      [],
+    );
+  });
+
+  it("reads the language host's older key spelling (fame:config:<key>) as the same key", () => {
+    assert.deepEqual(keys({ "fame:config:nodes": "2" }), []);
+    assert.match(keys({ "fame:config:famsize": "2G" })[0] ?? "", /^fame:famsize = "2G"/);
+  });
+
+  it("refuses a non-secret key set with --secret, without repeating its value", () => {
+    const p = keys({ "fame:nodes": "4", "fame:user": "dev-secret-name" }, [
+      "fame:nodes",
+      "fame:user",
+    ]);
+    assert.equal(p.length, 2);
+    assert.match(
+      p[0] ?? "",
+      /^fame:nodes is set as a secret, but fame writes it to plain files, resource inputs and outputs.*without --secret \(`pulumi config set fame:nodes <value>`\)/,
+    );
+    assert.doesNotMatch(JSON.stringify(p), /dev-secret-name/);
+    // An unknown key set as a secret: named, its value not shown.
+    const u = keys({ "fame:pasword": "hunter2" }, ["fame:pasword"]);
+    assert.match(
+      u[0] ?? "",
+      /^fame:pasword \(a secret\): unknown key.*did you mean fame:password\?/,
+    );
+    assert.doesNotMatch(u[0] ?? "", /hunter2/);
+  });
+
+  it("refuses the password in plain text, without repeating it", () => {
+    const p = keys({ "fame:password": "hunter2" });
+    assert.equal(p.length, 1);
+    assert.match(
+      p[0] ?? "",
+      /^fame:password is stored in plain text .*pulumi config set --secret fame:password <value>/,
+    );
+    assert.doesNotMatch(p[0] ?? "", /hunter2/);
+  });
+
+  it("validateConfig reports key problems first, in one error with the value problems", () => {
+    const r = raw({ nodes: "0" });
+    assert.throws(
+      () =>
+        validateConfig(
+          r,
+          {},
+          { values: { "fame:nodes": "0", "fame:famsize": "64G" }, secretKeys: [] },
+        ),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.length === 2 &&
+        /^fame:famsize = "64G": unknown key/.test(e.problems[0] ?? "") &&
+        /^fame:nodes = "0"/.test(e.problems[1] ?? ""),
+    );
+    assert.throws(
+      () => validateConfig(raw(), {}, { values: { "fame:famsize": "64G" }, secretKeys: [] }),
+      /fame:famsize/,
+    );
   });
 });
