@@ -80,11 +80,19 @@ export function withCleanEnv(extra: Record<string, string> = {}): () => void {
 
 const INDEX = path.join(__dirname, "..", "..", "index.ts");
 
-/** The host the program sees under test: no vmx/svm, no /dev/kvm, 64 GiB RAM (never the real machine). */
+/**
+ * The host the program sees under test: no vmx/svm, no /dev/kvm, 64 GiB RAM,
+ * and no QEMU user, so reachability is not judged where the checkout happens to be
+ * (never the real machine; the reachability tests pass their own user).
+ */
 export const TEST_HOST: ProgramHostFacts = {
   cpuinfo: "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae sse sse2\n",
   kvmDevice: false,
   memTotalKiB: 64 * 1024 * 1024,
+  qemuUser: {
+    system: { unknown: "the test host has no QEMU user" },
+    session: { unknown: "the test host has no QEMU user" },
+  },
 };
 
 /** Loads index.ts afresh with `host` as the program's host facts. */
