@@ -10,12 +10,21 @@ import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
-import { ConfigError, resolveRaw, type StackConfig, validateConfig } from "./lib/config";
+import {
+  ConfigError,
+  defaultDir,
+  resolveRaw,
+  type StackConfig,
+  validateConfig,
+} from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { ownershipFacts } from "./lib/host/ownership";
+import { qemuUserFor, reachRefusals } from "./lib/host/reach";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { ownershipProblems } from "./lib/ownership";
+import { reachTargets } from "./lib/reach";
+import { SCHEMA } from "./lib/schema";
 import { formatSize } from "./lib/units";
 
 const project = pulumi.getProject();
@@ -86,6 +95,29 @@ try {
     `invalid fame configuration (nothing was changed):\n  - ${(e as Error).message}`,
   );
 }
+const goldenKey = goldenImageRecipe(image).key;
+// QEMU runs as libvirt's user, which must search every directory on the way to what it opens;
+// libvirt finds out only when a node starts ("Permission denied"), after the rest was built.
+const qemu = qemuUserFor(config.libvirtUri, host.qemuUser);
+if ("unknown" in qemu) {
+  pulumi.log.warn(
+    `fame: cannot check that QEMU can reach fame:dir, fame:famPath and fame:imageCache: ${qemu.unknown}`,
+  );
+} else {
+  const targets = reachTargets(
+    config,
+    goldenKey,
+    defaultDir({ project, stack }),
+    SCHEMA.imageCache.default,
+  );
+  const { refusals, unjudged } = reachRefusals(targets, qemu.user);
+  if (refusals.length > 0) {
+    throw new pulumi.RunError(
+      `refusing this configuration (nothing was changed):\n  - ${refusals.join("\n  - ")}`,
+    );
+  }
+  for (const line of unjudged) pulumi.log.warn(`fame: ${line}`);
+}
 const famStat = fs.statSync(config.famPath, { throwIfNoEntry: false });
 // Asked without the opt-in, so the report can say whether this update rebuilds the database.
 const librarianRefusal = config.librarian
@@ -97,7 +129,7 @@ const librarianRefusal = config.librarian
   : undefined;
 const report = describeChanges(
   previous,
-  appliedConfig(config, goldenImageRecipe(image).key, owner),
+  appliedConfig(config, goldenKey, owner),
   config.famAllowShrink,
   famStat?.isFile() ? famStat.size : undefined,
   { librarianReset: config.librarianReset, librarianRebuild: librarianRefusal !== undefined },

@@ -98,6 +98,11 @@ function specDefault(spec: KeySpec): string | undefined {
   return spec.default === undefined ? undefined : String(spec.default);
 }
 
+/** fame:dir when unset: one directory per project and stack. */
+export function defaultDir(ctx: { project: string; stack: string }): string {
+  return `/var/lib/fame/${ctx.project}-${ctx.stack}`;
+}
+
 /**
  * Resolves every key. A value the stack sets always wins (also one equal to
  * the default, also ""); a FAME_* variable only fills a key the stack does not
@@ -129,7 +134,7 @@ export function resolveRaw(
     }
   }
   if (out.dir.value === "") {
-    out.dir = { value: `/var/lib/fame/${ctx.project}-${ctx.stack}`, source: "computed" };
+    out.dir = { value: defaultDir(ctx), source: "computed" };
   }
   if (out.famPath.value === "") {
     out.famPath = { value: path.posix.join(out.dir.value, "FAM"), source: "computed" };

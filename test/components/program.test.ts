@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
+import { sessionQemuUser, systemQemuUser } from "../../lib/host/reach";
 import { GiB } from "../../lib/units";
 import type { ArtifactFileArgs } from "../../providers/artifactFile";
 import { runProgram, runProgramRefused, TEST_HOST } from "../helpers/mocks";
@@ -540,5 +542,111 @@ describe("program under mocks", function () {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe("QEMU's user must reach fame:dir, fame:famPath and the image cache", () => {
+    // Own directories with explicit modes, reachable by QEMU's stand-in (nobody) or not,
+    // wherever the checkout is; qemu.conf names the stand-in, read by the real host adapter.
+    let tmp: string;
+    let host: ProgramHostFacts;
+    const mkdir = (name: string, mode: number) => {
+      const d = path.join(tmp, name);
+      fs.mkdirSync(d, { mode });
+      fs.chmodSync(d, mode);
+      return d;
+    };
+    before(() => {
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fame-reach-program-"));
+      fs.chmodSync(tmp, 0o755);
+      fs.writeFileSync(path.join(tmp, "qemu.conf"), 'user = "nobody"\n');
+      const nobody = systemQemuUser(path.join(tmp, "qemu.conf"));
+      host = { ...TEST_HOST, qemuUser: { system: nobody, session: nobody } };
+      mkdir("locked", 0o700);
+      mkdir("open", 0o755);
+    });
+    after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+    for (const [label, config, value, keys] of [
+      // The default fame:famPath, <dir>/FAM, is refused with it.
+      ["fame:dir", { dir: "locked/fame" }, "locked/fame", ["dir", "famPath"]],
+      ["fame:famPath", { dir: "open/fame", famPath: "locked/FAM" }, "locked/FAM", ["famPath"]],
+      [
+        "fame:imageCache",
+        { dir: "open/fame", imageCache: "locked/images" },
+        "locked/images",
+        ["imageCache"],
+      ],
+    ] as const) {
+      it(`refuses a ${label} under a 0700 directory before registering anything, naming the directory`, async () => {
+        const abs = Object.fromEntries(
+          Object.entries(config).map(([k, v]) => [k, path.join(tmp, v)]),
+        );
+        const { error, resources } = await runProgramRefused(
+          { nodes: "2", imageCache: path.join(tmp, "open", "images"), ...abs },
+          {},
+          host,
+        );
+        assert.deepEqual(resources, []);
+        const [head, ...lines] = error.message.split("\n  - ");
+        assert.equal(head, "refusing this configuration (nothing was changed):");
+        assert.deepEqual(
+          lines.map((l) => /^fame:(\w+) = /.exec(l)?.[1]),
+          keys,
+        );
+        const key = keys[0];
+        const locked = path.join(tmp, "locked");
+        assert.match(
+          lines[0] ?? "",
+          new RegExp(
+            `^fame:${key} = "${path.join(tmp, value)}": QEMU runs as nobody \\(uid \\d+\\), which cannot reach it: ${locked} \\(owner \\S+, mode 0700\\) does not let nobody search it\\. Choose a fame:${key} outside ${locked}, e\\.g\\. /var/\\S+, or let nobody search ${locked}: chmod o\\+x ${locked}, or setfacl -m u:nobody:x ${locked}$`,
+          ),
+        );
+      });
+    }
+
+    it("accepts reachable ones", async () => {
+      const run = await runProgram(
+        {
+          nodes: "2",
+          dir: path.join(tmp, "open", "fame"),
+          imageCache: path.join(tmp, "open", "images"),
+        },
+        {},
+        "test",
+        host,
+      );
+      assert.equal(run.ofType(T("Domain")).length, 2);
+    });
+
+    it("judges qemu:///session by the user running pulumi, who owns the 0700 directory", async () => {
+      const config = {
+        nodes: "2",
+        dir: path.join(tmp, "locked", "fame"),
+        imageCache: path.join(tmp, "locked", "images"),
+      };
+      const both = { ...TEST_HOST, qemuUser: { ...host.qemuUser, session: sessionQemuUser() } };
+      await runProgramRefused(config, {}, both);
+      const run = await runProgram({ ...config, libvirtUri: "qemu:///session" }, {}, "test", both);
+      assert.equal(run.ofType(T("Domain")).length, 2);
+    });
+
+    it("says so when it cannot judge (no QEMU user on the host) instead of passing silently", async () => {
+      const said: string[] = [];
+      const original = console.warn;
+      console.warn = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        const unknown = { unknown: "the test host has no QEMU user" };
+        await runProgram({ nodes: "1", dir: path.join(tmp, "locked", "fame") }, {}, "test", {
+          ...TEST_HOST,
+          qemuUser: { system: unknown, session: unknown },
+        });
+      } finally {
+        console.warn = original;
+      }
+      assert.match(
+        said.join("\n"),
+        /cannot check that QEMU can reach fame:dir, fame:famPath and fame:imageCache: the test host has no QEMU user/,
+      );
+    });
   });
 });

@@ -94,11 +94,20 @@ function setStackConfig(config: StackConfigValues): void {
   pulumi.runtime.setAllConfig(values, secretKeys);
 }
 
-/** The host the program sees under test: no vmx/svm, no /dev/kvm, 64 GiB RAM (never the real machine). */
+/**
+ * The host the program sees under test: no vmx/svm, no /dev/kvm, 64 GiB RAM,
+ * and QEMU running as a user of its own (uid 64999, in no group but its own),
+ * judged by mode bits: the paths tests use are reachable wherever the
+ * checkout is (never the real machine; the reachability tests pass their own user).
+ */
 export const TEST_HOST: ProgramHostFacts = {
   cpuinfo: "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae sse sse2\n",
   kvmDevice: false,
   memTotalKiB: 64 * 1024 * 1024,
+  qemuUser: {
+    system: { user: { name: "fame-test-qemu", uid: 64999, gids: [64999], self: false } },
+    session: { user: { name: "fame-test-qemu", uid: 64999, gids: [64999], self: false } },
+  },
 };
 
 /** Loads index.ts afresh with `host` as the program's host facts. */
