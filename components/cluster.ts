@@ -122,6 +122,7 @@ export class FameCluster extends pulumi.ComponentResource {
         sizeBytes: config.famSizeBytes,
         deleteOnDestroy: config.famDeleteOnDestroy,
         allowShrink: config.famAllowShrink,
+        owner: args.owner,
         users: { uri, domains: plan.nodes.map((n) => n.name), shutdownTimeoutMs },
       },
       { parent: this },

@@ -25,6 +25,11 @@ export interface FabricMemoryArgs {
    * none. Plain names (not outputs), so the FAM never waits on its users.
    */
   users?: { uri: string; domains: string[]; shutdownTimeoutMs: number };
+  /**
+   * The stack that owns the file (`<project>/<stack>`), recorded beside it so
+   * no other stack adopts or deletes it. Default: no record.
+   */
+  owner?: string;
 }
 
 /**
@@ -57,6 +62,7 @@ export class FabricMemory extends pulumi.ComponentResource {
         deleteOnDestroy,
         allowShrink: args.allowShrink ?? false,
         users: args.users ?? { uri: "", domains: [], shutdownTimeoutMs: 0 },
+        ...(args.owner !== undefined ? { owner: args.owner } : {}),
       },
       // Without the opt-in Pulumi forgets the resource on delete and never asks the provider
       // (whose delete decides again from the file itself when opted in).

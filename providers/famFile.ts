@@ -10,7 +10,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as fam from "../lib/host/famfile";
+import { claim, release } from "../lib/host/ownership";
 import * as virsh from "../lib/host/virsh";
+import { famOwnerFile } from "../lib/ownership";
 import { formatSize, isPowerOfTwo } from "../lib/units";
 import { type CheckFailure, defineProvider } from "./contract";
 
@@ -34,6 +36,12 @@ export interface FamFileInputs {
    * update then starts them with the new size). Not part of the diff.
    */
   users: { uri: string; domains: string[]; shutdownTimeoutMs: number };
+  /**
+   * The stack that owns the file, `<project>/<stack>`: recorded beside it
+   * (`<path>.fame-owner`, lib/ownership.ts), and a file another stack's
+   * record claims is refused. Absent: no record (the CXL label files).
+   */
+  owner?: string;
 }
 
 export interface FamFileOutputs extends FamFileInputs {
@@ -51,7 +59,15 @@ export interface FamFileOutputs extends FamFileInputs {
   claim?: string;
 }
 
-const KEYS = ["path", "sizeBytes", "group", "mode", "deleteOnDestroy", "allowShrink"] as const;
+const KEYS = [
+  "path",
+  "sizeBytes",
+  "group",
+  "mode",
+  "deleteOnDestroy",
+  "allowShrink",
+  "owner",
+] as const;
 
 function describeSize(bytes: number): string {
   return `${formatSize(bytes)} (${bytes} bytes)`;
@@ -175,6 +191,7 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
       else await fam.shrinkFam(news.path, news.sizeBytes);
     }
     await ensureAccess(news);
+    if (news.owner !== undefined) await claim(famOwnerFile(news.path), news.owner, "fam");
     const outs = {
       ...news,
       createdByFame: olds.createdByFame,
@@ -189,6 +206,8 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
     const keep = await keepReason(props);
     if (keep === undefined) {
       await fam.removeFam(props.path);
+      // The owner record goes with the file; a kept file keeps its owner.
+      if (props.owner !== undefined) await release(famOwnerFile(props.path), props.owner);
     } else if (props.deleteOnDestroy === true) {
       console.error(`fame: keeping the FAM file ${props.path} despite deleteOnDestroy: ${keep}`);
     }
@@ -206,13 +225,14 @@ async function takeFile(
   token: string,
 ): Promise<Pick<FamFileOutputs, "createdByFame" | "fileId" | "claim">> {
   const st = await fam.statFam(inputs.path);
-  if (st === undefined) {
-    await fam.createFam(inputs.path, inputs.sizeBytes);
-  } else if (!st.isFile || st.sizeBytes !== inputs.sizeBytes) {
+  if (st !== undefined && (!st.isFile || st.sizeBytes !== inputs.sizeBytes)) {
     throw new Error(
       `FAM file ${inputs.path} exists with ${describeSize(st.sizeBytes)} and cannot be adopted as ${describeSize(inputs.sizeBytes)}`,
     );
   }
+  // First: another stack's file is refused before fame changes anything of it.
+  if (inputs.owner !== undefined) await claim(famOwnerFile(inputs.path), inputs.owner, "fam");
+  if (st === undefined) await fam.createFam(inputs.path, inputs.sizeBytes);
   try {
     await ensureAccess(inputs);
     const fileId = await fam.famIdentity(inputs.path);
@@ -232,7 +252,10 @@ async function takeFile(
     );
     return { createdByFame: st === undefined, fileId, ...(claimed ? { claim: token } : {}) };
   } catch (e) {
-    if (st === undefined) await fam.removeFam(inputs.path);
+    if (st === undefined) {
+      await fam.removeFam(inputs.path);
+      if (inputs.owner !== undefined) await release(famOwnerFile(inputs.path), inputs.owner);
+    }
     throw e;
   }
 }

@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { claimPath, groupId } from "../../lib/host/famfile";
+import { famOwnerFile } from "../../lib/ownership";
 import { GiB } from "../../lib/units";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
@@ -188,6 +189,32 @@ describe("FamFile deletion: only a destroy asked to, only a file fame created", 
     await p.delete(i.path, outs!);
     assert.ok(!fs.existsSync(i.path));
     assert.ok(!fs.existsSync(claimPath(i.path)));
+  });
+
+  it("records its stack beside the file, refuses another stack's file untouched, and releases it with the file", async () => {
+    const i = fresh({ owner: "fame/first" });
+    const { outs } = await p.create(i);
+    const record = fs.readFileSync(famOwnerFile(i.path), "utf8");
+    assert.match(record, /"owner":"fame\/first","kind":"fam"/);
+    writeAt(i.path, 4096, "SENTINEL-3");
+    await assert.rejects(
+      p.create({ ...i, owner: "fame/second" }),
+      /fame stack fame\/first owns it, not fame\/second/,
+    );
+    fs.chmodSync(i.path, 0o600);
+    await assert.rejects(p.create({ ...i, owner: "fame/second" }), /owns it/);
+    assert.equal(fs.statSync(i.path).mode & 0o777, 0o600, "not even its mode is changed");
+    fs.chmodSync(i.path, 0o660);
+    assert.equal(readAt(i.path, 4096, 10), "SENTINEL-3", "the other stack's file is untouched");
+    assert.equal(fs.readFileSync(famOwnerFile(i.path), "utf8"), record);
+    await p.delete(i.path, outs!);
+    assert.ok(!fs.existsSync(i.path));
+    assert.ok(!fs.existsSync(famOwnerFile(i.path)), "the record goes with the file");
+    // Kept (no opt-in): the record stays with the data.
+    const kept = fresh({ owner: "fame/first", deleteOnDestroy: false });
+    const k = await p.create(kept);
+    await p.delete(kept.path, k.outs!);
+    assert.ok(fs.existsSync(famOwnerFile(kept.path)));
   });
 
   it("keeps a file it created without the opt-in", async () => {
