@@ -153,7 +153,13 @@ export const networkProvider = defineProvider<NetworkInputs, NetworkOutputs>({
     const conflicts =
       tools.length > 0
         ? tools
-        : await preflight.networkConflicts(uri, { name, bridge, ip, netmask });
+        : await preflight.networkConflicts(uri, {
+            name,
+            bridge,
+            ip,
+            netmask,
+            ...(news.owner !== undefined ? { owner: news.owner } : {}),
+          });
     for (const reason of conflicts) failures.push({ property: "name", reason });
     return failures;
   },

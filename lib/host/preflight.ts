@@ -90,12 +90,13 @@ function sameSubnet(
 }
 
 /**
- * Problems with creating network `name`: libvirt unreachable, or another
- * libvirt network already using the bridge name or an overlapping subnet.
+ * Problems with creating network `name`: libvirt unreachable, a network of
+ * that name owned by another stack (or not by fame), or another libvirt
+ * network already using the bridge name or an overlapping subnet.
  */
 export async function networkConflicts(
   uri: string,
-  want: { name: string; bridge: string; ip: string; netmask: string },
+  want: { name: string; bridge: string; ip: string; netmask: string; owner?: string },
 ): Promise<string[]> {
   let names: string[];
   try {
@@ -108,10 +109,18 @@ export async function networkConflicts(
   }
   const problems: string[] = [];
   for (const other of names) {
-    if (other === want.name) continue;
     const xml = await virsh.networkXml(uri, other);
     if (!xml) continue;
     const spec = parseNetworkXml(xml);
+    if (other === want.name) {
+      // Our own (an earlier run's) is adopted; another stack's, or not fame's, never is.
+      if (want.owner !== undefined && spec.owner !== want.owner) {
+        problems.push(
+          `libvirt network ${other} already exists and belongs to ${spec.owner ? `fame stack ${spec.owner}` : "something other than fame"}, not ${want.owner}: choose another fame:hostbase (or remove that network)`,
+        );
+      }
+      continue;
+    }
     if (spec.bridge === want.bridge) {
       problems.push(
         `libvirt network ${other} already uses bridge ${want.bridge}: choose another fame:hostbase`,
