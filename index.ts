@@ -10,7 +10,7 @@ import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
 import { domainTypeFor } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
-import { ConfigError, resolveRaw, validateConfig } from "./lib/config";
+import { ConfigError, resolveRaw, shownValue, validateConfig } from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
@@ -88,9 +88,8 @@ if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {
 }
 if (config.verbose) {
   for (const [key, value] of Object.entries(raw)) {
-    pulumi.log.info(
-      `fame: ${key} = ${JSON.stringify(value.value)} (${value.envVar ?? value.source})`,
-    );
+    // A proxy's credentials stay out of the log.
+    pulumi.log.info(`fame: ${key} = ${shownValue(value.value)} (${value.envVar ?? value.source})`);
   }
 }
 for (const line of report.warnings) pulumi.log.warn(`fame: ${line}`);

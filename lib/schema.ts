@@ -108,7 +108,7 @@ export const SCHEMA = {
     default: "",
     env: ["FAME_PROXY", "http_proxy"],
     description:
-      "HTTP proxy used to reach the mirror; nodes get it in their apt config from the seed disk at boot (not part of the image).",
+      "HTTP proxy used to reach the mirror; nodes get it in their apt config from the seed disk at boot (not part of the image). Kept secret in state; with credentials, set it with --secret.",
   },
   l4fame: {
     type: "string",
