@@ -15,6 +15,7 @@ import {
   defaultDir,
   resolveRaw,
   type StackConfig,
+  shownValue,
   validateConfig,
 } from "./lib/config";
 import { hostFacts } from "./lib/host/hostfacts";
@@ -153,9 +154,8 @@ if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {
 }
 if (config.verbose) {
   for (const [key, value] of Object.entries(raw)) {
-    pulumi.log.info(
-      `fame: ${key} = ${JSON.stringify(value.value)} (${value.envVar ?? value.source})`,
-    );
+    // A proxy's credentials stay out of the log.
+    pulumi.log.info(`fame: ${key} = ${shownValue(value.value)} (${value.envVar ?? value.source})`);
   }
 }
 for (const line of report.warnings) pulumi.log.warn(`fame: ${line}`);

@@ -12,7 +12,7 @@ const TEMPLATES = path.join(__dirname, "..", "templates");
 export interface GoldenImageArgs {
   /** Debian mirror. Default (from the cluster): `fame:mirror`. */
   mirror: string;
-  /** Proxy the build reaches the mirror through; not part of the image (nodes get it from their seed disk). Default: none. */
+  /** Proxy the build reaches the mirror through, kept secret; not part of the image (nodes get it from their seed disk). Default: none. */
   proxy?: string;
   /** Optional L4FAME repository; adds the FAME kernel and l4fame-node. Default: none. */
   l4fame?: string;
@@ -104,7 +104,8 @@ export class GoldenImage extends pulumi.ComponentResource {
         recipe,
         hook,
         l4fame: inputs.l4fame,
-        proxy: args.proxy ?? "",
+        // It may carry credentials: a secret, so the engine keeps it encrypted in the state.
+        proxy: pulumi.secret(args.proxy ?? ""),
       },
       { parent: this },
     );

@@ -32,3 +32,14 @@ export function httpUrlProblem(value: string): string | undefined {
   }
   return rule;
 }
+
+/** `value` with an http(s) URL's `user:password@` shown as `***@`, for messages, logs and artifacts. */
+export function redactUserinfo(value: string): string {
+  // Up to the last "@" before the path, as URL parsers split it.
+  return value.replace(/^(https?:\/\/)[^/?#]*@/i, "$1***@");
+}
+
+/** Whether an http(s) URL carries credentials (`user[:password]@` before the host). */
+export function hasUserinfo(value: string): boolean {
+  return redactUserinfo(value) !== value;
+}

@@ -4,7 +4,7 @@
  * the same rules serve the program, the tests and the preview.
  */
 import * as path from "node:path";
-import { httpUrlProblem } from "./checks";
+import { httpUrlProblem, redactUserinfo } from "./checks";
 import { bookLayout } from "./librarian";
 import { type KeySpec, PLAIN_KEYS, type PlainKey, SCHEMA } from "./schema";
 import { formatSize, GiB, isPowerOfTwo, parseSize, TiB } from "./units";
@@ -164,10 +164,18 @@ export function isLocalQemuUri(uri: string): boolean {
   return LOCAL_URI_RE.test(uri);
 }
 const UNSAFE_PATH_RE = /[\0\n\r]/;
+/** Characters no configured path may hold (C0 controls and DEL): no tool's syntax survives them. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+
+/** A value as messages and logs show it: a URL's credentials are replaced by ***. */
+export function shownValue(value: string): string {
+  return JSON.stringify(redactUserinfo(value));
+}
 
 function describe(key: PlainKey, raw: RawValue): string {
   const origin = raw.source === "env" ? ` (from ${raw.envVar})` : "";
-  return `fame:${key} = ${JSON.stringify(raw.value)}${origin}`;
+  return `fame:${key} = ${shownValue(raw.value)}${origin}`;
 }
 
 /**
@@ -259,7 +267,7 @@ export function stackKeyProblems(
       problems.push(
         `${shown}: unknown key, fame does not read it${near ? `; did you mean ${prefix}${near}?` : ""} (the keys are listed in README.md, Configuration; remove this one with \`pulumi config rm ${key}\`)`,
       );
-    } else if (isSecret && !spec.secret) {
+    } else if (isSecret && !spec.secret && !spec.mayBeSecret) {
       problems.push(
         `${key} is set as a secret, but fame writes it to plain files, resource inputs and outputs, so it would not stay one: set it again without --secret (\`pulumi config set ${key} <value>\`)`,
       );
@@ -306,7 +314,13 @@ export function validateConfig(
     const value = raw[key].value;
     if (value === "" && optional) return "";
     if (!path.posix.isAbsolute(value)) bad(key, "must be an absolute path");
-    else if (UNSAFE_PATH_RE.test(value)) bad(key, "must not contain NUL or newline characters");
+    else if (CONTROL_RE.test(value))
+      bad(key, "must not contain control characters (NUL, newline, tab, ...)");
+    else if (value.includes('"'))
+      bad(
+        key,
+        "must not contain a double quote: apt, through which mmdebstrap builds the golden image, and libvirt's AppArmor helper, which confines the nodes' disks, kernel and initrd, cannot take one in a path",
+      );
     else if (value.endsWith("/") && value !== "/") bad(key, "must name a file, not end with '/'");
     return value === "" ? "" : path.posix.normalize(value);
   };

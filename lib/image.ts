@@ -305,6 +305,12 @@ export interface BuildPaths {
   overlayDir: string;
   /** The customize hook (templates/image/customize.sh) written to disk. */
   hookFile: string;
+  /**
+   * The build's apt proxy configuration (`aptProxyConf`), a file of mode 600:
+   * the proxy may carry credentials, so it is never an argument (any local
+   * user can read a command line). Absent: no proxy.
+   */
+  aptProxyFile?: string;
 }
 
 const INITRAMFS_CONF_DIR = INITRAMFS_CONF.slice(0, INITRAMFS_CONF.lastIndexOf("/"));
@@ -315,24 +321,35 @@ const INITRAMFS_CONF_DIR = INITRAMFS_CONF.slice(0, INITRAMFS_CONF.lastIndexOf("/
  */
 export const ESSENTIAL_HOOK = `mkdir -p "$1${INITRAMFS_CONF_DIR}" && cp "$FAME_OVERLAY${INITRAMFS_CONF}" "$1${INITRAMFS_CONF}"`;
 export const CUSTOMIZE_HOOK = 'sh "$FAME_HOOK" "$1" "$FAME_OVERLAY"';
+/** Where mmdebstrap keeps --aptopt options, inside the root; it stays there unless removed. */
+export const MMDEBSTRAP_APT_CONF = "/etc/apt/apt.conf.d/99mmdebstrap";
+/** Right after mmdebstrap writes it: readable by root only while the build runs. */
+export const PROXY_PRIVATE_HOOK = `chmod 600 "$1${MMDEBSTRAP_APT_CONF}"`;
+/**
+ * After the last customize hook: the build's proxy leaves the image (nodes
+ * get theirs from the seed disk; this file would override it, sorting after
+ * 01fame-proxy, and would show a credential to every stack sharing the cache).
+ */
+export const PROXY_REMOVE_HOOK = `rm -f "$1${MMDEBSTRAP_APT_CONF}"`;
 
 /** mmdebstrap's arguments and environment that build the recipe's root file system into `rootDir`. */
 export function mmdebstrapCommand(
   recipe: ImageRecipe,
   rootDir: string,
   paths: BuildPaths,
-  proxy = "",
 ): { args: string[]; env: Record<string, string> } {
-  const aptOptions = proxy ? aptProxyConf(proxy).trimEnd().split("\n") : [];
+  const proxy = paths.aptProxyFile;
   return {
     args: [
       "--variant=minbase",
       "--mode=root",
       `--include=${recipe.packages.join(",")}`,
-      ...aptOptions.map((o) => `--aptopt=${o}`),
+      // mmdebstrap copies an existing file given as --aptopt into the root's 99mmdebstrap.
+      ...(proxy ? [`--aptopt=${proxy}`, `--setup-hook=${PROXY_PRIVATE_HOOK}`] : []),
       // Before apt installs the kernel: its one initrd build must see the config.
       `--essential-hook=${ESSENTIAL_HOOK}`,
       `--customize-hook=${CUSTOMIZE_HOOK}`,
+      ...(proxy ? [`--customize-hook=${PROXY_REMOVE_HOOK}`] : []),
       recipe.suite,
       rootDir,
       ...recipe.sources,

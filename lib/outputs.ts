@@ -1,4 +1,5 @@
 /** Text the stack hands to its user: SSH config, ssh commands, env.sh. Pure. */
+import { hasUserinfo } from "./checks";
 import type { FameConfig } from "./config";
 import { aptProxyConf, SEED_APT_PROXY } from "./image";
 import type { NodePlan } from "./plan";
@@ -36,9 +37,12 @@ export function shellQuote(value: string): string {
 
 /**
  * The effective FAME_* values as the original's env.sh had them, so the
- * original tools (or a user's shell) can source them. Secrets are never written.
+ * original tools (or a user's shell) can source them. Secrets are never
+ * written: a proxy with credentials is left out (a redacted URL would be a
+ * wrong proxy for whoever sources the file), and a comment says so.
  */
 export function envSh(config: FameConfig, owner: string): string {
+  const proxySecret = hasUserinfo(config.proxy);
   const vars: [string, string][] = [
     ["FAME_DIR", config.dir],
     ["FAME_FAM", config.famPath],
@@ -50,7 +54,7 @@ export function envSh(config: FameConfig, owner: string): string {
     ["FAME_VFS_GBYTES", String(config.vfsGbytes)],
     ["FAME_USER", config.user],
     ["FAME_MIRROR", config.mirror],
-    ["FAME_PROXY", config.proxy],
+    ...(proxySecret ? [] : [["FAME_PROXY", config.proxy] as [string, string]]),
     ["FAME_L4FAME", config.l4fame],
     ["FAME_KERNEL", config.kernel],
     ["FAME_HOSTBASE", config.hostbase],
@@ -64,6 +68,12 @@ export function envSh(config: FameConfig, owner: string): string {
     `# Effective FAME settings of the fame stack ${owner}, written by fame.`,
     "# Source it (. ./env.sh) to reuse them; fame reads these variables as defaults.",
     ...vars.map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    ...(proxySecret
+      ? [
+          "# FAME_PROXY is not written: fame:proxy carries credentials (user:password@), which fame",
+          "# keeps out of its files; set FAME_PROXY yourself where you need it.",
+        ]
+      : []),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -16,6 +16,11 @@ export interface KeySpec {
   env?: readonly string[];
   /** The value must be set with `pulumi config set --secret`. */
   secret?: boolean;
+  /**
+   * The value may be set with `--secret` (it can hold credentials): fame
+   * keeps it secret in state and out of plain files. Plain is accepted too.
+   */
+  mayBeSecret?: boolean;
   description: string;
 }
 
@@ -107,8 +112,9 @@ export const SCHEMA = {
     type: "string",
     default: "",
     env: ["FAME_PROXY", "http_proxy"],
+    mayBeSecret: true,
     description:
-      "HTTP proxy used to reach the mirror; nodes get it in their apt config from the seed disk at boot (not part of the image).",
+      "HTTP proxy used to reach the mirror; nodes get it in their apt config from the seed disk at boot (not part of the image). Kept secret in state; with credentials, set it with --secret.",
   },
   l4fame: {
     type: "string",

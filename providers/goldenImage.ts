@@ -6,7 +6,7 @@
  * for other stacks and later runs.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { absolutePath } from "../lib/checks";
+import { absolutePath, redactUserinfo } from "../lib/checks";
 import { type CachedImage, cachedImage, ensureImage } from "../lib/host/imagebuild";
 import * as preflight from "../lib/host/preflight";
 import { probeUrl, releaseUrl } from "../lib/host/probe";
@@ -26,12 +26,26 @@ export interface GoldenImageInputs {
   hook: string;
   /** The L4FAME repository to probe before building ("" = none). */
   l4fame: string;
-  /** Proxy the build (and the L4FAME probe) reach the network through ("" = none); not in the recipe. */
+  /**
+   * Proxy the build (and the L4FAME probe) reach the network through ("" = none); not in the
+   * recipe. It may carry credentials: the component passes it as a secret, and it is not an output.
+   */
   proxy: string;
 }
 
-/** The inputs plus where the cached image's files are (lib/host/imagebuild CachedImage). */
-export interface GoldenImageOutputs extends GoldenImageInputs, Omit<CachedImage, "key"> {}
+/**
+ * The inputs but the proxy, plus where the cached image's files are (lib/host/imagebuild
+ * CachedImage). Nothing reads the proxy back, so the state keeps it only as a (secret) input.
+ */
+export interface GoldenImageOutputs
+  extends Omit<GoldenImageInputs, "proxy">,
+    Omit<CachedImage, "key"> {}
+
+/** Outputs never hold the proxy (a state written before they did loses it on the next update). */
+function withoutProxy<T extends object>(props: T): Omit<T, "proxy"> {
+  const { proxy: _p, ...rest } = props as T & { proxy?: unknown };
+  return rest;
+}
 
 function log(message: string): void {
   console.error(`fame: ${message}`);
@@ -76,7 +90,7 @@ export const goldenImageProvider = defineProvider<GoldenImageInputs, GoldenImage
       if (!r.ok) {
         failures.push({
           property: "l4fame",
-          reason: `the L4FAME repository fame:l4fame = ${JSON.stringify(news.l4fame)} is unreachable (${url}: ${r.detail}${news.proxy ? ` via proxy ${news.proxy}` : ""}); fix the URL or proxy, or unset fame:l4fame to build without it`,
+          reason: `the L4FAME repository fame:l4fame = ${JSON.stringify(news.l4fame)} is unreachable (${url}: ${r.detail}${news.proxy ? ` via proxy ${redactUserinfo(news.proxy)}` : ""}); fix the URL or proxy, or unset fame:l4fame to build without it`,
         });
       }
     }
@@ -93,7 +107,17 @@ export const goldenImageProvider = defineProvider<GoldenImageInputs, GoldenImage
       log,
     });
     const { key: _k, ...built } = image;
-    return { id: inputs.key, outs: { ...inputs, ...built } satisfies GoldenImageOutputs };
+    return {
+      id: inputs.key,
+      outs: { ...withoutProxy(inputs), ...built } satisfies GoldenImageOutputs,
+    };
+  },
+
+  // A state written before outputs left the proxy out holds it in plain text: rewrite it.
+  needsRepair: (olds) => "proxy" in olds,
+  async update(_id: string, olds: GoldenImageOutputs, news: GoldenImageInputs) {
+    // Same cache and key (anything else is a replacement): the image is the one built.
+    return { outs: { ...withoutProxy(olds), ...withoutProxy(news) } };
   },
 
   async read(id: string, props?: GoldenImageOutputs) {
@@ -103,7 +127,12 @@ export const goldenImageProvider = defineProvider<GoldenImageInputs, GoldenImage
     const { key: _k, ...found } = image;
     return {
       id,
-      props: { ...props, ...found, buildSeconds: props.buildSeconds, reused: props.reused },
+      props: {
+        ...withoutProxy(props),
+        ...found,
+        buildSeconds: props.buildSeconds,
+        reused: props.reused,
+      },
     };
   },
 

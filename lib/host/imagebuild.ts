@@ -8,7 +8,7 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { ImageRecipe } from "../image";
-import { mmdebstrapCommand, ROOT_LABEL } from "../image";
+import { aptProxyConf, mmdebstrapCommand, ROOT_LABEL } from "../image";
 import { GiB } from "../units";
 import { pidAlive, run } from "./exec";
 import { makeExt4FromDir } from "./ext4";
@@ -79,18 +79,52 @@ async function lock(lockFile: string, log: (m: string) => void): Promise<void> {
 }
 
 /**
- * Removes a build directory. A killed mmdebstrap leaves /proc, /sys and /dev
- * mounted inside its root: those are unmounted first, so removal never
- * reaches into the host's file systems.
+ * Decodes one field of /proc/self/mounts. The kernel writes a space, tab,
+ * newline or backslash in a path as an octal escape (\040, \011, \012,
+ * \134); every \NNN is decoded as the byte it stands for, and the bytes are
+ * read as UTF-8 (`field` holds one character per byte: latin1).
  */
-export async function removeBuildDir(dir: string): Promise<void> {
-  const mounts = (await fs.readFile("/proc/self/mounts", "utf8"))
+export function decodeMountField(field: string): string {
+  const bytes = field.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+    String.fromCharCode(Number.parseInt(octal, 8) & 0xff),
+  );
+  return Buffer.from(bytes, "latin1").toString("utf8");
+}
+
+/** The mount points /proc/self/mounts lists (its raw bytes), decoded. */
+export function mountPoints(mounts: Buffer): string[] {
+  return mounts
+    .toString("latin1")
     .split("\n")
-    .map((l) => (l.split(" ")[1] ?? "").replace(/\\040/g, " "))
-    .filter((m) => m.startsWith(`${dir}/`))
+    .filter((line) => line !== "")
+    .map((line) => decodeMountField(line.split(" ")[1] ?? ""));
+}
+
+/** Mount points at or below `dir` (also by its real path), deepest first. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  // The kernel lists real paths: a cache reached through a symlink is found by its target.
+  // Only the parent is resolved: `dir` itself, were it a symlink, is removed as a link.
+  const parent = await fs.realpath(path.dirname(dir)).catch(() => path.dirname(dir));
+  const real = path.join(parent, path.basename(dir));
+  return mountPoints(await fs.readFile("/proc/self/mounts"))
+    .filter((m) => [dir, real].some((d) => m === d || m.startsWith(`${d}/`)))
     .sort()
     .reverse();
-  for (const m of mounts) await run("umount", ["--lazy", m]);
+}
+
+/**
+ * Removes a build directory. A killed mmdebstrap leaves /proc, /sys and /dev
+ * mounted inside its root: those are unmounted first, and a mount still there
+ * stops the removal, so it never reaches into the host's file systems.
+ */
+export async function removeBuildDir(dir: string): Promise<void> {
+  for (const m of await mountsUnder(dir)) await run("umount", ["--lazy", m]);
+  const left = await mountsUnder(dir);
+  if (left.length > 0) {
+    throw new Error(
+      `not removing ${dir}: ${left.join(", ")} is still mounted there (unmount it, then retry)`,
+    );
+  }
   await fs.rm(dir, { recursive: true, force: true });
 }
 
@@ -181,15 +215,29 @@ async function buildInto(
   }
   const hookFile = path.join(work, "customize.sh");
   await fs.writeFile(hookFile, hook, { mode: 0o755 });
+  // The proxy may carry credentials: a root-only file, never an argument, gone before the rename.
+  const aptProxyFile = proxy ? path.join(work, "apt-proxy.conf") : undefined;
+  if (aptProxyFile) {
+    await fs.writeFile(aptProxyFile, aptProxyConf(proxy), { mode: 0o600 });
+    await fs.chmod(aptProxyFile, 0o600);
+  }
 
   log(`mmdebstrap ${recipe.suite}: ${recipe.packages.length} packages from ${recipe.sources[0]}`);
   // Paths reach the hooks through the environment, never inside a shell string.
-  const cmd = mmdebstrapCommand(recipe, `${root}/`, { overlayDir: overlay, hookFile }, proxy);
-  await run("mmdebstrap", cmd.args, {
-    timeoutMs: 3_600_000,
-    env: cmd.env,
-    onLine: (l) => log(`mmdebstrap: ${l}`),
+  const cmd = mmdebstrapCommand(recipe, `${root}/`, {
+    overlayDir: overlay,
+    hookFile,
+    ...(aptProxyFile ? { aptProxyFile } : {}),
   });
+  try {
+    await run("mmdebstrap", cmd.args, {
+      timeoutMs: 3_600_000,
+      env: cmd.env,
+      onLine: (l) => log(`mmdebstrap: ${l}`),
+    });
+  } finally {
+    if (aptProxyFile) await fs.rm(aptProxyFile, { force: true });
+  }
 
   const boot = await fs.readdir(path.join(root, "boot"));
   const pick = (prefix: string) =>

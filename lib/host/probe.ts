@@ -12,6 +12,13 @@ export interface ProbeResult {
   detail: string;
 }
 
+/** The Proxy-Authorization header for a proxy URL's `user:password@`, as apt sends it (Basic). */
+export function proxyAuthHeaders(proxy: URL): Record<string, string> {
+  if (proxy.username === "" && proxy.password === "") return {};
+  const user = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return { "proxy-authorization": `Basic ${Buffer.from(user, "utf8").toString("base64")}` };
+}
+
 /** GETs `url` (via `proxy` when set) and reports whether it answered 2xx/3xx. */
 export function probeUrl(url: string, proxy: string, timeoutMs = 15_000): Promise<ProbeResult> {
   return new Promise((resolve) => {
@@ -35,7 +42,7 @@ export function probeUrl(url: string, proxy: string, timeoutMs = 15_000): Promis
           host: p.hostname,
           port: p.port || 80,
           path: target.href,
-          headers: { host: target.host },
+          headers: { host: target.host, ...proxyAuthHeaders(p) },
           timeout: timeoutMs,
         },
         onResponse,
@@ -48,6 +55,7 @@ export function probeUrl(url: string, proxy: string, timeoutMs = 15_000): Promis
         port: p.port || 80,
         method: "CONNECT",
         path: `${target.hostname}:${target.port || 443}`,
+        headers: proxyAuthHeaders(p),
         timeout: timeoutMs,
       });
       req.on("connect", (res, socket) => {

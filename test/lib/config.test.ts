@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { hasUserinfo, redactUserinfo } from "../../lib/checks";
 import {
   ConfigError,
   closestKey,
@@ -283,6 +284,60 @@ describe("config validation rules", () => {
     assertRefused("famezSocket", "famez.sock", /absolute/);
   });
 
+  it("paths: no double quote or control character, which the build's tools cannot take; a backslash or space is fine", () => {
+    // mmdebstrap: "apt cannot handle paths with double quotes" (after the build has started).
+    assertRefused(
+      "imageCache",
+      '/var/cache/"fame"',
+      /^fame:imageCache = "\/var\/cache\/\\"fame\\"": must not contain a double quote: apt.*mmdebstrap.*AppArmor/,
+    );
+    for (const key of [
+      "dir",
+      "famPath",
+      "imageCache",
+      "famezSocket",
+      "kernelPath",
+      "initrdPath",
+    ] as const) {
+      const extra =
+        key === "kernelPath"
+          ? { initrdPath: "/i" }
+          : key === "initrdPath"
+            ? { kernelPath: "/k" }
+            : {};
+      for (const value of [
+        '/srv/a"b',
+        "/srv/a\tb",
+        "/srv/a\u0001b",
+        "/srv/a\u007fb",
+        "/srv/a\nb",
+      ]) {
+        const p = problems({ ...extra, [key]: value });
+        assert.equal(p.length, 1, `${key}=${JSON.stringify(value)}: ${JSON.stringify(p)}`);
+        assert.ok(
+          p[0]?.startsWith(`fame:${key} = ${JSON.stringify(value)}: must not contain`),
+          p[0],
+        );
+        assert.match(p[0] ?? "", value.includes('"') ? /double quote/ : /control characters/);
+      }
+      assert.deepEqual(problems({ ...extra, [key]: "/srv/a\\b c/x" }), [], key);
+    }
+  });
+
+  it("never shows a URL's credentials in a message", () => {
+    const p = problems({ proxy: "http://bob:s3cret@proxy.lan:3128/a b" });
+    assert.equal(p.length, 1);
+    assert.match(p[0] ?? "", /^fame:proxy = "http:\/\/\*\*\*@proxy.lan:3128\/a b": must be/);
+    assert.doesNotMatch(p[0] ?? "", /bob|s3cret/);
+    // Userinfo ends at the last "@" before the path; an "@" in the path is not userinfo.
+    assert.equal(redactUserinfo("http://u@x:p@h:1/a@b"), "http://***@h:1/a@b");
+    assert.equal(redactUserinfo("https://h/a@b"), "https://h/a@b");
+    assert.equal(hasUserinfo("http://token@h"), true);
+    assert.equal(hasUserinfo("http://h:3128"), false);
+    // Only http(s) URLs: an ssh user name is not a credential.
+    assert.equal(redactUserinfo("qemu+ssh://root@host/system"), "qemu+ssh://root@host/system");
+  });
+
   it("kernelPath and initrdPath: together or not at all", () => {
     assert.deepEqual(problems({ kernelPath: "/k", initrdPath: "/i" }), []);
     assertRefused("kernelPath", "k", /absolute/);
@@ -356,6 +411,11 @@ describe("config keys of the stack", () => {
   it("reads the language host's older key spelling (fame:config:<key>) as the same key", () => {
     assert.deepEqual(keys({ "fame:config:nodes": "2" }), []);
     assert.match(keys({ "fame:config:famsize": "2G" })[0] ?? "", /^fame:famsize = "2G"/);
+  });
+
+  it("accepts fame:proxy (it may hold credentials) both as a secret and plain", () => {
+    assert.deepEqual(keys({ "fame:proxy": "http://u:p@proxy:3128" }, ["fame:proxy"]), []);
+    assert.deepEqual(keys({ "fame:proxy": "http://proxy:3128" }), []);
   });
 
   it("refuses a non-secret key set with --secret, without repeating its value", () => {

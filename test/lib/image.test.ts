@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { goldenImageRecipe } from "../../components/goldenImage";
 import {
+  aptProxyConf,
   hostsFile,
   type ImageInputs,
   imageKey,
@@ -135,13 +136,12 @@ describe("golden image recipe", () => {
     }
   });
 
-  it("builds the mmdebstrap command line: constant hooks, paths and user in the environment, proxy as an apt option", () => {
-    const cmd = mmdebstrapCommand(
-      imageRecipe(base),
-      "/c/root/",
-      { overlayDir: "/o", hookFile: "/c/customize.sh" },
-      "http://p:1",
-    );
+  it("builds the mmdebstrap command line: constant hooks, paths and user in the environment, the proxy as an apt option file", () => {
+    const cmd = mmdebstrapCommand(imageRecipe(base), "/c/root/", {
+      overlayDir: "/o",
+      hookFile: "/c/customize.sh",
+      aptProxyFile: "/c/apt-proxy.conf",
+    });
     const args = cmd.args;
     assert.ok(
       args.includes(
@@ -156,19 +156,58 @@ describe("golden image recipe", () => {
       FAME_HOLD: "",
     });
     assert.equal(args[0], "--variant=minbase");
-    assert.ok(args.includes('--aptopt=Acquire::http::Proxy "http://p:1";'));
-    assert.ok(args.includes('--aptopt=Acquire::https::Proxy "http://p:1";'));
-    assert.ok(
-      !mmdebstrapCommand(imageRecipe(base), "/r/", { overlayDir: "/o", hookFile: "/h" }).args.some(
-        (a) => a.startsWith("--aptopt"),
-      ),
+    // The proxy (it may carry credentials) is a file's content, never an argument.
+    assert.deepEqual(
+      args.filter((a) => a.startsWith("--aptopt")),
+      ["--aptopt=/c/apt-proxy.conf"],
     );
+    assert.ok(args.includes('--setup-hook=chmod 600 "$1/etc/apt/apt.conf.d/99mmdebstrap"'));
+    // Removed after fame's own customize hook, the last one that may still need apt.
+    assert.deepEqual(
+      args.filter((a) => a.startsWith("--customize-hook=")),
+      [
+        '--customize-hook=sh "$FAME_HOOK" "$1" "$FAME_OVERLAY"',
+        '--customize-hook=rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap"',
+      ],
+    );
+    const plain = mmdebstrapCommand(imageRecipe(base), "/r/", { overlayDir: "/o", hookFile: "/h" });
+    assert.ok(!plain.args.some((a) => /^--(aptopt|setup-hook)/.test(a)));
+    assert.equal(plain.args.filter((a) => a.startsWith("--customize-hook=")).length, 1);
     assert.ok(args.some((a) => a.startsWith("--include=systemd,")));
     assert.deepEqual(args.slice(-3), [
       "bookworm",
       "/c/root/",
       "deb http://deb.debian.org/debian bookworm main",
     ]);
+  });
+});
+
+describe("golden image build: the proxy stays out of the image", () => {
+  it("keeps mmdebstrap's copy of the proxy root-only during the build and removes it before the image is made", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-proxyhooks-"));
+    try {
+      const root = path.join(dir, "root");
+      const conf = path.join(root, "etc/apt/apt.conf.d/99mmdebstrap");
+      const cmd = mmdebstrapCommand(imageRecipe(base), `${root}/`, {
+        overlayDir: path.join(dir, "overlay"),
+        hookFile: path.join(dir, "customize.sh"),
+        aptProxyFile: path.join(dir, "apt-proxy.conf"),
+      });
+      const hook = (flag: string, nth = 0) =>
+        cmd.args.filter((a) => a.startsWith(flag)).map((a) => a.slice(flag.length))[nth] ?? "";
+      // mmdebstrap: sh -c <hook> exec <rootdir>
+      const runHook = (h: string) => execFileSync("sh", ["-c", h, "exec", `${root}/`]);
+      // What mmdebstrap writes from --aptopt=<file> (mode from its umask) before the setup hooks.
+      fs.mkdirSync(path.dirname(conf), { recursive: true });
+      fs.writeFileSync(conf, aptProxyConf("http://bob:s3cret@proxy.lan:3128"), { mode: 0o644 });
+      runHook(hook("--setup-hook="));
+      assert.equal(fs.statSync(conf).mode & 0o777, 0o600);
+      runHook(hook("--customize-hook=", 1));
+      assert.ok(!fs.existsSync(conf), "the build's proxy is not in the image");
+      assert.deepEqual(fs.readdirSync(path.dirname(conf)), []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -254,6 +293,15 @@ describe("golden image cache key", () => {
       proxy: "http://p:3128",
     });
     assert.equal(a.key, b.key);
+    // nor on its credentials, which are nowhere in the recipe or hook
+    const c = goldenImageRecipe({
+      mirror: base.mirror,
+      helloFabric: "x",
+      hook: "h",
+      proxy: "http://bob:s3cret@p:3128",
+    });
+    assert.equal(c.key, a.key);
+    assert.doesNotMatch(JSON.stringify([c.recipe, c.hook, c.inputs]), /s3cret/);
   });
 
   it("ignores the L4FAME kernel name while L4FAME is off (it is not used)", () => {

@@ -44,6 +44,26 @@ describe("stack outputs", () => {
     assert.equal(out.trim(), "/srv/it's|dev|786432|http://p:1");
   });
 
+  it("env.sh leaves out a proxy with credentials, and says so", () => {
+    const env = (proxy: string) =>
+      envSh(
+        validateConfig(
+          resolveRaw((k) => (k === "proxy" ? proxy : undefined), {}, { project: "f", stack: "t" }),
+        ).config,
+        "f/t",
+      );
+    for (const proxy of ["http://bob:s3cret@proxy.lan:3128", "https://token@proxy.lan/"]) {
+      const text = env(proxy);
+      assert.doesNotMatch(text, /bob|s3cret|token/);
+      assert.doesNotMatch(text, /FAME_PROXY=/);
+      assert.match(text, /^# FAME_PROXY is not written: fame:proxy carries credentials/m);
+      // The other values are all there.
+      assert.match(text, /^export FAME_MIRROR='http:\/\/deb.debian.org\/debian'$/m);
+    }
+    assert.match(env("http://proxy.lan:3128"), /^export FAME_PROXY='http:\/\/proxy.lan:3128'$/m);
+    assert.doesNotMatch(env("http://proxy.lan:3128"), /not written/);
+  });
+
   it("quotes for POSIX sh", () => {
     assert.equal(shellQuote("a'b"), `'a'\\''b'`);
   });

@@ -11,6 +11,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { cachedImage, ensureImage, IMAGE_FILES } from "../../lib/host/imagebuild";
 import { type ImageInputs, imageKey, imageRecipe } from "../../lib/image";
+import {
+  type GoldenImageInputs,
+  type GoldenImageOutputs,
+  goldenImageProvider,
+} from "../../providers/goldenImage";
 import { scratchDir } from "../helpers/sandbox";
 
 const inputs: ImageInputs = {
@@ -159,6 +164,152 @@ describe("golden image cache (crash safety)", function () {
     assert.equal(fs.readFileSync(path.join(keep, "precious"), "utf8"), "must survive");
     assert.ok(!fs.existsSync(work));
     assert.ok(!fs.readFileSync("/proc/self/mounts", "utf8").includes(work));
+  });
+
+  /** A killed builder's work dir under `cacheDir` with host data bind-mounted in its root, like mmdebstrap's /proc. */
+  async function killedBuildWithMount(cacheDir: string, hook: string) {
+    const key = imageKey(recipe, hook);
+    const child = spawn("sleep", ["60"]);
+    const pid = child.pid as number;
+    const work = path.join(cacheDir, `.build-${key}-${pid}`);
+    const keep = path.join(cache, `host-data-${hook}`);
+    fs.mkdirSync(keep);
+    fs.writeFileSync(path.join(keep, "precious"), "must survive");
+    const mnt = path.join(work, "root", "proc");
+    fs.mkdirSync(mnt, { recursive: true });
+    execFileSync("mount", ["--bind", keep, mnt]);
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("exit", r));
+    return { key, work, keep, realMnt: fs.realpathSync(mnt) };
+  }
+
+  for (const [what, name] of [
+    ["a tab", "my\tcache"],
+    ["a backslash", "my\\040cache"],
+    ["a newline", "my\ncache"],
+  ]) {
+    // Missed mounts (the kernel escapes the path) left the directory unremovable (EBUSY) and every later build failing.
+    it(`clears a killed build's mounts under an image cache path with ${what} (escaped in /proc/self/mounts)`, async () => {
+      const cacheDir = path.join(cache, name);
+      fs.mkdirSync(cacheDir);
+      const b = await killedBuildWithMount(cacheDir, `h-${name.length}-${what.length}`);
+      try {
+        await ensureImage({
+          cacheDir,
+          key: b.key,
+          recipe,
+          hook: `h-${name.length}-${what.length}`,
+          log,
+          build: fakeBuild(),
+        });
+      } finally {
+        spawnSync("umount", ["--lazy", b.realMnt]);
+      }
+      assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
+      assert.ok(!fs.existsSync(b.work));
+    });
+  }
+
+  it("clears a killed build's mounts under an image cache reached through a symlink (listed by its real path)", async () => {
+    const real = path.join(cache, "real-cache");
+    fs.mkdirSync(real);
+    const link = path.join(cache, "linked-cache");
+    fs.symlinkSync(real, link);
+    const b = await killedBuildWithMount(link, "h-link");
+    try {
+      await ensureImage({
+        cacheDir: link,
+        key: b.key,
+        recipe,
+        hook: "h-link",
+        log,
+        build: fakeBuild(),
+      });
+    } finally {
+      spawnSync("umount", ["--lazy", b.realMnt]);
+    }
+    assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
+    assert.ok(!fs.existsSync(b.work));
+  });
+
+  it("gives mmdebstrap the proxy in a root-only file, never on its command line, and removes the file", async () => {
+    const proxy = "http://bob:s3cret@proxy.lan:3128";
+    const bin = path.join(cache, "bin");
+    const out = path.join(cache, "seen");
+    fs.mkdirSync(bin);
+    fs.mkdirSync(out);
+    // A stand-in mmdebstrap: records its arguments and its --aptopt file, then fails as a build can.
+    fs.writeFileSync(
+      path.join(bin, "mmdebstrap"),
+      [
+        "#!/bin/sh",
+        'printf "%s\\n" "$@" > "$FAME_TEST_OUT/argv"',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion
+        'for a in "$@"; do case "$a" in --aptopt=*) f="${a#--aptopt=}"; cp "$f" "$FAME_TEST_OUT/aptopt"; stat -c %a "$f" > "$FAME_TEST_OUT/mode"; echo "$f" > "$FAME_TEST_OUT/file";; esac; done',
+        'echo "E: stand-in mmdebstrap stops here" >&2',
+        "exit 1",
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    const saved = { PATH: process.env.PATH, FAME_TEST_OUT: process.env.FAME_TEST_OUT };
+    process.env.PATH = `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`;
+    process.env.FAME_TEST_OUT = out;
+    const key = imageKey(recipe, "h-proxy");
+    let error: Error | undefined;
+    try {
+      await ensureImage({ cacheDir: cache, key, recipe, hook: "h-proxy", proxy, log });
+    } catch (e) {
+      error = e as Error;
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    assert.match(String(error?.message), /stand-in mmdebstrap stops here/);
+    assert.doesNotMatch(String(error?.message), /s3cret/, "the failure names no credential");
+    const argv = fs.readFileSync(path.join(out, "argv"), "utf8");
+    assert.doesNotMatch(argv, /s3cret|proxy\.lan/);
+    assert.equal(
+      fs.readFileSync(path.join(out, "aptopt"), "utf8"),
+      `Acquire::http::Proxy "${proxy}";\nAcquire::https::Proxy "${proxy}";\n`,
+    );
+    assert.equal(fs.readFileSync(path.join(out, "mode"), "utf8").trim(), "600");
+    assert.ok(!fs.existsSync(fs.readFileSync(path.join(out, "file"), "utf8").trim()));
+  });
+
+  it("keeps the proxy out of the golden image's outputs, and drops one an older state recorded", async () => {
+    const hook = "h-outs";
+    const key = imageKey(recipe, hook);
+    await ensureImage({ cacheDir: cache, key, recipe, hook, log, build: fakeBuild() });
+    const proxy = "http://bob:s3cret@proxy.lan:3128";
+    const inputs: GoldenImageInputs = { cacheDir: cache, key, recipe, hook, l4fame: "", proxy };
+    const made = await goldenImageProvider.create(inputs);
+    assert.equal(made.id, key);
+    const created = { outs: made.outs as GoldenImageOutputs };
+    assert.ok(!("proxy" in created.outs));
+    assert.doesNotMatch(JSON.stringify(created.outs), /s3cret/);
+    assert.equal(created.outs.qcow2, path.join(cache, key, "golden.qcow2"));
+    // What fame recorded before: the proxy among the outputs, in plain text.
+    const legacy = { ...created.outs, proxy } as GoldenImageOutputs;
+    const diff = goldenImageProvider.diff;
+    assert.ok(diff);
+    assert.deepEqual(await diff(key, created.outs, inputs), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    assert.deepEqual(await diff(key, legacy, inputs), {
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    const updated = await goldenImageProvider.update?.(key, legacy, inputs);
+    assert.deepEqual(updated?.outs, created.outs);
+    const read = await goldenImageProvider.read?.(key, legacy);
+    assert.ok(read?.props && !("proxy" in read.props));
+    assert.equal(read?.props?.qcow2, created.outs.qcow2);
   });
 
   it("serialises concurrent builds of one key: the second waits and reuses the first", async () => {

@@ -5,7 +5,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { probeUrl, releaseUrl } from "../../lib/host/probe";
 import { imageKey, imageRecipe } from "../../lib/image";
 import {
@@ -65,6 +65,32 @@ describe("L4FAME probe and golden image check", function () {
     assert.deepEqual(seen, ["http://l4fame.invalid/Debian/dists/testing/Release"]);
   });
 
+  it("authenticates to a proxy with credentials, as apt does (Basic), for http and for CONNECT", async () => {
+    const auth: string[] = [];
+    // A proxy that wants bob / p@ss:w0rd and records what it was sent.
+    const expected = `Basic ${Buffer.from("bob:p@ss:w0rd").toString("base64")}`;
+    const locked = await listen((req, res) => {
+      auth.push(String(req.headers["proxy-authorization"]));
+      res.statusCode = req.headers["proxy-authorization"] === expected ? 200 : 407;
+      res.end();
+    });
+    locked.server.on("connect", (req: http.IncomingMessage, socket: Socket) => {
+      auth.push(String(req.headers["proxy-authorization"]));
+      socket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
+    });
+    try {
+      const withCreds = locked.url.replace("http://", "http://bob:p%40ss%3Aw0rd@");
+      const url = "http://l4fame.invalid/Debian/dists/testing/Release";
+      assert.deepEqual(await probeUrl(url, withCreds), { ok: true, detail: "HTTP 200" });
+      assert.deepEqual(await probeUrl(url, locked.url), { ok: false, detail: "HTTP 407" });
+      const tls = await probeUrl("https://l4fame.invalid/Debian/dists/testing/Release", withCreds);
+      assert.deepEqual(tls, { ok: false, detail: "proxy CONNECT answered 403" });
+      assert.deepEqual(auth, [expected, "undefined", expected]);
+    } finally {
+      locked.server.close();
+    }
+  });
+
   it("reports a closed port as unreachable", async () => {
     const closed = await listen(() => undefined);
     const url = closed.url;
@@ -97,8 +123,17 @@ describe("L4FAME probe and golden image check", function () {
       failures.map((f) => f.reason).join(),
       /L4FAME repository fame:l4fame = ".*" is unreachable .*ECONNREFUSED.*unset fame:l4fame/,
     );
+    // Through a proxy with credentials: the message names the proxy, not its credentials.
+    const viaProxy = await provider.check(
+      {},
+      { ...imgIn, proxy: dead.replace("http://", "http://bob:s3cret@").replace("/Debian", "") },
+    );
+    const reasons = (viaProxy.failures ?? []).map((f) => f.reason).join();
+    assert.match(reasons, /unreachable .* via proxy http:\/\/\*\*\*@127\.0\.0\.1:\d+\)/);
+    assert.doesNotMatch(reasons, /bob|s3cret/);
     // And a recipe change is a new image: a replacement, never an in-place update.
-    const d = await provider.diff(imgIn.key, { ...imgIn } as GoldenImageOutputs, {
+    const { proxy: _proxy, ...recorded } = imgIn;
+    const d = await provider.diff(imgIn.key, recorded as GoldenImageOutputs, {
       ...imgIn,
       key: "other",
     });
