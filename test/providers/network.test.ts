@@ -177,6 +177,14 @@ describe("Network provider against a sandboxed libvirtd", function () {
       /already uses 10.213.7.254\/255.255.255.0, which overlaps .*choose another fame:octets123/,
     );
     assert.equal(await reasons({ ...other, bridge: "br_other", ip: "10.213.8.254" }), "");
+    // Its own name, another stack's mark: refused in preview, not only at create.
+    assert.match(
+      await reasons({ ...inputs, owner: "fame/other" }),
+      new RegExp(
+        `libvirt network br_tnet already exists and belongs to fame stack ${inputs.owner}, not fame/other`,
+      ),
+    );
+    assert.equal(await reasons(inputs), "", "its own network is adopted");
     assert.match(
       await reasons({ ...inputs, uri: "qemu:///system?socket=/nonexistent/sock" }),
       /cannot reach libvirt at .*start libvirtd, or fix fame:libvirtUri/,
