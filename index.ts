@@ -15,6 +15,7 @@ import {
   defaultDir,
   resolveRaw,
   type StackConfig,
+  type SuiteHistory,
   shownValue,
   validateConfig,
 } from "./lib/config";
@@ -56,21 +57,40 @@ function stackConfigKeys(): StackConfig {
   return { values, secretKeys };
 }
 
+const owner = `${project}/${stack}`;
+// The last applied record: what this change is compared with, and (fame:suite unset) the release the
+// stack keeps. Read from fame:dir as validation will normalize it; a bad dir is refused there.
+const appliedFile = path.posix.isAbsolute(raw.dir.value)
+  ? path.join(path.posix.normalize(raw.dir.value), APPLIED_FILE)
+  : undefined;
+const appliedText =
+  appliedFile && fs.existsSync(appliedFile) ? fs.readFileSync(appliedFile, "utf8") : undefined;
+const parsed = appliedText === undefined ? undefined : parseApplied(appliedText, owner);
+const suiteHistory: SuiteHistory =
+  parsed === undefined
+    ? { record: "none" }
+    : "applied" in parsed
+      ? { record: "applied", ...(parsed.applied.suite ? { suite: parsed.applied.suite } : {}) }
+      : { record: "unreadable" };
+
 let validated: ReturnType<typeof validateConfig>;
 try {
-  validated = validateConfig(raw, { memTotalKiB: host.memTotalKiB }, stackConfigKeys());
+  validated = validateConfig(
+    raw,
+    { memTotalKiB: host.memTotalKiB },
+    stackConfigKeys(),
+    suiteHistory,
+  );
 } catch (e) {
   // One clear message, no stack trace, before any resource is registered.
   if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
   throw e;
 }
-const { config, warnings } = validated;
+const { config, warnings, suiteReason } = validated;
 for (const w of warnings) pulumi.log.warn(w);
 
 const domainType = domainTypeFor(config.accel, host.cpuinfo, host.kvmDevice);
 
-// What this change will do, said before anything happens (and refused when it would cut FAM data).
-const owner = `${project}/${stack}`;
 // Another stack's directory or FAM file is never written, adopted or deleted.
 const foreign = ownershipProblems(ownershipFacts(config.dir, config.famPath), owner);
 if (foreign.length > 0) {
@@ -78,9 +98,7 @@ if (foreign.length > 0) {
     `refusing this change (nothing was changed):\n  - ${foreign.join("\n  - ")}`,
   );
 }
-const appliedFile = path.join(config.dir, APPLIED_FILE);
-const appliedText = fs.existsSync(appliedFile) ? fs.readFileSync(appliedFile, "utf8") : undefined;
-const parsed = appliedText === undefined ? undefined : parseApplied(appliedText, owner);
+// What this change will do, said before anything happens (and refused when it would cut FAM data).
 if (parsed && "problem" in parsed) {
   pulumi.log.warn(
     `fame: ignoring ${appliedFile} (${parsed.problem}): no account of consequences this time; the preview's resource list is complete`,
@@ -145,6 +163,7 @@ if (report.errors.length > 0) {
 if (librarianRefusal && !config.librarianReset) {
   throw new pulumi.RunError(`refusing this change (nothing was changed):\n  - ${librarianRefusal}`);
 }
+pulumi.log.info(`fame: the nodes run Debian ${config.suite} (${suiteReason})`);
 for (const line of report.info) pulumi.log.info(`fame: ${line}`);
 if (previous?.famPath === config.famPath && !fs.existsSync(config.famPath)) {
   // Loud: the file was user data. The FAM resource's refresh sees it too and preview shows a create.

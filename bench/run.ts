@@ -107,6 +107,8 @@ async function main(): Promise<void> {
 
   // ---------------------------------------------------------------- golden image
   const { recipe, hook, key } = goldenImageRecipe({
+    // The release of the published figures (bench/results); trixie is a new row, not a silent change.
+    suite: "bookworm",
     mirror: MIRROR,
     user: "l4mdc",
     hostbase: "bn",
@@ -203,7 +205,7 @@ async function main(): Promise<void> {
       plan,
       kernel: image.kernel,
       initrd: image.initrd,
-      cmdline: imageCmdline(),
+      cmdline: imageCmdline(recipe.suite, "ivshmem"),
       dir: nodeDir,
       fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
       owner: "fame/bench",
@@ -440,7 +442,7 @@ async function main(): Promise<void> {
   const cpu = (os.cpus()[0]?.model ?? "unknown CPU").trim();
   notes.push(
     `Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, guests under TCG; ${new Date().toISOString().slice(0, 10)}.`,
-    `Image: Debian bookworm golden image of ${IMAGE_GB} GiB (${image.packages.length} packages). Runs per figure: ${RUNS}.`,
+    `Image: Debian ${recipe.suite} golden image of ${IMAGE_GB} GiB (${image.packages.length} packages). Runs per figure: ${RUNS}.`,
   );
   const table = [
     "| measure | fame | original approach | ratio |",

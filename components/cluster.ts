@@ -56,6 +56,7 @@ export function imageArgs(config: FameConfig, projectDir = process.cwd()): Golde
     : undefined;
   return {
     ...(lfs ? { lfs } : {}),
+    suite: config.suite,
     mirror: config.mirror,
     proxy: config.proxy,
     l4fame: config.l4fame,
@@ -167,7 +168,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,
-      cmdline: `${imageCmdline()} ${config.cmdline}`.trim(),
+      cmdline: `${imageCmdline(config.suite, config.famMode)} ${config.cmdline}`.trim(),
     };
     const nodes = plan.nodes.map(
       (node: NodePlan) =>

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type { Suite } from "../lib/config";
 import { tmLibrarianFiles } from "../lib/host/tmlibrarian";
 import { type ImageInputs, type ImageRecipe, imageKey, imageRecipe } from "../lib/image";
 import { ADAPTER_FILES, lfsImageExtras } from "../lib/lfs";
@@ -10,6 +11,11 @@ import { GoldenImageBuild } from "../providers/goldenImage";
 const TEMPLATES = path.join(__dirname, "..", "templates");
 
 export interface GoldenImageArgs {
+  /**
+   * Debian release (`fame:suite`). No default here: the program decides it per
+   * stack (a new stack trixie, one applied before the key existed bookworm).
+   */
+  suite: Suite;
   /** Debian mirror. Default (from the cluster): `fame:mirror`. */
   mirror: string;
   /** Proxy the build reaches the mirror through, kept secret; not part of the image (nodes get it from their seed disk). Default: none. */
@@ -62,6 +68,7 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
   key: string;
 } {
   const inputs: ImageInputs = {
+    suite: args.suite,
     mirror: args.mirror,
     l4fame: args.l4fame ?? "",
     kernel: args.kernel ?? SCHEMA.kernel.default,

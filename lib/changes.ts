@@ -7,7 +7,7 @@
  * which is only ever informational: the one refusal (a FAM shrink) is decided
  * from the FAM file itself, so a stale or damaged record cannot block a change.
  */
-import type { FameConfig } from "./config";
+import { type FameConfig, LEGACY_SUITE, SUITES, type Suite } from "./config";
 import { nodeName } from "./plan";
 import { formatSize } from "./units";
 
@@ -35,11 +35,18 @@ export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
   imageKey: string;
   /** The stack that applied it (`<project>/<stack>`): a record of another is ignored. */
   owner: string;
+  /** Debian release; absent in a record written before fame:suite existed (bookworm). */
+  suite?: Suite;
 };
 
 export function appliedConfig(config: FameConfig, imageKey: string, owner: string): AppliedConfig {
   const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
-  return { ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>), imageKey, owner };
+  return {
+    ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>),
+    imageKey,
+    owner,
+    suite: config.suite,
+  };
 }
 
 const NUMBER_KEYS = new Set(["nodes", "famSizeBytes", "vcpus", "vdramKiB"]);
@@ -71,6 +78,8 @@ export function parseApplied(
           : typeof v === "string";
     if (!ok) return { problem: `field ${key} is missing or of the wrong type` };
   }
+  if (rec.suite !== undefined && !SUITES.includes(rec.suite as Suite))
+    return { problem: `field suite is not one of ${SUITES.join(", ")}` };
   if (rec.owner !== owner)
     return { problem: `it was written by stack ${String(rec.owner)}, not ${owner}` };
   return { applied: rec as AppliedConfig };
@@ -196,8 +205,12 @@ function consequences(
     );
   }
   if (prev.imageKey !== next.imageKey) {
+    // A record from before fame:suite was written by a bookworm stack.
+    const was = prev.suite ?? LEGACY_SUITE;
+    const release =
+      next.suite && was !== next.suite ? ` (the Debian release: ${was} -> ${next.suite})` : "";
     r.warnings.push(
-      "the golden image inputs changed: the image is rebuilt (or taken from the cache) and every node's disk is replaced, losing what nodes wrote on their disks; every node restarts",
+      `the golden image inputs changed${release}: the image is rebuilt (or taken from the cache) and every node's disk is replaced, losing what nodes wrote on their disks; every node restarts`,
     );
   }
   const restartWhy: string[] = [];

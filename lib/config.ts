@@ -13,6 +13,54 @@ export type Accel = "auto" | "kvm" | "tcg";
 /** How nodes see FAM: an IVSHMEM PCI BAR (i440fx) or a CXL type-3 memory device (q35). */
 export type FamMode = "ivshmem" | "cxl";
 export const FAM_MODES: readonly FamMode[] = ["ivshmem", "cxl"];
+/** The Debian release of the golden image (fame:suite). */
+export type Suite = "bookworm" | "trixie";
+export const SUITES: readonly Suite[] = ["bookworm", "trixie"];
+/** A new stack's release when fame:suite is unset. */
+export const NEW_STACK_SUITE: Suite = "trixie";
+/** The release of every stack fame applied before it had fame:suite. */
+export const LEGACY_SUITE: Suite = "bookworm";
+
+/**
+ * What the stack's last applied record (<dir>/applied.json) says about its
+ * release: none (a new stack), a record (its `suite`, absent in a record
+ * written before fame:suite existed), or a record that cannot be read.
+ */
+export type SuiteHistory =
+  | { record: "none" }
+  | { record: "applied"; suite?: Suite }
+  | { record: "unreadable" };
+
+/**
+ * The release when neither fame:suite nor FAME_SUITE is set, and why. A stack
+ * keeps the release it was applied with, so an upgrade of fame never replaces
+ * its disks: a record without `suite` (or one that cannot be read: every
+ * record before this key was) means bookworm; only a stack without a record is
+ * new and gets trixie.
+ */
+export function defaultSuite(history: SuiteHistory): { suite: Suite; why: string } {
+  const unset = "fame:suite unset";
+  if (history.record === "none")
+    return {
+      suite: NEW_STACK_SUITE,
+      why: `${unset}: a new stack (no applied.json) gets ${NEW_STACK_SUITE}`,
+    };
+  if (history.record === "applied" && history.suite)
+    return {
+      suite: history.suite,
+      why: `${unset}: the release this stack was last applied with (applied.json)`,
+    };
+  const upgrade = `; set fame:suite ${NEW_STACK_SUITE} to upgrade (every node's disk is replaced)`;
+  return history.record === "applied"
+    ? {
+        suite: LEGACY_SUITE,
+        why: `${unset}: this stack was applied before fame had the key (its applied.json names no release), so its nodes keep ${LEGACY_SUITE}${upgrade}`,
+      }
+    : {
+        suite: LEGACY_SUITE,
+        why: `${unset}: applied.json cannot be read, so fame keeps ${LEGACY_SUITE}, the release of every stack applied before the key existed; set fame:suite to say which release this stack runs`,
+      };
+}
 
 /** Validated, typed configuration. */
 export interface FameConfig {
@@ -27,6 +75,8 @@ export interface FameConfig {
   /** How nodes see FAM: IVSHMEM PCI BAR or CXL type-3 device. */
   famMode: FamMode;
   famDeleteOnDestroy: boolean;
+  /** Debian release of the golden image. */
+  suite: Suite;
   vcpus: number;
   vdramKiB: number;
   vfsGbytes: number;
@@ -151,6 +201,8 @@ export interface HostFacts {
 export interface Validated {
   config: FameConfig;
   warnings: string[];
+  /** Which Debian release the nodes run, and why (said in the change report). */
+  suiteReason: string;
 }
 
 const HOSTBASE_RE = /^[a-z][a-z0-9-]{0,7}$/;
@@ -282,12 +334,14 @@ export function stackKeyProblems(
 
 /**
  * Validates resolved values (and, given the stack's config, its keys); throws
- * one ConfigError listing every problem.
+ * one ConfigError listing every problem. `history` decides the release when
+ * fame:suite is unset (absent: a new stack).
  */
 export function validateConfig(
   raw: RawConfig,
   host: HostFacts = {},
   stack?: StackConfig,
+  history: SuiteHistory = { record: "none" },
 ): Validated {
   const problems: string[] = stack ? stackKeyProblems(stack) : [];
   const warnings: string[] = [];
@@ -351,6 +405,18 @@ export function validateConfig(
 
   const famMode = raw.famMode.value.trim() as FamMode;
   if (!FAM_MODES.includes(famMode)) bad("famMode", `must be one of ${FAM_MODES.join(", ")}`);
+
+  const suiteText = raw.suite.value.trim();
+  let suite: Suite;
+  let suiteReason: string;
+  if (raw.suite.source === "computed") {
+    ({ suite, why: suiteReason } = defaultSuite(history));
+  } else {
+    suite = suiteText as Suite;
+    suiteReason = raw.suite.source === "env" ? `from ${raw.suite.envVar}` : "fame:suite";
+    if (!SUITES.includes(suite))
+      bad("suite", `must be one of ${SUITES.join(", ")} (the Debian release of the golden image)`);
+  }
 
   const vcpus = int("vcpus", 1, 64);
   const vdramKiB = int(
@@ -510,6 +576,7 @@ export function validateConfig(
       famSizeBytes,
       famMode,
       famDeleteOnDestroy,
+      suite,
       vcpus,
       vdramKiB,
       vfsGbytes,
@@ -536,6 +603,7 @@ export function validateConfig(
       librarianReset,
     },
     warnings,
+    suiteReason,
   };
 }
 

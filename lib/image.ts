@@ -6,11 +6,11 @@
  */
 import * as crypto from "node:crypto";
 import { httpUrlProblem } from "./checks";
+import type { FamMode, Suite } from "./config";
 import { nodeName, TORMS_NAME } from "./plan";
 
 /** Bump when the build procedure changes in a way the recipe does not show. */
 export const RECIPE_VERSION = 2;
-export const SUITE = "bookworm";
 export const ROOT_LABEL = "fameroot";
 export const SEED_LABEL = "FAMESEED";
 /** /etc/hosts lists every possible node, so changing the node count never rebuilds the image. */
@@ -24,6 +24,8 @@ export const INITRAMFS_CONF = "/etc/initramfs-tools/conf.d/fame";
  * through their seed disk at boot, so a proxy change never rebuilds the image.
  */
 export interface ImageInputs {
+  /** Debian release (fame:suite). */
+  suite: Suite;
   mirror: string;
   l4fame: string;
   kernel: string;
@@ -46,7 +48,7 @@ export interface ImageFile {
 }
 
 export interface ImageRecipe {
-  suite: string;
+  suite: Suite;
   packages: string[];
   /** One-line apt sources, the first being the Debian mirror. */
   sources: string[];
@@ -57,31 +59,67 @@ export interface ImageRecipe {
   sizeGbytes: number;
 }
 
-const BASE_PACKAGES = [
-  "systemd",
-  "systemd-sysv",
-  "udev",
-  "dbus",
-  "libpam-systemd",
-  "kmod",
-  "ifupdown",
-  "isc-dhcp-client",
-  "iproute2",
-  "iputils-ping",
-  "netbase",
-  "openssh-server",
-  "openssh-client",
-  "sudo",
-  "build-essential",
-  "ca-certificates",
-  "less",
-  // initramfs-tools is set to compress with zstd but does not pull it in.
-  "zstd",
-  // FAM as CXL memory (fame:famMode cxl): ndctl ships ndctl and cxl; daxctl for devdax.
-  // Always installed, so both modes boot the same image.
-  "ndctl",
-  "daxctl",
-];
+/** What differs between two Debian releases (see SUITE_DIFFERENCES). */
+export interface SuiteDifferences {
+  /** The DHCP client ifupdown runs (a package of the image). */
+  dhcpClient: string;
+  /** Kernel arguments a CXL node of this release boots with (not in the image: no rebuild). */
+  cxlCmdline: readonly string[];
+}
+
+/**
+ * Everything that differs between the releases, and only that. The kernel
+ * (linux-image-amd64: 6.1 on bookworm, 6.12 on trixie), initramfs-tools,
+ * ifupdown and every other package keep their names. The DHCP client does
+ * not: trixie deprecates isc-dhcp-client (no longer maintained upstream) for
+ * dhcpcd-base, which trixie's ifupdown recommends and runs as `dhcpcd <iface>`.
+ * And trixie's kernel needs two arguments to use QEMU 7.2's CXL memory device
+ * (6.1 needs neither):
+ *  - `pcie_ports=compat`: since 6.3 cxl_pci sets up event-log interrupts when
+ *    the OS owns CXL error reporting; QEMU 7.2 reports none ("Failed to get
+ *    interrupt for event Info log") and the probe fails, so no memdev. With it
+ *    the kernel requests no _OSC control and cxl_pci skips event setup (PCIe
+ *    port services, AER, PME, hotplug, DPC, are off: a node uses none).
+ *  - `clearcpuid=hypervisor`: since 6.2 committing a region first flushes CPU
+ *    caches, which the kernel refuses under a hypervisor ("Failed to
+ *    synchronize CPU cache state"); FAM is host memory (a mapped file), which
+ *    needs no guest flush. Under KVM the guest also skips its paravirtual
+ *    clock (it then believes it runs on bare metal).
+ * IVSHMEM nodes (i440fx, no CXL) boot without them.
+ */
+export const SUITE_DIFFERENCES: Readonly<Record<Suite, SuiteDifferences>> = {
+  bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [] },
+  trixie: { dhcpClient: "dhcpcd-base", cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"] },
+};
+
+/** The base package list of `suite` (order kept: it is part of the cache key). */
+function basePackages(suite: Suite): string[] {
+  return [
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "libpam-systemd",
+    "kmod",
+    "ifupdown",
+    SUITE_DIFFERENCES[suite].dhcpClient,
+    "iproute2",
+    "iputils-ping",
+    "netbase",
+    "openssh-server",
+    "openssh-client",
+    "sudo",
+    "build-essential",
+    "ca-certificates",
+    "less",
+    // initramfs-tools is set to compress with zstd but does not pull it in.
+    "zstd",
+    // FAM as CXL memory (fame:famMode cxl): ndctl ships ndctl and cxl; daxctl for devdax.
+    // Always installed, so both modes boot the same image.
+    "ndctl",
+    "daxctl",
+  ];
+}
 
 /** Written by the fame-fam unit at every boot: "OK mode=... device=..." or "FAILED <reason>". */
 export const FAM_STATUS_FILE = "/run/fame/fam.status";
@@ -166,7 +204,9 @@ export function aptProxyConf(proxy: string): string {
 
 export function imageRecipe(inputs: ImageInputs): ImageRecipe {
   const l4fame = inputs.l4fame.trim();
-  const sources = [`deb ${safeUrl("mirror", inputs.mirror)} ${SUITE} main`];
+  if (!Object.hasOwn(SUITE_DIFFERENCES, inputs.suite))
+    throw new RangeError(`suite ${JSON.stringify(inputs.suite)}: not a supported Debian release`);
+  const sources = [`deb ${safeUrl("mirror", inputs.mirror)} ${inputs.suite} main`];
   if (l4fame) sources.push(`deb [trusted=yes] ${safeUrl("l4fame", l4fame)} testing main`);
   const kernelPackages = l4fame ? [inputs.kernel, "l4fame-node"] : ["linux-image-amd64"];
 
@@ -275,8 +315,12 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
   ];
 
   return {
-    suite: SUITE,
-    packages: [...BASE_PACKAGES, ...kernelPackages, ...(inputs.extras?.packages ?? [])],
+    suite: inputs.suite,
+    packages: [
+      ...basePackages(inputs.suite),
+      ...kernelPackages,
+      ...(inputs.extras?.packages ?? []),
+    ],
     sources,
     files,
     hold: l4fame ? [inputs.kernel] : [],
@@ -363,7 +407,8 @@ export function mmdebstrapCommand(
   };
 }
 
-/** Kernel command line for a node booting the golden image. */
-export function imageCmdline(): string {
-  return "root=/dev/vda rw console=ttyS0 net.ifnames=0";
+/** Kernel command line for a node booting the golden image of `suite`, seeing FAM as `famMode`. */
+export function imageCmdline(suite: Suite, famMode: FamMode): string {
+  const extra = famMode === "cxl" ? SUITE_DIFFERENCES[suite].cxlCmdline : [];
+  return ["root=/dev/vda rw console=ttyS0 net.ifnames=0", ...extra].join(" ");
 }

@@ -53,6 +53,7 @@ export function envSh(config: FameConfig, owner: string): string {
     ["FAME_VDRAM", String(config.vdramKiB)],
     ["FAME_VFS_GBYTES", String(config.vfsGbytes)],
     ["FAME_USER", config.user],
+    ["FAME_SUITE", config.suite],
     ["FAME_MIRROR", config.mirror],
     ...(proxySecret ? [] : [["FAME_PROXY", config.proxy] as [string, string]]),
     ["FAME_L4FAME", config.l4fame],

@@ -102,6 +102,12 @@ export const SCHEMA = {
     env: ["FAME_USER"],
     description: "Normal (non-root) user on each node, with passwordless sudo.",
   },
+  suite: {
+    type: "string",
+    env: ["FAME_SUITE"],
+    description:
+      "Debian release of the golden image: bookworm or trixie. Default: the release the stack was last applied with (<dir>/applied.json); trixie for a new stack; bookworm for a stack applied before fame had this key. A change rebuilds the image and replaces every node's disk.",
+  },
   mirror: {
     type: "string",
     default: "http://deb.debian.org/debian",
@@ -190,7 +196,7 @@ export const SCHEMA = {
     type: "string",
     default: "",
     description:
-      "Extra kernel command-line arguments, appended after fame's own (root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=<node> fame.node=<N>).",
+      "Extra kernel command-line arguments, appended after fame's own (root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=<node> fame.node=<N>; trixie nodes in CXL mode also get pcie_ports=compat clearcpuid=hypervisor).",
   },
   librarian: {
     type: "boolean",

@@ -408,6 +408,91 @@ describe("program under mocks", function () {
     }
   });
 
+  it("fame:suite: a new stack gets trixie; a stack applied before the key keeps bookworm and its image key; the report says which and why", async () => {
+    const dir = scratchDir("suite");
+    const said: string[] = [];
+    const saved = [console.log, console.info];
+    const run = async (config: Record<string, string>) => {
+      said.length = 0;
+      console.log = console.info = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        return await runProgram({ nodes: "1", dir, ...config });
+      } finally {
+        [console.log, console.info] = saved;
+      }
+    };
+    const image = (r: Awaited<ReturnType<typeof run>>) =>
+      r.ofType(T("GoldenImage"))[0]?.inputs as { key: string; recipe: { suite: string } };
+    const artifact = (r: Awaited<ReturnType<typeof run>>, file: string) =>
+      String(
+        r.ofType(T("ArtifactFile")).find((f) => String(f.inputs.path) === path.join(dir, file))
+          ?.inputs.content,
+      );
+    try {
+      // A new stack (no applied.json): trixie, recorded, in env.sh, and said.
+      const fresh = await run({});
+      assert.equal(image(fresh).recipe.suite, "trixie");
+      assert.match(
+        said.join("\n"),
+        /fame: the nodes run Debian trixie \(fame:suite unset: a new stack/,
+      );
+      assert.equal(JSON.parse(artifact(fresh, "applied.json")).suite, "trixie");
+      assert.match(artifact(fresh, "env.sh"), /^export FAME_SUITE='trixie'$/m);
+      const bookworm = await run({ suite: "bookworm" });
+      assert.equal(image(bookworm).recipe.suite, "bookworm");
+      assert.notEqual(image(bookworm).key, image(fresh).key, "each release its own image");
+
+      // A record as fame wrote it before fame:suite existed: the bookworm image, no suite field.
+      const { suite: _s, ...old } = JSON.parse(artifact(bookworm, "applied.json"));
+      assert.equal(old.imageKey, image(bookworm).key);
+      fs.writeFileSync(path.join(dir, "applied.json"), JSON.stringify(old));
+      const upgraded = await run({});
+      assert.equal(image(upgraded).recipe.suite, "bookworm", "an existing stack keeps bookworm");
+      assert.equal(image(upgraded).key, old.imageKey, "the same image: no disk is replaced");
+      const cmdline = (r: Awaited<ReturnType<typeof run>>) =>
+        String(r.ofType(T("Domain"))[0]?.inputs.cmdline);
+      assert.equal(
+        cmdline(upgraded),
+        "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=node01 fame.node=1",
+        "bookworm nodes boot as before (no restart either)",
+      );
+      assert.equal(cmdline(fresh), cmdline(upgraded), "IVSHMEM: the same on both releases");
+      assert.match(
+        said.join("\n"),
+        /fame: the nodes run Debian bookworm \(fame:suite unset: this stack was applied before fame had the key.*set fame:suite trixie to upgrade/,
+      );
+      assert.match(said.join("\n"), /fame: no change to the cluster/);
+      assert.doesNotMatch(upgraded.warnings.join("\n"), /golden image|disk is replaced/);
+
+      // Asking for trixie on that stack: said to replace every disk, naming both releases.
+      const moved = await run({ suite: "trixie" });
+      assert.equal(image(moved).key, image(fresh).key);
+      assert.match(
+        moved.warnings.join("\n"),
+        /the Debian release: bookworm -> trixie\): .*every node's disk is replaced/,
+      );
+      // Once applied with trixie, an unset key keeps trixie (the record's release).
+      fs.writeFileSync(path.join(dir, "applied.json"), artifact(moved, "applied.json"));
+      assert.equal(image(await run({})).recipe.suite, "trixie");
+      assert.match(said.join("\n"), /the release this stack was last applied with/);
+      // CXL: trixie's kernel gets its two arguments (lib/image SUITE_DIFFERENCES); bookworm's as before.
+      assert.match(
+        cmdline(await run({ suite: "trixie", famMode: "cxl" })),
+        / net\.ifnames=0 pcie_ports=compat clearcpuid=hypervisor systemd\.hostname=node01 /,
+      );
+      assert.equal(cmdline(await run({ suite: "bookworm", famMode: "cxl" })), cmdline(upgraded));
+      // FAME_SUITE fills an unset key; a bad value is refused naming the key.
+      const fromEnv = await runProgram({ nodes: "1", dir }, { FAME_SUITE: "bookworm" });
+      assert.equal(image(fromEnv).recipe.suite, "bookworm");
+      const { error, resources } = await runProgramRefused({ nodes: "1", suite: "buster" });
+      assert.match(error.message, /fame:suite = "buster": must be one of bookworm, trixie/);
+      assert.equal(resources.length, 0);
+    } finally {
+      [console.log, console.info] = saved;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("keeps a configured password secret: only on the seed disks, never in outputs or artifacts", async () => {
     const run = await runProgram({ nodes: "1", password: { secret: "hunter2-secret" } });
     const seed = run.ofType(T("SeedDisk"))[0]?.inputs.files as { value: Record<string, string> };

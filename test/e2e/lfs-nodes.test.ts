@@ -150,7 +150,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     let t = Date.now();
     const image = (await img.create(imgIn)).outs!;
     console.log(
-      `      LFS golden image: ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
+      `      LFS golden image (${imgIn.recipe.suite}): ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
     );
     for (const p of ["python3-fusepy ", "python3-psutil ", "pciutils "])
       assert.ok(
@@ -225,6 +225,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
           dir,
           owner,
           image,
+          suite: imgIn.recipe.suite,
           diskBytes: 4 * GiB,
           seeds,
           fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
@@ -243,6 +244,12 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
       `      /lfs mounted on both nodes ${Math.round((Date.now() - t) / 1000)} s after start`,
     );
     assert.match(await on(ip1, "findmnt -n -o FSTYPE,SOURCE /lfs"), /fuse\s+LibrarianFS/);
+    // The release this run tests (bookworm, or FAME_TEST_SUITE): what the nodes really run.
+    for (const ip of [ip1, ip2])
+      assert.equal(
+        (await on(ip, ". /etc/os-release && echo $VERSION_CODENAME")).trim(),
+        imgIn.recipe.suite,
+      );
     // Each daemon registered as its own node (from fame.node=<N> on the kernel command line): both SOCs active.
     assert.equal(socStatus(dbIn.path), "1:1,2:1");
   });

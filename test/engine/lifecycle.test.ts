@@ -179,6 +179,8 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       FAME_OCTETS123: OCTETS,
       FAME_VCPUS: "1",
       FAME_VFS_GBYTES: "4",
+      // A new stack would get trixie: the shared image's release, said explicitly.
+      FAME_SUITE: DEBIAN_IMAGE.suite,
       FAME_IMAGE_CACHE: testImageCache(),
     };
     env = { ...process.env, ...fameEnv };

@@ -6,9 +6,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { lsaFileName } from "../../components/fameNode";
+import { lsaFileName, nodeCmdline } from "../../components/fameNode";
 import { goldenImageRecipe } from "../../components/goldenImage";
-import type { FamMode } from "../../lib/config";
+import { type FamMode, SUITES, type Suite } from "../../lib/config";
 import { imageCmdline } from "../../lib/image";
 import { seedFiles } from "../../lib/outputs";
 import { type ClusterPlan, clusterPlan, cxlSerial, type NodePlan } from "../../lib/plan";
@@ -47,8 +47,21 @@ async function sshRetry(keyFile: string, user: string, ip: string, command: stri
 
 /** Shared across runs on one machine: the image is built once, then reused. */
 export const IMAGE_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
+
+/**
+ * The release the Debian e2e tests boot: bookworm, or FAME_TEST_SUITE (how
+ * the README's tested matrix runs a whole e2e file on another release).
+ */
+export function testSuite(value = process.env.FAME_TEST_SUITE): Suite {
+  if (value === undefined || value === "") return "bookworm";
+  if (!SUITES.includes(value as Suite))
+    throw new Error(`FAME_TEST_SUITE=${value}: must be one of ${SUITES.join(", ")}`);
+  return value as Suite;
+}
+
 /** The Debian e2e test's recipe inputs: the same image for every test that boots Debian. */
 export const DEBIAN_IMAGE = {
+  suite: testSuite(),
   // Not the default (l4mdc): the user name must flow from config to image, seed and SSH.
   user: "fabric",
   hostbase: "dn",
@@ -78,9 +91,19 @@ export interface DebianCluster {
   destroy(): Promise<void>;
 }
 
-/** A node's domain inputs for `mode`: CXL adds the node's LSA and serial, IVSHMEM has neither. */
-export function withMode(d: DomainInputs, mode: FamMode, lsaPath: string, node: NodePlan) {
-  const { cxl: _c, ...ivshmem } = d;
+/**
+ * A node's domain inputs for `mode`: CXL adds the node's LSA and serial, IVSHMEM has neither;
+ * the kernel arguments are the mode's (as FameNode makes them).
+ */
+export function withMode(
+  d: DomainInputs,
+  mode: FamMode,
+  lsaPath: string,
+  node: NodePlan,
+  suite: Suite,
+) {
+  const { cxl: _c, ...rest } = d;
+  const ivshmem = { ...rest, cmdline: nodeCmdline(imageCmdline(suite, mode), node) };
   return mode === "cxl"
     ? { ...ivshmem, cxl: { lsaPath, lsaSizeBytes: CXL_LSA_BYTES, serial: cxlSerial(node.index) } }
     : ivshmem;
@@ -99,6 +122,8 @@ export async function provisionNode(
     dir: string;
     owner: string;
     image: Pick<GoldenImageOutputs, "qcow2" | "kernel" | "initrd">;
+    /** The image's release, for its kernel arguments (lib/image imageCmdline). */
+    suite: Suite;
     diskBytes: number;
     seeds: ReturnType<typeof seedFiles>;
     fam: { path: string; sizeBytes: number };
@@ -124,7 +149,7 @@ export async function provisionNode(
     plan: o.plan,
     kernel: o.image.kernel,
     initrd: o.image.initrd,
-    cmdline: imageCmdline(),
+    cmdline: imageCmdline(o.suite, "ivshmem"),
     dir: o.dir,
     fam: o.fam,
     owner: o.owner,
@@ -143,6 +168,8 @@ type StartArgs = {
   dir: string;
   owner: string;
   mode: FamMode;
+  /** Debian release of the image. Default: DEBIAN_IMAGE.suite. */
+  suite?: Suite;
   nodes?: number;
   famSizeBytes?: number;
   /** Called with the FAM path after it exists and before any node starts. */
@@ -169,7 +196,11 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   });
   const user = DEBIAN_IMAGE.user;
 
-  const image0 = goldenImageRecipe({ mirror: IMAGE_MIRROR, ...DEBIAN_IMAGE });
+  const image0 = goldenImageRecipe({
+    mirror: IMAGE_MIRROR,
+    ...DEBIAN_IMAGE,
+    ...(args.suite ? { suite: args.suite } : {}),
+  });
   const imgIn: GoldenImageInputs = {
     cacheDir: testImageCache(),
     key: image0.key,
@@ -186,7 +217,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   const t = Date.now();
   const image = (await img.create(imgIn)).outs!;
   console.log(
-    `      golden image: ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
+    `      golden image (${image0.recipe.suite}): ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
   );
 
   const keyIn: SshKeyInputs = { comment: "fame-e2e" };
@@ -238,12 +269,13 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
       dir,
       owner,
       image,
+      suite: image0.recipe.suite,
       diskBytes: DEBIAN_IMAGE.sizeGbytes * GiB,
       seeds,
       fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
     });
     if (args.mode === "cxl") await createLsa(i);
-    domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node));
+    domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node, image0.recipe.suite));
   }
   const dom = (
     await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domains[0]!))
@@ -274,7 +306,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
         // As FameNode does: the LSA exists exactly while the node is in CXL mode.
         if (mode === "cxl") await createLsa(i);
         const olds = { ...domains[i]! } as DomainOutputs;
-        const news = withMode(domains[i]!, mode, lsaInputs[i]!.path, node);
+        const news = withMode(domains[i]!, mode, lsaInputs[i]!.path, node, image0.recipe.suite);
         const d = await dom.diff(node.name, olds, news);
         if (!d.changes || (d.replaces ?? []).length > 0) {
           throw new Error(

@@ -12,6 +12,7 @@ import type { NetworkInputs } from "../../providers/network";
 /** Image inputs of the default configuration (no L4FAME, no templates), with overrides. */
 export function imageInputs(over: Partial<ImageInputs> = {}): ImageInputs {
   return {
+    suite: "bookworm",
     mirror: "http://deb.debian.org/debian",
     l4fame: "",
     kernel: "linux-image-4.14.0-l4fame",

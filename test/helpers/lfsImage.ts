@@ -1,7 +1,9 @@
 /** The golden image the LFS end-to-end test boots: the Debian image with the Librarian File System. */
 import * as path from "node:path";
 import { goldenImageRecipe } from "../../components/goldenImage";
+import type { Suite } from "../../lib/config";
 import type { GoldenImageInputs } from "../../providers/goldenImage";
+import { testSuite } from "./debianCluster";
 import { TM_LIBRARIAN } from "./lfs";
 import { testImageCache } from "./sandbox";
 
@@ -10,8 +12,10 @@ export const LFS_HOSTBASE = "ln";
 export const LFS_OCTETS = "10.213.70";
 export const LFS_PORT = 9093;
 
-export function lfsImageInputs(): GoldenImageInputs {
+/** `suite`: default bookworm, or FAME_TEST_SUITE. */
+export function lfsImageInputs(suite: Suite = testSuite()): GoldenImageInputs {
   const r = goldenImageRecipe({
+    suite,
     mirror: LFS_MIRROR,
     user: "l4mdc",
     hostbase: LFS_HOSTBASE,

@@ -1,5 +1,11 @@
 import * as assert from "node:assert/strict";
-import { type AppliedConfig, describeChanges, type OptIns, parseApplied } from "../../lib/changes";
+import {
+  type AppliedConfig,
+  appliedConfig,
+  describeChanges,
+  type OptIns,
+  parseApplied,
+} from "../../lib/changes";
 import { GiB } from "../../lib/units";
 
 const base: AppliedConfig = {
@@ -145,6 +151,33 @@ describe("change report (what preview says before anything happens)", () => {
 
   it("warns that new golden image inputs replace every node disk", () => {
     assert.match(say(base, { imageKey: "def" }).warnings.join(), /every node's disk is replaced/);
+  });
+
+  it("records the Debian release, reads a record without one (written before fame:suite), and names a release change", () => {
+    const config = {
+      ...base,
+      suite: "trixie",
+      famDeleteOnDestroy: false,
+    } as unknown as Parameters<typeof appliedConfig>[0];
+    assert.equal(appliedConfig(config, "k", "fame/dev").suite, "trixie");
+    // base has no suite: an applied.json of every stack before this key
+    assert.deepEqual(parseApplied(JSON.stringify(base), "fame/dev"), { applied: base });
+    const trixie = { ...base, suite: "trixie" as const };
+    assert.deepEqual(parseApplied(JSON.stringify(trixie), "fame/dev"), { applied: trixie });
+    assert.match(
+      (parseApplied(JSON.stringify({ ...base, suite: "sid" }), "fame/dev") as { problem: string })
+        .problem,
+      /field suite is not one of bookworm, trixie/,
+    );
+    // An old record (bookworm) upgraded to trixie: the release is named with the disk replacement.
+    const upgrade = say(base, { suite: "trixie", imageKey: "def" }).warnings.join();
+    assert.match(upgrade, /the Debian release: bookworm -> trixie.*every node's disk is replaced/);
+    // Old record, bookworm kept: the same image key, so nothing changes.
+    assert.deepEqual(say(base, { suite: "bookworm" }).info, ["no change to the cluster"]);
+    assert.doesNotMatch(
+      say(trixie, { suite: "trixie", imageKey: "def" }).warnings.join(),
+      /Debian release/,
+    );
   });
 
   it("reports nodes being stopped and started by fame:running", () => {

@@ -3,6 +3,7 @@ import { hasUserinfo, redactUserinfo } from "../../lib/checks";
 import {
   ConfigError,
   closestKey,
+  defaultSuite,
   type RawConfig,
   resolveRaw,
   stackKeyProblems,
@@ -266,6 +267,49 @@ describe("config validation rules", () => {
     assertRefused("famMode", "CXL", /must be one of ivshmem, cxl/);
     assertRefused("famMode", "pmem", /must be one of ivshmem, cxl/);
     assertRefused("famMode", "", /must be one of ivshmem, cxl/);
+  });
+
+  it("suite: bookworm or trixie, nothing else, naming the key (also from FAME_SUITE)", () => {
+    assertAccepted("suite", "bookworm");
+    assertAccepted("suite", "trixie");
+    assert.equal(validateConfig(raw({ suite: "bookworm" })).config.suite, "bookworm");
+    assert.equal(validateConfig(raw({}, { FAME_SUITE: "bookworm" })).config.suite, "bookworm");
+    for (const bad of ["Trixie", "bullseye", "sid", "stable", "13", ""]) {
+      assertRefused("suite", bad, /must be one of bookworm, trixie/);
+    }
+    assert.throws(
+      () => validateConfig(raw({}, { FAME_SUITE: "forky" })),
+      /fame:suite = "forky" \(from FAME_SUITE\): must be one of bookworm, trixie/,
+    );
+  });
+
+  it("suite unset: a new stack gets trixie; a stack keeps its recorded release; a record from before the key means bookworm", () => {
+    const suite = (history?: Parameters<typeof validateConfig>[3]) =>
+      validateConfig(raw(), {}, undefined, history);
+    assert.equal(suite().config.suite, "trixie", "no history given: a new stack");
+    assert.equal(suite({ record: "none" }).config.suite, "trixie");
+    assert.match(suite({ record: "none" }).suiteReason, /new stack/);
+    const old = suite({ record: "applied" });
+    assert.equal(old.config.suite, "bookworm", "an applied.json without suite predates the key");
+    assert.match(old.suiteReason, /applied before fame had the key.*keep bookworm/);
+    assert.match(old.suiteReason, /set fame:suite trixie to upgrade/);
+    assert.equal(suite({ record: "applied", suite: "trixie" }).config.suite, "trixie");
+    assert.equal(suite({ record: "applied", suite: "bookworm" }).config.suite, "bookworm");
+    assert.equal(suite({ record: "unreadable" }).config.suite, "bookworm");
+    assert.match(suite({ record: "unreadable" }).suiteReason, /set fame:suite/);
+    // A set value (stack or FAME_SUITE) wins over every history.
+    for (const history of [{ record: "none" }, { record: "applied" }] as const) {
+      assert.equal(
+        validateConfig(raw({ suite: "trixie" }), {}, undefined, history).config.suite,
+        "trixie",
+      );
+      assert.equal(
+        validateConfig(raw({}, { FAME_SUITE: "bookworm" }), {}, undefined, history).config.suite,
+        "bookworm",
+      );
+    }
+    assert.equal(validateConfig(raw({ suite: "bookworm" })).suiteReason, "fame:suite");
+    assert.deepEqual(defaultSuite({ record: "applied", suite: "bookworm" }).suite, "bookworm");
   });
 
   it("accel: auto, kvm or tcg", () => {

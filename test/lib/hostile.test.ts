@@ -98,6 +98,7 @@ describe("hostile config values", () => {
     );
     for (const p of PAYLOADS) assert.throws(() => aptProxyConf(`http://h:1/${p}`), /proxy/);
     const inputs: ImageInputs = {
+      suite: "bookworm",
       mirror: 'http://m/debian";x',
       l4fame: "",
       kernel: "k",

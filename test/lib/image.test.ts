@@ -8,9 +8,11 @@ import {
   aptProxyConf,
   hostsFile,
   type ImageInputs,
+  imageCmdline,
   imageKey,
   imageRecipe,
   mmdebstrapCommand,
+  SUITE_DIFFERENCES,
   seedScript,
 } from "../../lib/image";
 
@@ -182,6 +184,83 @@ describe("golden image recipe", () => {
   });
 });
 
+describe("golden image: the Debian release (fame:suite)", () => {
+  const bookworm = imageRecipe({ ...base, suite: "bookworm" });
+  const trixie = imageRecipe({ ...base, suite: "trixie" });
+
+  it("builds the release it is given: mmdebstrap's suite and apt's sources name it", () => {
+    assert.equal(trixie.suite, "trixie");
+    assert.deepEqual(trixie.sources, ["deb http://deb.debian.org/debian trixie main"]);
+    const args = mmdebstrapCommand(trixie, "/r/", { overlayDir: "/o", hookFile: "/h" }).args;
+    assert.deepEqual(args.slice(-3), [
+      "trixie",
+      "/r/",
+      "deb http://deb.debian.org/debian trixie main",
+    ]);
+    const sources = trixie.files.find((f) => f.path === "/etc/apt/sources.list");
+    assert.equal(sources?.content, "deb http://deb.debian.org/debian trixie main\n");
+    assert.throws(
+      () => imageRecipe({ ...base, suite: "sid" as never }),
+      /suite "sid": not a supported Debian release/,
+    );
+  });
+
+  it("differs between releases only by the table: the DHCP client (ifupdown runs dhclient or dhcpcd) and kernel arguments", () => {
+    assert.deepEqual(SUITE_DIFFERENCES, {
+      bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [] },
+      trixie: {
+        dhcpClient: "dhcpcd-base",
+        cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"],
+      },
+    });
+    assert.ok(trixie.packages.includes("dhcpcd-base"));
+    assert.ok(!trixie.packages.includes("isc-dhcp-client"), "deprecated in trixie");
+    assert.deepEqual(
+      trixie.packages.map((p) => (p === "dhcpcd-base" ? "isc-dhcp-client" : p)),
+      bookworm.packages,
+    );
+    for (const p of ["ifupdown", "linux-image-amd64", "zstd", "ndctl", "daxctl"])
+      assert.ok(trixie.packages.includes(p), p);
+    const other = (f: { path: string }) => f.path !== "/etc/apt/sources.list";
+    assert.deepEqual(trixie.files.filter(other), bookworm.files.filter(other));
+    assert.deepEqual(
+      { ...trixie, suite: "", packages: [], sources: [], files: [] },
+      { ...bookworm, suite: "", packages: [], sources: [], files: [] },
+    );
+  });
+
+  it("boots trixie's CXL nodes with the two arguments its kernel needs on QEMU 7.2; IVSHMEM and bookworm command lines are unchanged", () => {
+    const base = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
+    assert.equal(imageCmdline("bookworm", "ivshmem"), base);
+    assert.equal(imageCmdline("bookworm", "cxl"), base);
+    assert.equal(imageCmdline("trixie", "ivshmem"), base);
+    assert.equal(imageCmdline("trixie", "cxl"), `${base} pcie_ports=compat clearcpuid=hypervisor`);
+  });
+
+  it("gives each release its own cache key, and bookworm's exactly the key of the code before fame:suite", () => {
+    // A literal recipe input, hashed by the code before fame:suite (main at 290ff72): an existing
+    // stack's bookworm image (and so every node disk on it) must keep its key through the upgrade.
+    const fixed: ImageInputs = {
+      suite: "bookworm",
+      mirror: "http://deb.debian.org/debian",
+      l4fame: "",
+      kernel: "linux-image-4.14.0-l4fame",
+      user: "l4mdc",
+      hostbase: "node",
+      octets123: "192.168.42",
+      sizeGbytes: 6,
+      helloFabric: "int main(void) { return 0; }\n",
+      famScript: "#!/bin/sh\n",
+    };
+    assert.equal(imageKey(imageRecipe(fixed), "hook"), "f1cd13ba689138a0b4bddc99");
+    const l4fame = { ...fixed, l4fame: "http://l4fame.example/Debian" };
+    assert.equal(imageKey(imageRecipe(l4fame), "hook"), "580a1c45665076289c2ec980");
+    const t = imageKey(imageRecipe({ ...fixed, suite: "trixie" }), "hook");
+    assert.notEqual(t, "f1cd13ba689138a0b4bddc99");
+    assert.match(t, /^[0-9a-f]{24}$/);
+  });
+});
+
 describe("golden image build: the proxy stays out of the image", () => {
   it("keeps mmdebstrap's copy of the proxy root-only during the build and removes it before the image is made", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-proxyhooks-"));
@@ -270,6 +349,7 @@ describe("golden image cache key", () => {
 
   it("changes when any input changes", () => {
     const variants: Partial<ImageInputs>[] = [
+      { suite: "trixie" },
       { mirror: "http://other/debian" },
       { l4fame: "http://l4fame/Debian" },
       { user: "dev" },
@@ -285,8 +365,14 @@ describe("golden image cache key", () => {
   });
 
   it("does not depend on the proxy (it is not an image input)", () => {
-    const a = goldenImageRecipe({ mirror: base.mirror, helloFabric: "x", hook: "h" });
+    const a = goldenImageRecipe({
+      suite: base.suite,
+      mirror: base.mirror,
+      helloFabric: "x",
+      hook: "h",
+    });
     const b = goldenImageRecipe({
+      suite: base.suite,
       mirror: base.mirror,
       helloFabric: "x",
       hook: "h",
@@ -295,6 +381,7 @@ describe("golden image cache key", () => {
     assert.equal(a.key, b.key);
     // nor on its credentials, which are nowhere in the recipe or hook
     const c = goldenImageRecipe({
+      suite: base.suite,
       mirror: base.mirror,
       helloFabric: "x",
       hook: "h",

@@ -19,6 +19,7 @@ import {
 import { scratchDir } from "../helpers/sandbox";
 
 const inputs: ImageInputs = {
+  suite: "bookworm",
   mirror: "http://deb.debian.org/debian",
   l4fame: "",
   kernel: "k",
