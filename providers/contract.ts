@@ -16,11 +16,21 @@
  *   with in-place keys must have an `update` (a missing one makes the engine
  *   drop every output but `__provider`): checked when the provider is defined.
  *
+ * - In the engine's provider process, the first call of any method starts
+ *   lib/host/exec's engine watchdog: a killed `pulumi up` leaves no provider
+ *   (and no command of one) running.
+ *
  * The engine serializes each provider object with its closures, so this
  * module captures only plain functions and data.
  */
 import type * as pulumi from "@pulumi/pulumi";
 import { sameValue } from "../lib/diff";
+import { inDynamicProvider, watchEngine } from "../lib/host/exec";
+
+/** Stop with the engine, once per process (a module's top level is not serialized: every call asks). */
+function watch(): void {
+  if (inDynamicProvider()) watchEngine();
+}
 
 /** What the engine sends for a value that is not known during a preview. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -137,6 +147,7 @@ export function defineProvider<I extends object, O extends object>(
   const provider: pulumi.dynamic.ResourceProvider<I, O> = {
     // The engine passes the recorded outputs as `olds` (typed as inputs by the SDK).
     async check(olds: I, news: I) {
+      watch();
       const unknownKeys = Object.keys(news).filter((k) =>
         containsUnknown((news as Record<string, unknown>)[k]),
       );
@@ -149,6 +160,7 @@ export function defineProvider<I extends object, O extends object>(
       };
     },
     async diff(_id: string, olds: O, news: I) {
+      watch();
       let d = diffBySpec(spec, olds, news);
       // The host is asked only when the inputs alone show no change.
       if (!d.changes && spec.needsRepair && (await spec.needsRepair(olds))) {
@@ -160,13 +172,25 @@ export function defineProvider<I extends object, O extends object>(
         deleteBeforeReplace: d.deleteBeforeReplace,
       };
     },
-    create: (inputs: I) => spec.create(inputs),
-    read: (id: string, props?: O) => spec.read(id, props),
-    delete: (id: string, props: O) => spec.delete(id, props),
+    create: (inputs: I) => {
+      watch();
+      return spec.create(inputs);
+    },
+    read: (id: string, props?: O) => {
+      watch();
+      return spec.read(id, props);
+    },
+    delete: (id: string, props: O) => {
+      watch();
+      return spec.delete(id, props);
+    },
   };
   if (spec.update) {
     const update = spec.update;
-    provider.update = (id: string, olds: O, news: I) => update(id, olds, news);
+    provider.update = (id: string, olds: O, news: I) => {
+      watch();
+      return update(id, olds, news);
+    };
   }
   return provider;
 }
