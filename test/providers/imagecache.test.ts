@@ -257,6 +257,18 @@ describe("golden image cache (crash safety)", function () {
     return { key, work, keep, realMnt: fs.realpathSync(mnt) };
   }
 
+  /** Builds under `cacheDir` over a killed build's mounts: the host data stays, the work dir goes. */
+  async function buildOverKilled(cacheDir: string, hook: string): Promise<void> {
+    const b = await killedBuildWithMount(cacheDir, hook);
+    try {
+      await ensureImage({ cacheDir, key: b.key, recipe, hook, log, build: fakeBuild() });
+    } finally {
+      spawnSync("umount", ["--lazy", b.realMnt]);
+    }
+    assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
+    assert.ok(!fs.existsSync(b.work));
+  }
+
   for (const [what, name] of [
     ["a tab", "my\tcache"],
     ["a backslash", "my\\040cache"],
@@ -266,21 +278,7 @@ describe("golden image cache (crash safety)", function () {
     it(`clears a killed build's mounts under an image cache path with ${what} (escaped in /proc/self/mounts)`, async () => {
       const cacheDir = path.join(cache, name);
       fs.mkdirSync(cacheDir);
-      const b = await killedBuildWithMount(cacheDir, `h-${name.length}-${what.length}`);
-      try {
-        await ensureImage({
-          cacheDir,
-          key: b.key,
-          recipe,
-          hook: `h-${name.length}-${what.length}`,
-          log,
-          build: fakeBuild(),
-        });
-      } finally {
-        spawnSync("umount", ["--lazy", b.realMnt]);
-      }
-      assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
-      assert.ok(!fs.existsSync(b.work));
+      await buildOverKilled(cacheDir, `h-${name.length}-${what.length}`);
     });
   }
 
@@ -289,21 +287,7 @@ describe("golden image cache (crash safety)", function () {
     fs.mkdirSync(real);
     const link = path.join(cache, "linked-cache");
     fs.symlinkSync(real, link);
-    const b = await killedBuildWithMount(link, "h-link");
-    try {
-      await ensureImage({
-        cacheDir: link,
-        key: b.key,
-        recipe,
-        hook: "h-link",
-        log,
-        build: fakeBuild(),
-      });
-    } finally {
-      spawnSync("umount", ["--lazy", b.realMnt]);
-    }
-    assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
-    assert.ok(!fs.existsSync(b.work));
+    await buildOverKilled(link, "h-link");
   });
 
   it("gives mmdebstrap the proxy in a root-only file, never on its command line, and removes the file", async () => {
