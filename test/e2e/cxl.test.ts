@@ -50,10 +50,16 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
   const marker = `cxl marker from dn01 ${crypto.randomBytes(6).toString("hex")}`;
 
   after(async () => {
-    // The consoles outlive the scratch directory, for a look after a failure.
-    if (cluster) fs.writeFileSync(path.join(RUN_DIR, "cxl-e2e-consoles.log"), cluster.consoles());
-    await cluster?.destroy();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      // The consoles outlive the scratch directory, for a look after a failure.
+      if (cluster) {
+        fs.mkdirSync(RUN_DIR, { recursive: true });
+        fs.writeFileSync(path.join(RUN_DIR, "cxl-e2e-consoles.log"), cluster.consoles());
+      }
+    } finally {
+      await cluster?.destroy();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("shares /dev/fam live between nodes and with the host, across reboots and mode switches", async () => {
