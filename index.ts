@@ -8,7 +8,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
-import { domainTypeFor } from "./lib/accel";
+import { domainTypeFor, kvmAccessWarning, usesHostSystemLibvirtd } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
 import {
   ConfigError,
@@ -68,6 +68,9 @@ const { config, warnings } = validated;
 for (const w of warnings) pulumi.log.warn(w);
 
 const domainType = domainTypeFor(config.accel, host.cpuinfo, host.kvmDevice);
+// Said in preview: a /dev/kvm the qemu user cannot open makes every define and start slow.
+const kvmWarning = usesHostSystemLibvirtd(config.libvirtUri) ? kvmAccessWarning(host) : undefined;
+if (kvmWarning) pulumi.log.warn(`fame: ${kvmWarning}`);
 
 // What this change will do, said before anything happens (and refused when it would cut FAM data).
 const owner = `${project}/${stack}`;

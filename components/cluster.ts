@@ -8,7 +8,15 @@ import { tmLibrarianDir } from "../lib/host/tmlibrarian";
 import { imageCmdline } from "../lib/image";
 import { tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
-import { envSh, keyFileFor, seedFiles, sshCommand, sshConfig } from "../lib/outputs";
+import {
+  envSh,
+  keyFileFor,
+  type SeedIdentity,
+  seedFiles,
+  seedSerial,
+  sshCommand,
+  sshConfig,
+} from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { GiB } from "../lib/units";
 import { AppArmorAccess } from "../providers/apparmor";
@@ -60,9 +68,6 @@ export function imageArgs(config: FameConfig, projectDir = process.cwd()): Golde
     proxy: config.proxy,
     l4fame: config.l4fame,
     kernel: config.kernel,
-    user: config.user,
-    hostbase: config.hostbase,
-    octets123: config.octets123,
     sizeGbytes: config.vfsGbytes,
     cacheDir: config.imageCache,
   };
@@ -161,9 +166,15 @@ export class FameCluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    // The stack's own user and names reach the nodes on their seed disks, never through the image.
+    const identity: SeedIdentity = {
+      user: config.user,
+      hostbase: config.hostbase,
+      octets123: config.octets123,
+    };
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
-      .apply(([pub, priv, password]) => seedFiles(pub, priv, password, config.proxy));
+      .apply(([pub, priv, password]) => seedFiles(identity, pub, priv, password, config.proxy));
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,
@@ -184,6 +195,7 @@ export class FameCluster extends pulumi.ComponentResource {
             diskSizeBytes: config.vfsGbytes * GiB,
             dir: dir.path,
             seedFiles: pulumi.secret(seeds),
+            seedSerial: seedSerial(identity),
             vcpus: config.vcpus,
             memoryKiB: config.vdramKiB,
             domainType: args.domainType,

@@ -42,7 +42,7 @@ import { provisionNode } from "../helpers/debianCluster";
 import { loadSerialized } from "../helpers/engine";
 import { famInputs, networkInputs } from "../helpers/fixtures";
 import { allocatedBooks, PYTHON, shelfBooks, TM_LIBRARIAN } from "../helpers/lfs";
-import { LFS_HOSTBASE, LFS_OCTETS, LFS_PORT, lfsImageInputs } from "../helpers/lfsImage";
+import { LFS_HOSTBASE, LFS_OCTETS, LFS_PORT, LFS_STACK, lfsImageInputs } from "../helpers/lfsImage";
 import { sandboxNetns, sandboxUri, scratchDir } from "../helpers/sandbox";
 import { ssh, sshOk, waitForSsh } from "../helpers/ssh";
 
@@ -69,7 +69,7 @@ print(",".join("%s:%s" % r for r in c.execute("select node_id,status from SOCs o
 describe("e2e: the Librarian File System on two Debian nodes", function () {
   this.timeout(60 * 60_000);
   const plan = clusterPlan({ nodes: 2, hostbase: LFS_HOSTBASE, octets123: LFS_OCTETS });
-  const user = "l4mdc";
+  const user = LFS_STACK.user;
   const owner = "fame/e2e-lfs";
   let dir: string;
   let keyFile: string;
@@ -216,7 +216,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     });
 
     // --- nodes
-    const seeds = seedFiles(key.publicKey, key.privateKey);
+    const seeds = seedFiles(LFS_STACK, key.publicKey, key.privateKey);
     for (const node of plan.nodes) {
       domIns.push(
         await provisionNode(node, {
