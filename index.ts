@@ -195,4 +195,5 @@ export = {
   librarianIniPath: cluster.librarianIniPath,
   ...(cluster.librarianDb ? { librarianDb: cluster.librarianDb } : {}),
   ...(cluster.librarianUnit ? { librarianUnit: cluster.librarianUnit } : {}),
+  ...(cluster.librarianMonitorUrl ? { librarianMonitorUrl: cluster.librarianMonitorUrl } : {}),
 };
