@@ -198,4 +198,5 @@ export = {
   librarianIniPath: cluster.librarianIniPath,
   ...(cluster.librarianDb ? { librarianDb: cluster.librarianDb } : {}),
   ...(cluster.librarianUnit ? { librarianUnit: cluster.librarianUnit } : {}),
+  ...(cluster.librarianMonitorUrl ? { librarianMonitorUrl: cluster.librarianMonitorUrl } : {}),
 };

@@ -104,6 +104,8 @@ export class FameCluster extends pulumi.ComponentResource {
   readonly librarianDb: pulumi.Output<string> | undefined;
   /** The systemd unit (or supervisor name) serving it, else undefined. */
   readonly librarianUnit: pulumi.Output<string> | undefined;
+  /** The Librarian monitor's start page (fame:librarianMonitor on), else undefined. */
+  readonly librarianMonitorUrl: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: FameClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:cluster:FameCluster", name, {}, opts);
@@ -229,6 +231,9 @@ export class FameCluster extends pulumi.ComponentResource {
                 ? { mode: "netns" as const, netns: config.librarianNetns }
                 : { mode: "systemd" as const }),
               dependsOn: [network],
+              ...(config.librarianMonitor
+                ? { monitor: { host: plan.network.tormsIp, port: config.librarianMonitorPort } }
+                : {}),
             },
             { parent: this },
           )
@@ -279,6 +284,7 @@ export class FameCluster extends pulumi.ComponentResource {
     this.librarianIniPath = librarian.path;
     this.librarianDb = lfs?.dbPath;
     this.librarianUnit = lfs?.unit;
+    this.librarianMonitorUrl = lfs?.monitorUrl;
     this.registerOutputs({
       nodes: this.nodes,
       famPath: this.famPath,
@@ -297,6 +303,7 @@ export class FameCluster extends pulumi.ComponentResource {
       librarianIniPath: this.librarianIniPath,
       librarianDb: this.librarianDb,
       librarianUnit: this.librarianUnit,
+      librarianMonitorUrl: this.librarianMonitorUrl,
     });
   }
 }

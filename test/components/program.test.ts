@@ -390,7 +390,8 @@ describe("program under mocks", function () {
     const run = await runProgram({});
     assert.deepEqual(run.warnings, []);
     assert.equal(run.ofType(T("Domain")).length, 4);
-    assert.ok(!("librarianDb" in run.exports) && !("librarianUnit" in run.exports));
+    for (const k of ["librarianDb", "librarianUnit", "librarianMonitorUrl"])
+      assert.ok(!(k in run.exports), k);
     assert.ok(Object.values(run.exports).every((v) => v !== undefined && v !== null));
     // The capture works: a warning the user should act on still gets through.
     const large = await runProgram({ nodes: "1", famSize: "512G" });
