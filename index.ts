@@ -69,7 +69,10 @@ for (const w of warnings) pulumi.log.warn(w);
 
 const domainType = domainTypeFor(config.accel, host.cpuinfo, host.kvmDevice);
 // Said in preview: a /dev/kvm the qemu user cannot open makes every define and start slow.
-const kvmWarning = usesHostSystemLibvirtd(config.libvirtUri) ? kvmAccessWarning(host) : undefined;
+const systemQemu = host.qemuUser.system;
+const kvmWarning = usesHostSystemLibvirtd(config.libvirtUri)
+  ? kvmAccessWarning(host, "user" in systemQemu ? systemQemu.user : undefined)
+  : undefined;
 if (kvmWarning) pulumi.log.warn(`fame: ${kvmWarning}`);
 
 // What this change will do, said before anything happens (and refused when it would cut FAM data).

@@ -18,33 +18,10 @@ export function domainTypeFor(accel: Accel, cpuinfo: string, kvmDevice: boolean)
   return cpuHasVirtualization(cpuinfo) && kvmDevice ? "kvm" : "qemu";
 }
 
-/** libvirt's QEMU user on Debian (qemu.conf `user`). */
-export const QEMU_USER = "libvirt-qemu";
-
+/** Who opens a file: uid and every group (the primary one included). */
 interface Account {
   uid: number;
-  /** Primary group (from passwd) and every group listing the user (from group). */
-  gids: number[];
-}
-
-/** `name`'s uid and groups from the texts of /etc/passwd and /etc/group; undefined if unknown. */
-export function accountOf(name: string, passwd: string, group: string): Account | undefined {
-  const entry = passwd
-    .split("\n")
-    .map((l) => l.split(":"))
-    .find((f) => f[0] === name && f.length >= 4);
-  if (!entry) return undefined;
-  const uid = Number(entry[2]);
-  const gid = Number(entry[3]);
-  if (!Number.isInteger(uid) || !Number.isInteger(gid)) return undefined;
-  const gids = [gid];
-  for (const line of group.split("\n")) {
-    const f = line.split(":");
-    const members = (f[3] ?? "").split(",").map((m) => m.trim());
-    if (f.length >= 4 && members.includes(name) && Number.isInteger(Number(f[2])))
-      gids.push(Number(f[2]));
-  }
-  return { uid, gids };
+  gids: readonly number[];
 }
 
 /** Whether `who` may open a file of this mode and ownership for reading and writing (POSIX classes, no ACLs). */
@@ -71,11 +48,12 @@ function nameOf(id: number, table: string): string {
 }
 
 /**
- * The preview's warning when /dev/kvm exists but libvirt's QEMU user cannot
- * open it: libvirt's capability probe (run with KVM) and its own access check
- * (as that user) then disagree, and it probes QEMU again on every define and
- * start. Undefined when there is nothing to say or the facts are not known
- * (no /dev/kvm, no such user).
+ * The preview's warning when /dev/kvm exists but libvirt's QEMU user (`who`,
+ * lib/host/reach's qemu.conf-aware lookup) cannot open it: libvirt's
+ * capability probe (run with KVM) and its own access check (as that user)
+ * then disagree, and it probes QEMU again on every define and start.
+ * Undefined when there is nothing to say or the facts are not known (no
+ * /dev/kvm, no such user). passwd/group only name the owner in the message.
  */
 export function kvmAccessWarning(
   facts: {
@@ -83,14 +61,13 @@ export function kvmAccessWarning(
     passwd?: string;
     group?: string;
   },
-  user = QEMU_USER,
+  who: (Account & { name: string }) | undefined,
 ): string | undefined {
   const { kvmStat, passwd = "", group = "" } = facts;
-  if (!kvmStat) return undefined;
-  const who = accountOf(user, passwd, group);
-  if (!who || canReadWrite(kvmStat, who)) return undefined;
+  if (!kvmStat || !who || canReadWrite(kvmStat, who)) return undefined;
   const mode = (kvmStat.mode & 0o7777).toString(8).padStart(4, "0");
   const owner = `${nameOf(kvmStat.uid, passwd)}:${nameOf(kvmStat.gid, group)}`;
+  const user = who.name;
   return `/dev/kvm is ${mode} ${owner}, which ${user} cannot open: libvirt then probes QEMU again on every define and start (about 1 s each, one at a time; 20+ s per node seen): chgrp kvm /dev/kvm && chmod 660 /dev/kvm (persist with a udev rule KERNEL=="kvm", GROUP="kvm", MODE="0660") and make sure ${user} is in group kvm`;
 }
 

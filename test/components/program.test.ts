@@ -270,12 +270,16 @@ describe("program under mocks", function () {
       }
       return said.join("\n");
     };
+    const libvirtQemu = {
+      user: { name: "libvirt-qemu", uid: 64055, gids: [107], self: false },
+    };
     const rootOnly = {
       ...TEST_HOST,
       kvmDevice: true,
       kvmStat: { mode: 0o600, uid: 0, gid: 0 },
       passwd,
       group,
+      qemuUser: { system: libvirtQemu, session: libvirtQemu },
     };
     const text = await warned(rootOnly);
     assert.match(
