@@ -132,14 +132,19 @@ export function run(
   });
 }
 
-/** Whether a process exists (one owned by another user counts: EPERM). */
+/**
+ * Whether a process runs (one owned by another user counts: EPERM). A zombie
+ * does not: it has ended and only waits for its parent to collect it, so a
+ * lock or work directory it left is free (a builder just stopped by a waiter
+ * in the same process is one until the event loop reaps it).
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  return procInfo(pid)?.state !== "Z";
 }
 
 /** Whether `script` (process.argv[1]) is @pulumi/pulumi's dynamic-provider, which runs fame's providers. */

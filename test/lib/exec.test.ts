@@ -3,8 +3,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { classify, inDynamicProvider, isHostError, run } from "../../lib/host/exec";
-import { cmdline, descendants, running } from "../../lib/host/proc";
+import { classify, inDynamicProvider, isHostError, pidAlive, run } from "../../lib/host/exec";
+import { cmdline, descendants, procInfo, running } from "../../lib/host/proc";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -78,6 +78,21 @@ function killGroup(child: ChildProcess): void {
     /* gone */
   }
 }
+
+describe("pidAlive", () => {
+  it("counts a live process, not a gone one, and not a zombie (ended, not yet collected)", () => {
+    assert.equal(pidAlive(process.pid), true);
+    const child = spawn("true");
+    const pid = child.pid as number;
+    // Synchronous: the event loop cannot reap the child while this waits.
+    const until = Date.now() + 5000;
+    while (procInfo(pid)?.state !== "Z" && Date.now() < until) {
+      /* wait for it to end */
+    }
+    assert.equal(procInfo(pid)?.state, "Z", "the child is a zombie");
+    assert.equal(pidAlive(pid), false);
+  });
+});
 
 describe("host command runner", () => {
   it("classifies libvirt failures: not found is not unreachable", () => {
