@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     "",
     markdownTable(PHASE_HEADER, phaseRows(s)),
     "",
-    `/lfs against FAM mapped at the same file's books (8 MiB blocks, medians): write ${q.write.toFixed(2)}x, read ${q.read.toFixed(2)}x.`,
+    `/lfs against FAM mapped at the same file's books (8 MiB blocks, medians): write ${q.write.toFixed(2)}x (rewrite in place ${q.rewrite.toFixed(2)}x), read ${q.read.toFixed(2)}x.`,
     "",
     `Machine: ${os.cpus().length} x ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Linux ${os.release()}, load ${os
       .loadavg()

@@ -58,6 +58,7 @@ export const PHASES = [
   "rand4k_read",
   "mapped_write",
   "mapped_read",
+  "seq8_rewrite",
   "rm",
   "floor_seq8_write",
   "floor_seq8_read",
@@ -97,7 +98,7 @@ export function summarize(r: WorkloadResult): Partial<Record<Phase, PhaseSummary
       mibPerSecond: stat(runs.map((p) => p.bytes / MiB / p.seconds)),
       seconds: stat(runs.map((p) => p.seconds)),
     };
-    const op = phase.endsWith("_write") ? "write" : phase.endsWith("_read") ? "read" : undefined;
+    const op = /_(re)?write$/.test(phase) ? "write" : phase.endsWith("_read") ? "read" : undefined;
     type Counted = PhaseResult & { daemon: NonNullable<PhaseResult["daemon"]> };
     const counted = runs.filter((p): p is Counted => p.daemon !== null);
     if (runs.length > 0 && counted.length === runs.length) {
@@ -133,6 +134,7 @@ export function phaseRows(s: Partial<Record<Phase, PhaseSummary>>): string[][] {
     rand4k_read: "random 4 KiB reads",
     mapped_write: "FAM mapped at the file's books, write",
     mapped_read: "FAM mapped at the file's books, read",
+    seq8_rewrite: "sequential rewrite in place, 8 MiB blocks (books and FAM pages written before)",
     rm: "rm of the three files until their books are free",
     floor_seq8_write: "floor (copy-only fusepy file system): sequential write, 8 MiB blocks",
     floor_seq8_read: "floor: sequential read, 8 MiB blocks",
@@ -173,11 +175,20 @@ export const PHASE_HEADER = [
 const median = (s: Partial<Record<Phase, PhaseSummary>>, p: Phase) =>
   s[p]?.mibPerSecond.median ?? Number.NaN;
 
-/** /lfs against mapped FAM for the sequential 8 MiB-block phases (medians). */
-export function ratios(s: Partial<Record<Phase, PhaseSummary>>): { write: number; read: number } {
+/**
+ * /lfs against mapped FAM for the sequential 8 MiB-block phases (medians);
+ * rewrite: the in-place rewrite, whose FAM pages, like the mapped phase's,
+ * were written before.
+ */
+export function ratios(s: Partial<Record<Phase, PhaseSummary>>): {
+  write: number;
+  read: number;
+  rewrite: number;
+} {
   return {
     write: median(s, "seq8_write") / median(s, "mapped_write"),
     read: median(s, "seq8_read") / median(s, "mapped_read"),
+    rewrite: median(s, "seq8_rewrite") / median(s, "mapped_write"),
   };
 }
 

@@ -17,6 +17,8 @@
 #   mapped  the seq8 file's books written and read through mappings of the
 #           shadow file (a node's BAR2) at the offsets --offsets prints: FAM
 #           itself, what /lfs is compared with
+#   rewrite the seq8 file written again through /lfs in place (8 MiB blocks):
+#           no new books, FAM pages written before, like the mapped phase's
 #   rand4k  RANDOM 4 KiB pwrite(2)s at random 4 KiB-aligned offsets of the
 #           seq1 file, close, reopen, RANDOM 4 KiB pread(2)s (checked)
 #   rm      rm of the three files until the Librarian counts their books free
@@ -281,6 +283,21 @@ def mount_floor(mnt, nbytes):
     return pid
 
 
+def rewrite(mount, path, data, block, res):
+    """The file written again in place: no new books, FAM pages already
+    written once (the first write of a FAM page costs the host a page fault
+    in the FAM file, whichever path writes it)."""
+    with Phase(mount, len(data)) as w:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            view = memoryview(data)
+            for i in range(0, len(data), block):
+                os.write(fd, view[i:i + block])
+        finally:
+            os.close(fd)
+    res["seq8_rewrite"] = w.result()
+
+
 def one_run(a, data, seed):
     n = len(data)
     f8 = os.path.join(a.mount, "bench-seq8")
@@ -290,6 +307,7 @@ def one_run(a, data, seed):
     res = {}
     sequential(a.mount, data, res)
     mapped(a, f8, data, res)
+    rewrite(a.mount, f8, data, 8 * MiB, res)
     random4k(a.mount, f1, data, a.random, seed, res)
     with Phase(a.mount, 3 * n) as rm:
         for f in (f8, f1, fd_):

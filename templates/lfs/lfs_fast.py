@@ -87,9 +87,7 @@ def parse_features(spec):
 
 
 class Stats:
-    """Counters. Librarian round trips come from several threads (FUSE,
-    heartbeat, zeroing): locked. Each request type is counted by one thread
-    only (the FUSE loop; zeroing for "zero"): plain updates under the GIL."""
+    """Counters, updated from the FUSE loop, the heartbeat and zeroing threads."""
 
     def __init__(self, features):
         self.features = sorted(features)
@@ -103,26 +101,26 @@ class Stats:
 
     def op(self, name, t0, nbytes=0):
         dt = time.perf_counter() - t0
-        o = self.ops.get(name)
-        if o is None:
-            o = self.ops[name] = [0, 0.0, 0, {}]
-        o[0] += 1
-        o[1] += dt
-        o[2] += nbytes
-        sizes = o[3]
-        sizes[nbytes] = sizes.get(nbytes, 0) + 1
+        with self._lock:
+            o = self.ops.get(name)
+            if o is None:
+                o = self.ops[name] = [0, 0.0, 0, {}]
+            o[0] += 1
+            o[1] += dt
+            o[2] += nbytes
+            sizes = o[3]
+            sizes[nbytes] = sizes.get(nbytes, 0) + 1
 
     def snapshot(self):
         with self._lock:
-            librarian = dict(self.librarian)
-        return {
-            "features": self.features,
-            "librarian": librarian,
-            "ops": {
-                k: {"count": v[0], "seconds": v[1], "bytes": v[2], "sizes": dict(v[3])}
-                for k, v in list(self.ops.items())
-            },
-        }
+            return {
+                "features": self.features,
+                "librarian": dict(self.librarian),
+                "ops": {
+                    k: {"count": v[0], "seconds": v[1], "bytes": v[2], "sizes": dict(v[3])}
+                    for k, v in self.ops.items()
+                },
+            }
 
 
 def _request_bytes(op, args):
@@ -159,6 +157,28 @@ class _Requests:
         return getattr(self._fast.lfs, name)
 
 
+def count_round_trips(lfs, stats):
+    """Wraps lfs.librarian (every Librarian request of the daemon, its
+    heartbeat and zeroing threads included): counts each request by
+    command, and sends it with its own copy of the request context.
+
+    Upstream's commands all hold the protocol's one context dict, whose seq
+    the next command (from any thread) bumps; librarian() reads seq, waits
+    for the socket, then sends the dict: another thread's command made in
+    between was answered as "Response not for me" (EILSEQ). That broke the
+    zeroing threads' requests under TCG; upstream's own heartbeat thread
+    raced the same way."""
+    librarian = lfs.librarian
+
+    def counted(cmdict, errorOK=False):
+        stats.round_trip(cmdict.get("command"))
+        cmdict = dict(cmdict)
+        cmdict["context"] = dict(cmdict["context"])
+        return librarian(cmdict, errorOK)
+
+    lfs.librarian = counted  # an instance attribute wins over LibrarianFS's method
+
+
 class FastTMFS(tm_fuse.TMFS):
     """tm_fuse.TMFS for a LibrarianFS, with the fast paths above."""
 
@@ -178,14 +198,7 @@ class FastTMFS(tm_fuse.TMFS):
         self._grow = "grow" in self.features
         self._xattr = "xattr" in self.features
 
-        librarian = lfs.librarian
-
-        def counted(cmdict, errorOK=False):
-            self.stats.round_trip(cmdict.get("command"))
-            return librarian(cmdict, errorOK)
-
-        # Instance attributes win over LibrarianFS's methods (its heartbeat thread included).
-        lfs.librarian = counted
+        count_round_trips(lfs, self.stats)
         if "zero" in self.features:
             lfs._zero = self._zero
         kwargs.setdefault("fsname", type(lfs).__name__)
@@ -346,18 +359,23 @@ class FastTMFS(tm_fuse.TMFS):
     def _zero(self, shelf):
         """LibrarianFS._zero without dd: zero the books through the mapping,
         then truncate (the Librarian frees the books) and unlink the zeroing
-        file through the mount, as upstream's workflow does."""
+        file through the mount, as upstream's workflow does. A failed step
+        is tried again (twice): otherwise the books stay allocated."""
         lfs = self.lfs
         t0 = time.perf_counter()
-        try:
-            assert shelf.name.startswith(lfs._ZERO_PREFIX), shelf.name
-            full = os.path.join(lfs.mountpoint, shelf.name)  # zeroing files live at the root
-            with lfs.zerosema:
-                if not lfs.fakezero:
-                    bos = lfs.librarian(lfs.lcp("list_shelf_books", path="/" + shelf.name))
-                    self.shadow.zero_books(bos)
-            os.truncate(full, 0)
-            os.unlink(full)
-        except Exception as e:
-            lfs.logger.error("zeroing %s: %s" % (shelf.name, e))
+        full = os.path.join(lfs.mountpoint, shelf.name)  # zeroing files live at the root
+        for attempt in range(3):
+            try:
+                assert shelf.name.startswith(lfs._ZERO_PREFIX), shelf.name
+                with lfs.zerosema:
+                    if not lfs.fakezero:
+                        bos = lfs.librarian(lfs.lcp("list_shelf_books", path="/" + shelf.name))
+                        self.shadow.zero_books(bos)
+                os.truncate(full, 0)
+                os.unlink(full)
+                break
+            except Exception as e:
+                lfs.logger.error("zeroing %s (attempt %d): %s" % (shelf.name, attempt + 1, e))
+                self.stats.op("zero_failed", t0)
+                time.sleep(1)
         self.stats.op("zero", t0, shelf.size_bytes)

@@ -362,7 +362,7 @@ else: print("timeout",flush=True)`;
     );
     if (r.code !== 0) {
       // Leave no benchmark file behind for the tests that count files.
-      await ssh(keyFile, user, ip1, "sudo rm -f /lfs/bench-seq8 /lfs/bench-seq1");
+      await ssh(keyFile, user, ip1, "sudo rm -f /lfs/bench-seq8 /lfs/bench-seq1 /lfs/bench-seqd");
       throw new Error(`workload exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
     }
     const result = JSON.parse(r.stdout) as WorkloadResult;
@@ -371,7 +371,7 @@ else: print("timeout",flush=True)`;
     const report = [
       `node01, TCG, fame's adapter (--fast ${result.features?.join(",")}), median (min-max) of ${result.runs.length} runs:`,
       markdownTable(PHASE_HEADER, phaseRows(s)),
-      `/lfs against BAR2 at the same file's books (8 MiB blocks): write ${q.write.toFixed(2)}x, read ${q.read.toFixed(2)}x`,
+      `/lfs against BAR2 at the same file's books (8 MiB blocks): write ${q.write.toFixed(2)}x (rewrite in place ${q.rewrite.toFixed(2)}x), read ${q.read.toFixed(2)}x`,
     ].join("\n");
     console.log(report.replace(/^/gm, "      "));
     // Kept after the run (the scratch directory is not) for a look at every counter.

@@ -153,6 +153,50 @@ for bad in ("", "fast", "handle,bogus", "copy", "size,xattr", "grow"):
     assert.match(out, /refused --fast copy needs handle/);
   });
 
+  it("sends each Librarian request with its own context: another thread's command while one waits for the socket is no EILSEQ", () => {
+    // Upstream's librarian() with a socket stand-in; thread A's request waits for the
+    // socket while another thread makes its next command.
+    const run = (wrapped: boolean) =>
+      py(
+        `import json, sys, threading, time
+import lfs_fast, lfs_fuse
+from cmdproto import LibrarianCommandProtocol
+class Torms:
+    inOOB = []
+    sent = []
+    def send_all(self, d):
+        self.sent.append(json.loads(json.dumps(d)))
+    def recv_all(self):
+        return {"value": 1, "context": {"seq": self.sent[-1]["context"]["seq"]}}
+class Log:
+    def error(self, m):
+        pass
+fs = object.__new__(lfs_fuse.LibrarianFS)
+fs.lcp = LibrarianCommandProtocol({"umask": 0, "node_id": 1, "physloc": "1_1_1"})
+fs.inflight, fs.torms, fs.logger = threading.Lock(), Torms(), Log()
+stats = lfs_fast.Stats([])
+if sys.argv[1] == "wrapped":
+    lfs_fast.count_round_trips(fs, stats)
+got = []
+def a():
+    try:
+        got.append(fs.librarian(fs.lcp("get_fs_stats")))
+    except OSError as e:
+        got.append("errno %d" % e.errno)
+fs.inflight.acquire()
+t = threading.Thread(target=a)
+t.start()
+time.sleep(0.3)
+fs.lcp("get_fs_stats")
+fs.inflight.release()
+t.join()
+print(json.dumps([got, stats.snapshot()["librarian"]]))`,
+        wrapped ? "wrapped" : "upstream",
+      );
+    assert.deepEqual(JSON.parse(run(false)), [["errno 84"], {}], "upstream's race: EILSEQ");
+    assert.deepEqual(JSON.parse(run(true)), [[1], { get_fs_stats: 1 }]);
+  });
+
   it("answers a context outside a FUSE request with this process's ids", () => {
     const out = py(`import os, tm_fuse
 print(tm_fuse.tmfs_get_context() == (os.getuid(), os.getgid(), os.getpid()))`);
@@ -629,6 +673,20 @@ print("done", flush=True)`,
       60_000,
     );
     assert.equal(lab.run(["stat", path.join(m2, "data")]).status, 1);
+  });
+
+  it("rm of many files at once zeroes and frees every book", async () => {
+    const before = allocatedBooks(lab.db);
+    const files = Array.from({ length: 12 }, (_, i) => path.join(m2, `many${i}`));
+    for (const f of files) lab.sh(["truncate", "-s", "8M", f]);
+    assert.equal(allocatedBooks(lab.db), before + files.length);
+    // Zeroing threads run while the daemon handles the next unlinks.
+    lab.sh(["rm", ...files]);
+    await lab.waitFor(
+      "every book of the removed files to be freed",
+      () => allocatedBooks(lab.db) === before && zeroing(lab.db) === 0,
+      60_000,
+    );
   });
 
   it("left the shadow (FAM) file's size alone", () => {
