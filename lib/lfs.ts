@@ -10,12 +10,17 @@ import type { ImageFile } from "./image";
 
 /** Where tm-librarian lives in the node image. */
 export const NODE_TM_LIBRARIAN = "/opt/fame/tm-librarian";
-/** fame's adapter (tm_fuse stand-in, launcher, offsets tool) in the node image. */
+/** fame's adapter (tm_fuse stand-in, launcher, fast paths, offsets tool) in the node image. */
 export const NODE_LFS_DIR = "/opt/fame/lfs";
 export const LFS_MOUNTPOINT = "/lfs";
 export const LFS_PACKAGES = ["python3", "python3-fusepy", "python3-psutil", "pciutils"];
 /** fame's adapter files (templates/lfs), installed in NODE_LFS_DIR. */
-export const ADAPTER_FILES = ["tm_fuse.py", "fame_lfs.py", "lfs_offsets.py"] as const;
+export const ADAPTER_FILES = [
+  "tm_fuse.py",
+  "fame_lfs.py",
+  "lfs_fast.py",
+  "lfs_offsets.py",
+] as const;
 
 export type TmLibrarianSource =
   | { kind: "git"; url: string; commit: string }

@@ -190,6 +190,7 @@ describe("Librarian in the image recipe", () => {
     for (const p of [
       "/opt/fame/lfs/tm_fuse.py",
       "/opt/fame/lfs/fame_lfs.py",
+      "/opt/fame/lfs/lfs_fast.py",
       "/opt/fame/lfs/lfs_offsets.py",
       `${NODE_TM_LIBRARIAN}/src/lfs_fuse.py`,
       `${NODE_TM_LIBRARIAN}/src/tm_fuse.py`,
