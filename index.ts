@@ -8,7 +8,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { APPLIED_FILE, FameCluster, imageArgs } from "./components/cluster";
 import { goldenImageRecipe } from "./components/goldenImage";
-import { domainTypeFor } from "./lib/accel";
+import { domainTypeFor, kvmAccessWarning, usesHostSystemLibvirtd } from "./lib/accel";
 import { appliedConfig, describeChanges, parseApplied } from "./lib/changes";
 import {
   ConfigError,
@@ -90,6 +90,12 @@ const { config, warnings, suiteReason } = validated;
 for (const w of warnings) pulumi.log.warn(w);
 
 const domainType = domainTypeFor(config.accel, host.cpuinfo, host.kvmDevice);
+// Said in preview: a /dev/kvm the qemu user cannot open makes every define and start slow.
+const systemQemu = host.qemuUser.system;
+const kvmWarning = usesHostSystemLibvirtd(config.libvirtUri)
+  ? kvmAccessWarning(host, "user" in systemQemu ? systemQemu.user : undefined)
+  : undefined;
+if (kvmWarning) pulumi.log.warn(`fame: ${kvmWarning}`);
 
 // Another stack's directory or FAM file is never written, adopted or deleted.
 const foreign = ownershipProblems(ownershipFacts(config.dir, config.famPath), owner);
@@ -214,4 +220,5 @@ export = {
   librarianIniPath: cluster.librarianIniPath,
   ...(cluster.librarianDb ? { librarianDb: cluster.librarianDb } : {}),
   ...(cluster.librarianUnit ? { librarianUnit: cluster.librarianUnit } : {}),
+  ...(cluster.librarianMonitorUrl ? { librarianMonitorUrl: cluster.librarianMonitorUrl } : {}),
 };

@@ -110,9 +110,6 @@ async function main(): Promise<void> {
     // The release of the published figures (bench/results); trixie is a new row, not a silent change.
     suite: "bookworm",
     mirror: MIRROR,
-    user: "l4mdc",
-    hostbase: "bn",
-    octets123: "10.213.90",
     sizeGbytes: IMAGE_GB,
   });
   const imageIn = (cacheDir: string): GoldenImageInputs => ({
@@ -178,7 +175,11 @@ async function main(): Promise<void> {
   await net.create(netIn);
 
   const pair = generateEd25519("fame-bench");
-  const seeds = seedFiles(pair.publicKey, pair.privateKey);
+  const seeds = seedFiles(
+    { user: "l4mdc", hostbase: "bn", octets123: "10.213.90" },
+    pair.publicKey,
+    pair.privateKey,
+  );
   const disk = (
     await loadSerialized<NodeDiskInputs, NodeDiskOutputs>(
       () => new NodeDisk("d", { path: "/x", backingFile: "/y", sizeBytes: 1 }),

@@ -8,7 +8,15 @@ import { tmLibrarianDir } from "../lib/host/tmlibrarian";
 import { imageCmdline } from "../lib/image";
 import { tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
-import { envSh, keyFileFor, seedFiles, sshCommand, sshConfig } from "../lib/outputs";
+import {
+  envSh,
+  keyFileFor,
+  type SeedIdentity,
+  seedFiles,
+  seedSerial,
+  sshCommand,
+  sshConfig,
+} from "../lib/outputs";
 import { clusterPlan, type NodePlan } from "../lib/plan";
 import { GiB } from "../lib/units";
 import { AppArmorAccess } from "../providers/apparmor";
@@ -61,9 +69,6 @@ export function imageArgs(config: FameConfig, projectDir = process.cwd()): Golde
     proxy: config.proxy,
     l4fame: config.l4fame,
     kernel: config.kernel,
-    user: config.user,
-    hostbase: config.hostbase,
-    octets123: config.octets123,
     sizeGbytes: config.vfsGbytes,
     cacheDir: config.imageCache,
   };
@@ -100,6 +105,8 @@ export class FameCluster extends pulumi.ComponentResource {
   readonly librarianDb: pulumi.Output<string> | undefined;
   /** The systemd unit (or supervisor name) serving it, else undefined. */
   readonly librarianUnit: pulumi.Output<string> | undefined;
+  /** The Librarian monitor's start page (fame:librarianMonitor on), else undefined. */
+  readonly librarianMonitorUrl: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: FameClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:cluster:FameCluster", name, {}, opts);
@@ -162,9 +169,15 @@ export class FameCluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    // The stack's own user and names reach the nodes on their seed disks, never through the image.
+    const identity: SeedIdentity = {
+      user: config.user,
+      hostbase: config.hostbase,
+      octets123: config.octets123,
+    };
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
-      .apply(([pub, priv, password]) => seedFiles(pub, priv, password, config.proxy));
+      .apply(([pub, priv, password]) => seedFiles(identity, pub, priv, password, config.proxy));
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,
@@ -185,6 +198,7 @@ export class FameCluster extends pulumi.ComponentResource {
             diskSizeBytes: config.vfsGbytes * GiB,
             dir: dir.path,
             seedFiles: pulumi.secret(seeds),
+            seedSerial: seedSerial(identity),
             vcpus: config.vcpus,
             memoryKiB: config.vdramKiB,
             domainType: args.domainType,
@@ -218,6 +232,9 @@ export class FameCluster extends pulumi.ComponentResource {
                 ? { mode: "netns" as const, netns: config.librarianNetns }
                 : { mode: "systemd" as const }),
               dependsOn: [network],
+              ...(config.librarianMonitor
+                ? { monitor: { host: plan.network.tormsIp, port: config.librarianMonitorPort } }
+                : {}),
             },
             { parent: this },
           )
@@ -268,6 +285,7 @@ export class FameCluster extends pulumi.ComponentResource {
     this.librarianIniPath = librarian.path;
     this.librarianDb = lfs?.dbPath;
     this.librarianUnit = lfs?.unit;
+    this.librarianMonitorUrl = lfs?.monitorUrl;
     this.registerOutputs({
       nodes: this.nodes,
       famPath: this.famPath,
@@ -286,6 +304,7 @@ export class FameCluster extends pulumi.ComponentResource {
       librarianIniPath: this.librarianIniPath,
       librarianDb: this.librarianDb,
       librarianUnit: this.librarianUnit,
+      librarianMonitorUrl: this.librarianMonitorUrl,
     });
   }
 }

@@ -48,8 +48,13 @@ export interface FameNodeArgs {
   diskSizeBytes: number;
   /** Artifact directory: the node's disk, seed and console log live here. */
   dir: pulumi.Input<string>;
-  /** Files for the node's seed disk (credentials); secret. Default: none. */
+  /** Files for the node's seed disk (identity and credentials); secret. Default: none. */
   seedFiles?: pulumi.Input<Record<string, string>>;
+  /**
+   * The seed disk's serial in the domain (lib/outputs seedSerial): a new one
+   * restarts the node, which sets its new identity up at boot. Default: none.
+   */
+  seedSerial?: string;
   /** Virtual CPUs. Default: 2. */
   vcpus?: pulumi.Input<number>;
   /** DRAM in KiB. Default: 786432. */
@@ -154,7 +159,11 @@ export class FameNode extends pulumi.ComponentResource {
           .apply((c) => nodeCmdline(c, node)),
         disks: pulumi.all([disk.path, disk.serial, seed.path]).apply(([d, serial, s]) => [
           { path: d, format: "qcow2" as const, serial },
-          { path: s, format: "raw" as const },
+          {
+            path: s,
+            format: "raw" as const,
+            ...(args.seedSerial ? { serial: args.seedSerial } : {}),
+          },
         ]),
         network: args.network,
         mac: node.mac,

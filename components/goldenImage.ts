@@ -24,12 +24,6 @@ export interface GoldenImageArgs {
   l4fame?: string;
   /** Kernel package from L4FAME (held). Default: linux-image-4.14.0-l4fame. */
   kernel?: string;
-  /** Node user with passwordless sudo. Default: l4mdc. */
-  user?: string;
-  /** Node name prefix for /etc/hosts. Default: node. */
-  hostbase?: string;
-  /** Subnet's first three octets for /etc/hosts. Default: 192.168.42. */
-  octets123?: string;
   /** Image (and node disk) size in GB. Default: 6. */
   sizeGbytes?: number;
   /** Absolute cache directory. Default: /var/cache/fame/images. */
@@ -72,9 +66,6 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
     mirror: args.mirror,
     l4fame: args.l4fame ?? "",
     kernel: args.kernel ?? SCHEMA.kernel.default,
-    user: args.user ?? SCHEMA.user.default,
-    hostbase: args.hostbase ?? SCHEMA.hostbase.default,
-    octets123: args.octets123 ?? SCHEMA.octets123.default,
     sizeGbytes: args.sizeGbytes ?? SCHEMA.vfsGbytes.default,
     helloFabric:
       args.helloFabric ?? fs.readFileSync(path.join(TEMPLATES, "hello_fabric.c"), "utf8"),
@@ -90,6 +81,8 @@ export function goldenImageRecipe(args: GoldenImageArgs): {
 /**
  * The golden image every node boots: Debian from the mirror via mmdebstrap,
  * turned into qcow2 without loop devices or mounts, cached by recipe hash.
+ * Nothing of a stack is in it (user, names and subnet come from each node's
+ * seed disk), so every stack with the same recipe shares one cached image.
  */
 export class GoldenImage extends pulumi.ComponentResource {
   readonly key: string;

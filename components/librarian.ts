@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { LibrarianDb } from "../providers/librarianDb";
+import { LibrarianMonitor } from "../providers/librarianMonitor";
 import { LibrarianService } from "../providers/librarianService";
 
 export interface LibrarianArgs {
@@ -26,17 +27,28 @@ export interface LibrarianArgs {
   netns?: string;
   /** Resources the service waits for (the node network, so the bridge exists). Default: none. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The monitoring server (tm-librarian's lmp.py) beside the Librarian, run
+   * the same way (mode, netns) and listening on `host` (torms on the node
+   * bridge) and `port`. Default: none.
+   */
+  monitor?: { host: string; port: number };
 }
 
 /**
  * The Librarian on torms: its database, built from the INI by the real
  * book_register and kept like FAM (retained on destroy, never rebuilt
- * silently), and librarian.py serving it to the node network only.
+ * silently), librarian.py serving it to the node network only, and, with
+ * `monitor`, tm-librarian's monitoring pages over it (read-only).
  */
 export class Librarian extends pulumi.ComponentResource {
   readonly dbPath: pulumi.Output<string>;
   readonly unit: pulumi.Output<string>;
   readonly port: number;
+  /** The monitor's start page (`http://<host>:<port>/lmp/`), when it runs. */
+  readonly monitorUrl: pulumi.Output<string> | undefined;
+  /** The monitor's systemd unit (or supervisor name), when it runs. */
+  readonly monitorUnit: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: LibrarianArgs, opts?: pulumi.ComponentResourceOptions) {
     super("fame:librarian:Librarian", name, {}, opts);
@@ -72,9 +84,43 @@ export class Librarian extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [db, ...(args.dependsOn ?? [])] },
     );
+    const m = args.monitor;
+    if (m && (!Number.isInteger(m.port) || m.port < 1 || m.port > 65535 || m.port === port))
+      throw new pulumi.ResourceError(
+        `Librarian monitor port ${m.port} must be a TCP port 1..65535 other than the Librarian's (${port})`,
+        this,
+      );
+    const monitor = m
+      ? new LibrarianMonitor(
+          `${name}-monitor`,
+          {
+            owner: args.owner,
+            mode,
+            netns: args.netns ?? "",
+            stateDir: args.dir,
+            tmLibrarian: args.tmLibrarian,
+            db: db.path,
+            dbGeneration: db.generation,
+            host: m.host,
+            port: m.port,
+            subnet: args.subnet,
+            bridge: args.bridge,
+          },
+          // It binds the torms address, which the node network's bridge carries.
+          { parent: this, dependsOn: [db, ...(args.dependsOn ?? [])] },
+        )
+      : undefined;
     this.dbPath = db.path;
     this.unit = service.unit;
     this.port = port;
-    this.registerOutputs({ dbPath: this.dbPath, unit: this.unit, port });
+    this.monitorUrl = monitor?.url;
+    this.monitorUnit = monitor?.unit;
+    this.registerOutputs({
+      dbPath: this.dbPath,
+      unit: this.unit,
+      port,
+      monitorUrl: this.monitorUrl,
+      monitorUnit: this.monitorUnit,
+    });
   }
 }

@@ -31,6 +31,8 @@ const APPLIED_KEYS = [
 ] as const satisfies readonly (keyof FameConfig)[];
 
 export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
+  /** The node user (set up from the seed disks); absent in records of fame before it was. */
+  user?: string;
   /** Golden image recipe key. */
   imageKey: string;
   /** The stack that applied it (`<project>/<stack>`): a record of another is ignored. */
@@ -43,6 +45,7 @@ export function appliedConfig(config: FameConfig, imageKey: string, owner: strin
   const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
   return {
     ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>),
+    user: config.user,
     imageKey,
     owner,
     suite: config.suite,
@@ -80,6 +83,8 @@ export function parseApplied(
   }
   if (rec.suite !== undefined && !SUITES.includes(rec.suite as Suite))
     return { problem: `field suite is not one of ${SUITES.join(", ")}` };
+  if (rec.user !== undefined && typeof rec.user !== "string")
+    return { problem: "field user is of the wrong type" };
   if (rec.owner !== owner)
     return { problem: `it was written by stack ${String(rec.owner)}, not ${owner}` };
   return { applied: rec as AppliedConfig };
@@ -185,15 +190,17 @@ function consequences(
       `FAM grows from ${formatSize(famFileBytes)} to ${formatSize(next.famSizeBytes)}: every node is stopped, the file grown in place (all existing bytes kept), and running nodes start with the new size`,
     );
   }
-  if (
-    prev.hostbase !== next.hostbase ||
-    prev.octets123 !== next.octets123 ||
-    prev.libvirtUri !== next.libvirtUri
-  ) {
+  // The node names are the domains' and disks' names: a new hostbase makes every node anew.
+  if (prev.hostbase !== next.hostbase || prev.libvirtUri !== next.libvirtUri) {
     r.warnings.push(
-      "the network identity changes (hostbase, subnet or libvirt URI): the network and every node are replaced, and the nodes' disks with them; FAM is kept",
+      "the network identity changes (hostbase or libvirt URI): the network and every node are replaced, and the nodes' disks with them; FAM is kept",
     );
     return r;
+  }
+  if (prev.octets123 !== next.octets123) {
+    r.info.push(
+      `the subnet changes from ${prev.octets123}.0/24 to ${next.octets123}.0/24: the network is replaced; each node's seed disk gets the new /etc/hosts`,
+    );
   }
   if (next.nodes > prev.nodes) {
     r.info.push(
@@ -217,6 +224,9 @@ function consequences(
   const was = (label: string, a: unknown, b: unknown) => {
     if (a !== b) restartWhy.push(`${label} ${String(a) || "(none)"} -> ${String(b) || "(none)"}`);
   };
+  // The seed disks carry these; a node sets them up at boot (its disk is kept).
+  was("subnet", prev.octets123, next.octets123);
+  if (prev.user !== undefined) was("user", prev.user, next.user);
   // An applied.json from before fame:famMode existed means IVSHMEM.
   was("FAM mode", prev.famMode ?? "ivshmem", next.famMode ?? "ivshmem");
   was("vcpus", prev.vcpus, next.vcpus);

@@ -106,6 +106,9 @@ export interface FameConfig {
   librarianNetns: string;
   /** Opt-in: a change that needs a new Librarian database may wipe it. */
   librarianReset: boolean;
+  /** Run tm-librarian's monitoring server (lmp.py) on torms (default: with the Librarian). */
+  librarianMonitor: boolean;
+  librarianMonitorPort: number;
 }
 
 /** Where a resolved value came from, for messages and for env.sh. */
@@ -188,6 +191,10 @@ export function resolveRaw(
   }
   if (out.famPath.value === "") {
     out.famPath = { value: path.posix.join(out.dir.value, "FAM"), source: "computed" };
+  }
+  // The monitor comes with the Librarian unless the stack says otherwise.
+  if (out.librarianMonitor.source === "computed") {
+    out.librarianMonitor = { value: out.librarian.value, source: "computed" };
   }
   return out;
 }
@@ -517,6 +524,25 @@ export function validateConfig(
   const librarianSource = raw.librarianSource.value.trim();
   const librarianCommit = raw.librarianCommit.value.trim().toLowerCase();
   const librarianNetns = raw.librarianNetns.value.trim();
+  // Computed from fame:librarian, already judged there.
+  const librarianMonitor =
+    raw.librarianMonitor.source === "computed" ? librarian : bool("librarianMonitor");
+  const librarianMonitorPort = int(
+    "librarianMonitorPort",
+    1024,
+    65535,
+    "must be a TCP port from 1024 to 65535",
+  );
+  if (librarianMonitor && !librarian)
+    bad(
+      "librarianMonitor",
+      "must be false (or unset) while fame:librarian is off: the monitor shows the Librarian's database",
+    );
+  if (librarianMonitor && librarianMonitorPort === librarianPort)
+    bad(
+      "librarianMonitorPort",
+      `must differ from fame:librarianPort (${librarianPort}): both listen on torms`,
+    );
   // ip-netns names: one path component under /run/netns.
   if (librarianNetns !== "" && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(librarianNetns))
     bad(
@@ -601,6 +627,8 @@ export function validateConfig(
       librarianPort,
       librarianNetns,
       librarianReset,
+      librarianMonitor,
+      librarianMonitorPort,
     },
     warnings,
     suiteReason,

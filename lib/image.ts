@@ -2,7 +2,9 @@
  * The golden image recipe: package set, apt sources, and every file written
  * into the image, derived purely from the image inputs. Its content hash is
  * the cache key, so a recipe is built once and reused by every stack that
- * asks for the same thing.
+ * asks for the same thing. Nothing of a stack is in it: the node user, its
+ * sudo rule and /etc/hosts come from each node's seed disk at boot
+ * (seedScript), so stacks with other users, names or subnets share the image.
  */
 import * as crypto from "node:crypto";
 import { httpUrlProblem } from "./checks";
@@ -10,10 +12,10 @@ import type { FamMode, Suite } from "./config";
 import { nodeName, TORMS_NAME } from "./plan";
 
 /** Bump when the build procedure changes in a way the recipe does not show. */
-export const RECIPE_VERSION = 2;
+export const RECIPE_VERSION = 3;
 export const ROOT_LABEL = "fameroot";
 export const SEED_LABEL = "FAMESEED";
-/** /etc/hosts lists every possible node, so changing the node count never rebuilds the image. */
+/** The seed's /etc/hosts lists every possible node, so changing the node count never rewrites a seed. */
 export const HOSTS_NODES = 253;
 /** Copied in by the essential hook, before the kernel's initrd is built. */
 export const INITRAMFS_CONF = "/etc/initramfs-tools/conf.d/fame";
@@ -22,6 +24,7 @@ export const INITRAMFS_CONF = "/etc/initramfs-tools/conf.d/fame";
  * What the image is made of. The proxy is not here: it is how the build
  * reaches the mirror (passed to mmdebstrap at build time) and reaches nodes
  * through their seed disk at boot, so a proxy change never rebuilds the image.
+ * Neither are the node user, hostbase and subnet: the seed disk carries them.
  */
 export interface ImageInputs {
   /** Debian release (fame:suite). */
@@ -29,9 +32,6 @@ export interface ImageInputs {
   mirror: string;
   l4fame: string;
   kernel: string;
-  user: string;
-  hostbase: string;
-  octets123: string;
   sizeGbytes: number;
   /** Source of templates/hello_fabric.c, installed for building on the node. */
   helloFabric: string;
@@ -55,7 +55,6 @@ export interface ImageRecipe {
   files: ImageFile[];
   /** Packages kept back from upgrades (the FAME kernel). */
   hold: string[];
-  user: string;
   sizeGbytes: number;
 }
 
@@ -126,12 +125,11 @@ export const FAM_STATUS_FILE = "/run/fame/fam.status";
 /** The stable path of a node's FAM, whichever way it is presented. */
 export const FAM_LINK = "/dev/fam";
 
+const LOCALHOST_LINES = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"];
+
+/** A stack's /etc/hosts (on its seed disks): torms and every possible node of the subnet. */
 export function hostsFile(hostbase: string, octets123: string): string {
-  const lines = [
-    "127.0.0.1\tlocalhost",
-    "::1\tlocalhost ip6-localhost ip6-loopback",
-    `${octets123}.254\t${TORMS_NAME}`,
-  ];
+  const lines = [...LOCALHOST_LINES, `${octets123}.254\t${TORMS_NAME}`];
   for (let i = 1; i <= HOSTS_NODES; i++) lines.push(`${octets123}.${i}\t${nodeName(hostbase, i)}`);
   return `${lines.join("\n")}\n`;
 }
@@ -148,13 +146,30 @@ export const APT_PROXY_CONF = "/etc/apt/apt.conf.d/01fame-proxy";
 /** Its name on the seed disk. */
 export const SEED_APT_PROXY = "apt-proxy.conf";
 
-/** Script run at every boot: installs the node's credentials from the seed disk. */
-export function seedScript(user: string): string {
+/** Seed disk file names of the stack's identity (lib/outputs seedFiles writes them). */
+export const SEED_USER = "user";
+export const SEED_HOSTS = "hosts";
+export const SEED_SUDOERS = "sudoers";
+/** Where the seed script records the user it set up (a later seed naming another one locks it out). */
+export const USER_RECORD = "/etc/fame/user";
+export const SUDOERS_FILE = "/etc/sudoers.d/fame-user";
+
+/** The node user's sudo rule (on the seed disk, installed at boot). */
+export function sudoersLine(user: string): string {
+  return `${user} ALL=(ALL) NOPASSWD:ALL\n`;
+}
+
+/**
+ * Script run at every boot: sets the node up as its stack's from the seed
+ * disk: /etc/hosts, the node user (created once, then kept with its home),
+ * its sudo rule, SSH keys, password and apt proxy. Idempotent: a reboot
+ * changes nothing a former boot made, unless the seed did.
+ */
+export function seedScript(): string {
   return unit([
     "#!/bin/sh",
-    `# Installs this node's credentials from the fame seed disk (label ${SEED_LABEL}).`,
+    `# Installs this node's identity and credentials from the fame seed disk (label ${SEED_LABEL}).`,
     "set -eu",
-    `user=${user}`,
     "mnt=/run/fame-seed",
     `pwconf=${PASSWORD_SSHD_CONF}`,
     "# blkid reads the disks itself: no wait on a .device unit, so a node without a seed boots on.",
@@ -164,12 +179,48 @@ export function seedScript(user: string): string {
     'mkdir -p "$mnt"',
     'mount -t ext4 -o ro,nosuid,nodev,noexec "$dev" "$mnt"',
     "trap 'umount \"$mnt\"' EXIT",
+    "# The stack's names: torms and every possible node.",
+    `if [ -f "$mnt/${SEED_HOSTS}" ]; then install -m 644 "$mnt/${SEED_HOSTS}" /etc/hosts; fi`,
+    `user=$(head -n 1 "$mnt/${SEED_USER}" 2>/dev/null || true)`,
+    'case "$user" in',
+    "  '' | root | [!a-z_]* | *[!a-z0-9_-]*)",
+    `    echo "fame-seed: the seed disk names no valid node user in ${SEED_USER} ('$user')" >&2`,
+    "    exit 1",
+    "    ;;",
+    "esac",
+    `prev=$(head -n 1 ${USER_RECORD} 2>/dev/null || true)`,
+    "# Created at the first boot that names it, then kept with its home and files.",
+    'if ! getent passwd "$user" >/dev/null; then',
+    "  useradd --create-home --shell /bin/bash --groups sudo --password '!' \"$user\"",
+    'elif [ "$(id -u "$user")" -lt 1000 ]; then',
+    '  echo "fame-seed: $user is a system account (uid $(id -u "$user")): not made the node user" >&2',
+    "  exit 1",
+    "fi",
+    'if [ "$prev" != "$user" ]; then',
+    "  # The seed names another user than an earlier boot: the old one keeps its home but may no longer log in.",
+    '  if [ -n "$prev" ] && getent passwd "$prev" >/dev/null; then usermod --expiredate 1970-01-02 "$prev"; fi',
+    "  usermod --expiredate '' \"$user\"",
+    `  mkdir -p ${USER_RECORD.slice(0, USER_RECORD.lastIndexOf("/"))}`,
+    `  printf '%s\\n' "$user" >${USER_RECORD}`,
+    "fi",
+    "# Checked before it is put in place: a broken sudoers file would lock sudo for everyone.",
+    `if [ -f "$mnt/${SEED_SUDOERS}" ]; then`,
+    // sudo ignores files in sudoers.d whose names contain a dot.
+    `  install -m 440 -o root -g root "$mnt/${SEED_SUDOERS}" ${SUDOERS_FILE}.new`,
+    `  if visudo -c -q -f ${SUDOERS_FILE}.new; then mv -f ${SUDOERS_FILE}.new ${SUDOERS_FILE}; else`,
+    `    rm -f ${SUDOERS_FILE}.new`,
+    '    echo "fame-seed: the seed\'s sudoers rule does not parse: sudo unchanged" >&2',
+    "    exit 1",
+    "  fi",
+    "fi",
     'home=$(getent passwd "$user" | cut -d: -f6)',
-    'install -d -m 700 -o "$user" -g "$user" "$home/.ssh"',
-    'for f in authorized_keys id_ed25519.pub; do [ -f "$mnt/$f" ] && install -m 644 -o "$user" -g "$user" "$mnt/$f" "$home/.ssh/$f"; done',
-    '[ -f "$mnt/id_ed25519" ] && install -m 600 -o "$user" -g "$user" "$mnt/id_ed25519" "$home/.ssh/id_ed25519"',
+    'group=$(id -gn "$user")',
+    '[ -d "$home" ] || install -d -m 750 -o "$user" -g "$group" "$home"',
+    'install -d -m 700 -o "$user" -g "$group" "$home/.ssh"',
+    'for f in authorized_keys id_ed25519.pub; do [ -f "$mnt/$f" ] && install -m 644 -o "$user" -g "$group" "$mnt/$f" "$home/.ssh/$f"; done',
+    '[ -f "$mnt/id_ed25519" ] && install -m 600 -o "$user" -g "$group" "$mnt/id_ed25519" "$home/.ssh/id_ed25519"',
     'printf "Host *\\n  StrictHostKeyChecking accept-new\\n" > "$home/.ssh/config"',
-    'chown "$user:$user" "$home/.ssh/config"',
+    'chown "$user:$group" "$home/.ssh/config"',
     'chmod 600 "$home/.ssh/config"',
     'if [ -s "$mnt/password-hash" ]; then',
     '  usermod -p "$(head -n 1 "$mnt/password-hash")" "$user"',
@@ -185,7 +236,7 @@ export function seedScript(user: string): string {
     "else",
     `  rm -f ${APT_PROXY_CONF}`,
     "fi",
-    'echo "fame-seed: credentials installed for $user from $dev"',
+    'echo "fame-seed: user $user, names and credentials installed from $dev"',
   ]);
 }
 
@@ -211,7 +262,8 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
   const kernelPackages = l4fame ? [inputs.kernel, "l4fame-node"] : ["linux-image-amd64"];
 
   const files: ImageFile[] = [
-    { path: "/etc/hosts", content: hostsFile(inputs.hostbase, inputs.octets123), mode: 0o644 },
+    // Replaced at boot by the stack's own from the seed disk (torms and the nodes).
+    { path: "/etc/hosts", content: unit(LOCALHOST_LINES), mode: 0o644 },
     // Tells initramfs-tools the root type (it would probe the build host), so fsck runs at boot.
     { path: INITRAMFS_CONF, content: "FSTYPE=ext4\n", mode: 0o644 },
     { path: "/etc/fstab", content: "/dev/vda\t/\text4\terrors=remount-ro\t0\t1\n", mode: 0o644 },
@@ -230,12 +282,6 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
       mode: 0o644,
     },
     { path: "/etc/apt/sources.list", content: unit(sources), mode: 0o644 },
-    {
-      path: "/etc/sudoers.d/fame-user",
-      content: `${inputs.user} ALL=(ALL) NOPASSWD:ALL\n`,
-      mode: 0o440,
-    },
-    { path: "/etc/fame/user", content: `${inputs.user}\n`, mode: 0o644 },
     {
       path: "/etc/ssh/sshd_config.d/fame.conf",
       content: unit([
@@ -273,7 +319,7 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
       path: "/etc/systemd/system/fame-seed.service",
       content: unit([
         "[Unit]",
-        "Description=Install this node's credentials from the fame seed disk",
+        "Description=Install this node's user, names and credentials from the fame seed disk",
         "After=systemd-udev-trigger.service local-fs.target",
         "Before=ssh.service systemd-user-sessions.service",
         "",
@@ -281,13 +327,16 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
         "Type=oneshot",
         "ExecStart=/usr/local/sbin/fame-seed",
         "RemainAfterExit=yes",
+        // On the serial console log too: a node nobody can log in to says why there.
+        "StandardOutput=journal+console",
+        "StandardError=journal+console",
         "",
         "[Install]",
         "WantedBy=multi-user.target",
       ]),
       mode: 0o644,
     },
-    { path: "/usr/local/sbin/fame-seed", content: seedScript(inputs.user), mode: 0o755 },
+    { path: "/usr/local/sbin/fame-seed", content: seedScript(), mode: 0o755 },
     {
       path: "/etc/systemd/system/fame-fam.service",
       content: unit([
@@ -324,7 +373,6 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
     sources,
     files,
     hold: l4fame ? [inputs.kernel] : [],
-    user: inputs.user,
     sizeGbytes: inputs.sizeGbytes,
   };
 }
@@ -401,7 +449,6 @@ export function mmdebstrapCommand(
     env: {
       FAME_OVERLAY: paths.overlayDir,
       FAME_HOOK: paths.hookFile,
-      FAME_USER: recipe.user,
       FAME_HOLD: recipe.hold.join(" "),
     },
   };

@@ -10,12 +10,17 @@ import type { ImageFile } from "./image";
 
 /** Where tm-librarian lives in the node image. */
 export const NODE_TM_LIBRARIAN = "/opt/fame/tm-librarian";
-/** fame's adapter (tm_fuse stand-in, launcher, offsets tool) in the node image. */
+/** fame's adapter (tm_fuse stand-in, launcher, fast paths, offsets tool) in the node image. */
 export const NODE_LFS_DIR = "/opt/fame/lfs";
 export const LFS_MOUNTPOINT = "/lfs";
 export const LFS_PACKAGES = ["python3", "python3-fusepy", "python3-psutil", "pciutils"];
 /** fame's adapter files (templates/lfs), installed in NODE_LFS_DIR. */
-export const ADAPTER_FILES = ["tm_fuse.py", "fame_lfs.py", "lfs_offsets.py"] as const;
+export const ADAPTER_FILES = [
+  "tm_fuse.py",
+  "fame_lfs.py",
+  "lfs_fast.py",
+  "lfs_offsets.py",
+] as const;
 
 export type TmLibrarianSource =
   | { kind: "git"; url: string; commit: string }
@@ -131,12 +136,52 @@ export function librarianUnitName(owner: string): string {
   return `fame-librarian-${owner.replace(/[^A-Za-z0-9_.-]/g, "-")}.service`;
 }
 
+/** The Librarian monitor's start page for its listener (torms address, port). */
+export function monitorUrl(host: string, port: number): string {
+  return `http://${host}:${port}/lmp/`;
+}
+
+/** systemd unit name of a stack's Librarian monitor (lmp.py) on torms. */
+export function monitorUnitName(owner: string): string {
+  return `fame-lmp-${owner.replace(/[^A-Za-z0-9_.-]/g, "-")}.service`;
+}
+
+/**
+ * A torms service of the stack as a systemd unit: restarted on failure, and
+ * confined to the node network: systemd drops every packet of the unit that
+ * is not from or to the node subnet or localhost (IPAddressAllow/Deny), and
+ * every packet on another interface than the node bridge and lo
+ * (RestrictNetworkInterfaces).
+ */
+function confinedUnit(a: {
+  description: string;
+  execStart: string;
+  subnet: string;
+  bridge: string;
+}): string {
+  return unit([
+    "[Unit]",
+    `Description=${a.description}`,
+    "After=network.target libvirtd.service",
+    "StartLimitIntervalSec=0",
+    "",
+    "[Service]",
+    `ExecStart=${a.execStart}`,
+    "Restart=on-failure",
+    "RestartSec=2",
+    "IPAddressDeny=any",
+    `IPAddressAllow=${a.subnet} localhost`,
+    `RestrictNetworkInterfaces=lo ${a.bridge}`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ]);
+}
+
 /**
  * The stack's Librarian as a systemd unit on torms. librarian.py listens on
- * every interface (it has no bind option): systemd drops every packet of the
- * unit that is not from or to the node subnet or localhost
- * (IPAddressAllow/Deny), and every packet on another interface than the node
- * bridge and lo (RestrictNetworkInterfaces).
+ * every interface (it has no bind option): the unit is confined to the node
+ * network (confinedUnit).
  */
 export function librarianSystemdUnit(a: {
   owner: string;
@@ -149,22 +194,36 @@ export function librarianSystemdUnit(a: {
   const python = "/usr/bin/python3";
   return {
     name: librarianUnitName(a.owner),
-    content: unit([
-      "[Unit]",
-      `Description=fame Librarian for ${a.owner} (LFS metadata, port ${a.port})`,
-      "After=network.target libvirtd.service",
-      "StartLimitIntervalSec=0",
-      "",
-      "[Service]",
-      `ExecStart=${python} ${systemdQuote(`${a.tmLibrarian}/src/librarian.py`)} --db_file ${systemdQuote(a.db)} --port ${a.port}`,
-      "Restart=on-failure",
-      "RestartSec=2",
-      "IPAddressDeny=any",
-      `IPAddressAllow=${a.subnet} localhost`,
-      `RestrictNetworkInterfaces=lo ${a.bridge}`,
-      "",
-      "[Install]",
-      "WantedBy=multi-user.target",
-    ]),
+    content: confinedUnit({
+      description: `fame Librarian for ${a.owner} (LFS metadata, port ${a.port})`,
+      execStart: `${python} ${systemdQuote(`${a.tmLibrarian}/src/librarian.py`)} --db_file ${systemdQuote(a.db)} --port ${a.port}`,
+      subnet: a.subnet,
+      bridge: a.bridge,
+    }),
+  };
+}
+
+/**
+ * The stack's Librarian monitor (lmp.py through fame's launcher) as a systemd
+ * unit on torms. `command` is its argv (an absolute executable first); it
+ * binds the torms address, and the unit is confined like the Librarian's.
+ */
+export function monitorSystemdUnit(a: {
+  owner: string;
+  command: string[];
+  url: string;
+  subnet: string;
+  bridge: string;
+}): { name: string; content: string } {
+  const [exe, ...args] = a.command;
+  if (!exe?.startsWith("/")) throw new RangeError(`not an absolute executable: ${exe}`);
+  return {
+    name: monitorUnitName(a.owner),
+    content: confinedUnit({
+      description: `fame Librarian monitor for ${a.owner} (lmp.py, ${a.url})`,
+      execStart: [exe, ...args.map(systemdQuote)].join(" "),
+      subnet: a.subnet,
+      bridge: a.bridge,
+    }),
   };
 }

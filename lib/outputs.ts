@@ -1,7 +1,16 @@
 /** Text the stack hands to its user: SSH config, ssh commands, env.sh. Pure. */
+import * as crypto from "node:crypto";
 import { hasUserinfo } from "./checks";
 import type { FameConfig } from "./config";
-import { aptProxyConf, SEED_APT_PROXY } from "./image";
+import {
+  aptProxyConf,
+  hostsFile,
+  SEED_APT_PROXY,
+  SEED_HOSTS,
+  SEED_SUDOERS,
+  SEED_USER,
+  sudoersLine,
+} from "./image";
 import type { NodePlan } from "./plan";
 import { formatSize } from "./units";
 
@@ -79,17 +88,36 @@ export function envSh(config: FameConfig, owner: string): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** What makes a node its stack's, beyond its credentials: set up from the seed disk at boot. */
+export interface SeedIdentity {
+  user: string;
+  hostbase: string;
+  octets123: string;
+}
+
+/** The seed's identity files: the node user, its sudo rule and the stack's /etc/hosts. */
+function identityFiles(id: SeedIdentity): Record<string, string> {
+  return {
+    [SEED_USER]: `${id.user}\n`,
+    [SEED_SUDOERS]: sudoersLine(id.user),
+    [SEED_HOSTS]: hostsFile(id.hostbase, id.octets123),
+  };
+}
+
 /**
- * The files of a node's seed disk: the stack's key pair for the node user
- * (authorized and usable for node-to-node SSH) and, when set, the password.
+ * The files of a node's seed disk: the stack's identity (user, sudo rule,
+ * /etc/hosts), the stack's key pair for the node user (authorized and usable
+ * for node-to-node SSH) and, when set, the password and the apt proxy.
  */
 export function seedFiles(
+  identity: SeedIdentity,
   publicKey: string,
   privateKey: string,
   password = "",
   proxy = "",
 ): Record<string, string> {
   return {
+    ...identityFiles(identity),
     authorized_keys: `${publicKey}\n`,
     "id_ed25519.pub": `${publicKey}\n`,
     id_ed25519: privateKey,
@@ -97,4 +125,16 @@ export function seedFiles(
     // The nodes' apt proxy, installed at boot (so a proxy change never rebuilds the image).
     ...(proxy ? { [SEED_APT_PROXY]: aptProxyConf(proxy) } : {}),
   };
+}
+
+/**
+ * The seed disk's serial in the domain: names the identity it carries (not
+ * the secrets), so a new user or subnet restarts the node to set it up at
+ * boot, while a new password or proxy waits for the next boot.
+ */
+export function seedSerial(identity: SeedIdentity): string {
+  const h = crypto.createHash("sha256");
+  for (const [name, content] of Object.entries(identityFiles(identity)))
+    h.update(`${name}\0${content}\0`);
+  return h.digest("hex").slice(0, 20);
 }

@@ -226,7 +226,18 @@ export const SCHEMA = {
     default: "",
     env: ["FAME_LIBRARIAN_NETNS"],
     description:
-      "Hosts without systemd: run the Librarian under fame's supervisor inside this network namespace (an `ip netns` name) whose only network is the node network, e.g. one libvirtd runs in. Empty: a confined systemd unit.",
+      "Hosts without systemd: run the Librarian (and its monitor) under fame's supervisor inside this network namespace (an `ip netns` name) whose only network is the node network, e.g. one libvirtd runs in. Empty: a confined systemd unit.",
+  },
+  librarianMonitor: {
+    type: "boolean",
+    description:
+      "Run tm-librarian's monitoring server (lmp.py) on torms beside the Librarian: web pages (and JSON) of FAM memory and books, nodes, interleave groups and the files under /lfs with their books, reading the Librarian's database read-only, reachable from the node network only (and the host) at http://<octets123>.254:<librarianMonitorPort>/lmp/. Default: on when fame:librarian is on.",
+  },
+  librarianMonitorPort: {
+    type: "integer",
+    default: 31179,
+    description:
+      "TCP port of the Librarian monitor on torms's node-network address (upstream's lmp.py port), other than fame:librarianPort.",
   },
   librarianReset: {
     type: "boolean",

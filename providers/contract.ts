@@ -23,12 +23,21 @@
  *   it, so neither a later `up` nor `destroy` would know of it. Each create
  *   gets an `Undo` to register how to remove what it made (never what it
  *   adopted: an existing FAM file or disk is user data).
+ * - In the engine's provider process, the first call of any method starts
+ *   lib/host/exec's engine watchdog: a killed `pulumi up` leaves no provider
+ *   (and no command of one) running.
  *
  * The engine serializes each provider object with its closures, so this
  * module captures only plain functions and data.
  */
 import type * as pulumi from "@pulumi/pulumi";
 import { sameValue } from "../lib/diff";
+import { inDynamicProvider, watchEngine } from "../lib/host/exec";
+
+/** Stop with the engine, once per process (a module's top level is not serialized: every call asks). */
+function watch(): void {
+  if (inDynamicProvider()) watchEngine();
+}
 
 /** What the engine sends for a value that is not known during a preview. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -203,6 +212,7 @@ export function defineProvider<I extends object, O extends object>(
   const provider: pulumi.dynamic.ResourceProvider<I, O> = {
     // The engine passes the recorded outputs as `olds` (typed as inputs by the SDK).
     async check(olds: I, news: I) {
+      watch();
       const unknownKeys = Object.keys(news).filter((k) =>
         containsUnknown((news as Record<string, unknown>)[k]),
       );
@@ -215,6 +225,7 @@ export function defineProvider<I extends object, O extends object>(
       };
     },
     async diff(id: string, olds: O, news: I) {
+      watch();
       let d = diffBySpec(spec, olds, news);
       // The host is asked only when the inputs alone show no change.
       if (!d.changes && spec.needsRepair && (await repairNeeded(spec.needsRepair, id, olds))) {
@@ -226,13 +237,25 @@ export function defineProvider<I extends object, O extends object>(
         deleteBeforeReplace: d.deleteBeforeReplace,
       };
     },
-    create: (inputs: I) => withUndo((undo) => spec.create(inputs, undo)),
-    read: (id: string, props?: O) => spec.read(id, props),
-    delete: (id: string, props: O) => spec.delete(id, props),
+    create: (inputs: I) => {
+      watch();
+      return withUndo((undo) => spec.create(inputs, undo));
+    },
+    read: (id: string, props?: O) => {
+      watch();
+      return spec.read(id, props);
+    },
+    delete: (id: string, props: O) => {
+      watch();
+      return spec.delete(id, props);
+    },
   };
   if (spec.update) {
     const update = spec.update;
-    provider.update = (id: string, olds: O, news: I) => update(id, olds, news);
+    provider.update = (id: string, olds: O, news: I) => {
+      watch();
+      return update(id, olds, news);
+    };
   }
   return provider;
 }

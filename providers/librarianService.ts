@@ -76,17 +76,16 @@ async function start(i: LibrarianServiceInputs, undo?: Undo): Promise<LibrarianS
     await lib.installUnit(u.name, u.content);
     return { ...i, unit: u.name, running: await lib.unitActive(u.name) };
   }
-  if (undo && (await lib.supervisorPid(i.stateDir)) === undefined) {
+  if (undo && (await lib.supervisorPid(i.stateDir, "librarian")) === undefined) {
     undo.push(`stop the Librarian supervisor in ${i.stateDir}`, () =>
-      lib.stopSupervised(i.stateDir),
+      lib.stopSupervised(i.stateDir, "librarian"),
     );
   }
   await lib.startSupervised({
     stateDir: i.stateDir,
+    name: "librarian",
     netns: i.netns,
-    tmLibrarian: i.tmLibrarian,
-    db: i.db,
-    port: i.port,
+    command: lib.librarianCommand(i.tmLibrarian, i.db, i.port),
   });
   return { ...i, unit: u.name, running: true };
 }
@@ -95,12 +94,48 @@ async function start(i: LibrarianServiceInputs, undo?: Undo): Promise<LibrarianS
 async function isRunning(o: LibrarianServiceOutputs): Promise<boolean> {
   return o.mode === "systemd"
     ? lib.unitActive(o.unit)
-    : (await lib.supervisorPid(o.stateDir)) !== undefined;
+    : (await lib.supervisorPid(o.stateDir, "librarian")) !== undefined;
 }
 
 async function stop(o: LibrarianServiceOutputs): Promise<void> {
   if (o.mode === "systemd") await lib.removeUnit(o.unit);
-  else await lib.stopSupervised(o.stateDir);
+  else await lib.stopSupervised(o.stateDir, "librarian");
+}
+
+/**
+ * Problems with how a torms service of the Librarian runs (`mode`, `netns`)
+ * and its port, for the known inputs. `service` names the config key that
+ * turned it on and what it runs, for the message on a host without systemd.
+ */
+export async function checkServiceMode(
+  news: Partial<{ mode: string; netns: string; port: number }>,
+  service: { key: string; what: string },
+): Promise<CheckFailure[]> {
+  const failures: CheckFailure[] = [];
+  if (news.mode !== undefined) {
+    if (news.mode !== "systemd" && news.mode !== "netns")
+      failures.push({
+        property: "mode",
+        reason: `mode ${JSON.stringify(news.mode)} must be systemd or netns`,
+      });
+    if (news.mode === "systemd" && !(await lib.hasSystemd()))
+      failures.push({
+        property: "mode",
+        reason: `${service.key} needs systemd on the host (it runs ${service.what} as a confined unit per stack); without systemd, set fame:librarianNetns to a network namespace whose only network is the node network`,
+      });
+    if (news.mode === "netns" && "netns" in news) {
+      if (!news.netns)
+        failures.push({ property: "netns", reason: "mode netns needs a network namespace" });
+      else if (!(await lib.netnsExists(news.netns)))
+        failures.push({
+          property: "netns",
+          reason: `network namespace ${JSON.stringify(news.netns)} does not exist (ip netns list; fame:librarianNetns)`,
+        });
+    }
+  }
+  if (!(Number.isInteger(news.port) && (news.port ?? 0) > 0 && (news.port ?? 0) < 65536))
+    failures.push({ property: "port", reason: `port ${news.port} must be a TCP port` });
+  return failures;
 }
 
 export const librarianServiceProvider = defineProvider<
@@ -116,32 +151,7 @@ export const librarianServiceProvider = defineProvider<
   needsRepair: async (olds) => olds.running === false || !(await isRunning(olds)),
   async check(news) {
     // Unknown inputs (preview) are absent here; the contract drops failures about them.
-    const failures: CheckFailure[] = [];
-    if (news.mode !== undefined) {
-      if (news.mode !== "systemd" && news.mode !== "netns")
-        failures.push({
-          property: "mode",
-          reason: `mode ${JSON.stringify(news.mode)} must be systemd or netns`,
-        });
-      if (news.mode === "systemd" && !(await lib.hasSystemd()))
-        failures.push({
-          property: "mode",
-          reason:
-            "fame:librarian needs systemd on the host (it runs the Librarian as a confined unit per stack); without systemd, set fame:librarianNetns to a network namespace whose only network is the node network",
-        });
-      if (news.mode === "netns" && "netns" in news) {
-        if (!news.netns)
-          failures.push({ property: "netns", reason: "mode netns needs a network namespace" });
-        else if (!(await lib.netnsExists(news.netns)))
-          failures.push({
-            property: "netns",
-            reason: `network namespace ${JSON.stringify(news.netns)} does not exist (ip netns list; fame:librarianNetns)`,
-          });
-      }
-    }
-    if (!(Number.isInteger(news.port) && (news.port ?? 0) > 0 && (news.port ?? 0) < 65536))
-      failures.push({ property: "port", reason: `port ${news.port} must be a TCP port` });
-    return failures;
+    return checkServiceMode(news, { key: "fame:librarian", what: "the Librarian" });
   },
   async create(inputs: LibrarianServiceInputs, undo: Undo) {
     const outs = await start(inputs, undo);

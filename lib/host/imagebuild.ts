@@ -2,8 +2,10 @@
  * Builds golden images into a content-addressed cache: <cache>/<key>/ holds
  * golden.qcow2, vmlinuz, initrd.img, packages.txt and recipe.json. A build
  * happens aside (<cache>/.build-<key>-<pid>) and is renamed into place only
- * when complete, so a half-built image is never used; a lock file serialises
- * concurrent builds of the same key; a dead builder's leftovers are removed.
+ * when complete, so a half-built image is never used, and never over a
+ * complete one; a lock file serialises concurrent builds of the same key
+ * (a stuck holder's is taken over, see `lock`); a dead builder's leftovers
+ * are removed.
  */
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
@@ -12,6 +14,7 @@ import { aptProxyConf, mmdebstrapCommand, ROOT_LABEL } from "../image";
 import { GiB } from "../units";
 import { pidAlive, run } from "./exec";
 import { makeExt4FromDir } from "./ext4";
+import { cmdline, processTable, procInfo, signalAll, signalTree, treeActivity } from "./proc";
 import { convertToQcow2 } from "./qemuimg";
 
 export interface CachedImage {
@@ -54,28 +57,203 @@ export async function cachedImage(cacheDir: string, key: string): Promise<Cached
   };
 }
 
-/** Takes the per-key build lock, waiting for a live builder; stale locks are broken. */
-async function lock(lockFile: string, log: (m: string) => void): Promise<void> {
-  const deadline = Date.now() + 3 * 3_600_000;
-  for (;;) {
-    try {
-      const h = await fs.open(lockFile, "wx");
-      await h.writeFile(String(process.pid));
-      await h.close();
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+/** What a build lock holds (JSON; fame before the heartbeat wrote only the pid). */
+interface LockInfo {
+  pid: number;
+  /** The holder's start time (lib/host/proc): tells it from a later process with its pid. */
+  start?: number;
+  /** When it took the lock (ISO). */
+  since?: string;
+}
+
+/** How long a build may show no progress before a waiter takes its lock over (FAME_IMAGE_LOCK_STALL_S). */
+export function lockStallMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FAME_IMAGE_LOCK_STALL_S;
+  if (raw === undefined || raw === "") return 300_000;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0) {
+    throw new Error(
+      `FAME_IMAGE_LOCK_STALL_S = ${JSON.stringify(raw)}: must be a positive number of seconds`,
+    );
+  }
+  return s * 1000;
+}
+
+/** How often a waiter says what it waits for. */
+const LOCK_MESSAGE_MS = 30_000;
+
+const MINUTE_MS = 60 * 1000;
+
+function duration(ms: number): string {
+  return ms >= MINUTE_MS && ms % MINUTE_MS === 0 ? `${ms / MINUTE_MS} min` : `${ms / 1000} s`;
+}
+
+function parseLock(text: string): LockInfo {
+  try {
+    const j = JSON.parse(text) as Partial<LockInfo>;
+    if (typeof j === "object" && j !== null && typeof j.pid === "number") {
+      return {
+        pid: j.pid,
+        ...(typeof j.start === "number" ? { start: j.start } : {}),
+        ...(typeof j.since === "string" ? { since: j.since } : {}),
+      };
     }
-    const holder = Number((await fs.readFile(lockFile, "utf8").catch(() => "")).trim());
-    if (!Number.isInteger(holder) || holder <= 0 || !pidAlive(holder)) {
-      log(`removing stale build lock ${lockFile} (builder ${holder || "?"} is gone)`);
-      await fs.rm(lockFile, { force: true });
+  } catch {
+    /* an older fame's plain pid */
+  }
+  return { pid: Number(text.trim()) };
+}
+
+/** Whether the lock's holder has ended (a reused pid is another process). */
+function holderGone(info: LockInfo): boolean {
+  if (!Number.isSafeInteger(info.pid) || info.pid <= 0 || !pidAlive(info.pid)) return true;
+  // /proc may hide other users' processes (hidepid): an unreadable one counts as alive.
+  const now = procInfo(info.pid);
+  if (now?.state === "Z") return true;
+  return info.start !== undefined && now !== undefined && now.start !== info.start;
+}
+
+/** Creates `lockFile` holding `text`, atomically: a reader never sees it empty. */
+async function tryCreate(lockFile: string, text: string): Promise<boolean> {
+  const tmp = `${lockFile}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  await fs.writeFile(tmp, text, { mode: 0o644 });
+  try {
+    await fs.link(tmp, lockFile);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return false;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+/** Removes `lockFile` if it still holds `text` (not a lock taken since). */
+async function removeIf(lockFile: string, text: string): Promise<void> {
+  if ((await fs.readFile(lockFile, "utf8").catch(() => undefined)) === text)
+    await fs.rm(lockFile, { force: true });
+}
+
+/**
+ * Stops a stuck holder: it, the commands it runs, and its plugin process
+ * group (as lib/host/exec watchEngine defines it). Resolves whether it ended.
+ */
+async function stopHolder(info: LockInfo): Promise<boolean> {
+  const group = procInfo(info.pid)?.pgid;
+  const leader = group === undefined ? "" : cmdline(group);
+  const ownGroup =
+    group !== undefined &&
+    (group === info.pid ||
+      (procInfo(info.pid)?.ppid === group && /pulumi-resource-pulumi-nodejs/.test(leader)));
+  const members = ownGroup ? processTable().filter((p) => p.pgid === group) : [];
+  signalTree(info.pid, "SIGKILL");
+  signalAll(
+    members.map((p) => p.pid),
+    "SIGKILL",
+  );
+  for (let i = 0; i < 50 && !holderGone(info); i++) await new Promise((r) => setTimeout(r, 100));
+  return holderGone(info);
+}
+
+interface HeldLock {
+  /** Whether the lock file still is this holder's (a waiter may have taken it over). */
+  owned(): Promise<boolean>;
+  /** Marks progress (a log line of the build). */
+  progress(): void;
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the per-key build lock. A lock whose holder has ended is broken. A
+ * live holder is waited for, saying every LOCK_MESSAGE_MS who it is; while
+ * it holds the lock it touches the file whenever its build makes progress
+ * (a log line, or its commands use CPU, read, write, start or end). A lock
+ * untouched for `stallMs` is taken over: its holder is stuck, whether its
+ * engine was killed (an orphan of a killed `pulumi up`, or one from a fame
+ * without the engine watchdog) or it waits on something that never comes.
+ * Safety: only a holder that recorded its start time is stopped, and only
+ * when the live process with that pid has that start time, so the process
+ * killed is the very one that took the lock, never an unrelated one that
+ * reused its pid; its commands are found under it and in its own plugin
+ * process group. A holder of an older fame (pid only) is never stopped, and
+ * neither is this process (another build in it is waited for). The stopped
+ * holder writes nothing more: it is dead before the lock is taken, and a
+ * holder installs its build only while the lock file is still its own.
+ */
+async function lock(
+  lockFile: string,
+  log: (m: string) => void,
+  stallMs: number,
+): Promise<HeldLock> {
+  const text = JSON.stringify({
+    pid: process.pid,
+    start: procInfo(process.pid)?.start,
+    since: new Date().toISOString(),
+  });
+  const deadline = Date.now() + 3 * 3_600_000;
+  let told = 0;
+  for (;;) {
+    if (await tryCreate(lockFile, text)) break;
+    const held = await fs.readFile(lockFile, "utf8").catch(() => undefined);
+    const stat = await fs.stat(lockFile).catch(() => undefined);
+    if (held === undefined || stat === undefined) continue; // released meanwhile
+    const info = parseLock(held);
+    if (holderGone(info)) {
+      log(`removing stale build lock ${lockFile} (builder ${info.pid || "?"} is gone)`);
+      await removeIf(lockFile, held);
       continue;
     }
+    const idle = Date.now() - stat.mtimeMs;
+    const who = `pid ${info.pid} (${cmdline(info.pid).slice(0, 160)})`;
+    if (idle > stallMs && info.start !== undefined && info.pid !== process.pid) {
+      log(
+        `image build lock ${lockFile}: its holder, ${who}, made no progress for ${Math.round(idle / 1000)} s: stopping it and taking the lock over`,
+      );
+      if (await stopHolder(info)) {
+        await removeIf(lockFile, held);
+        continue;
+      }
+      log(`image build lock ${lockFile}: cannot stop pid ${info.pid}; kill it`);
+    }
+    if (Date.now() - told >= LOCK_MESSAGE_MS) {
+      told = Date.now();
+      const since = info.since ?? new Date(stat.mtimeMs).toISOString();
+      const auto =
+        info.start !== undefined
+          ? `it is stopped automatically when it makes no progress for ${duration(stallMs)}, or kill it`
+          : "kill it";
+      log(
+        `waiting for the image build lock ${lockFile}: held by ${who} since ${since}, last progress ${Math.round(idle / 1000)} s ago; if that process is a leftover of a killed \`pulumi up\`, ${auto}`,
+      );
+    }
     if (Date.now() > deadline)
-      throw new Error(`timed out waiting for image build lock ${lockFile} held by pid ${holder}`);
-    await new Promise((r) => setTimeout(r, 2000));
+      throw new Error(`timed out waiting for image build lock ${lockFile} held by ${who}`);
+    await new Promise((r) => setTimeout(r, Math.min(2000, stallMs / 4)));
   }
+  const owned = async () => (await fs.readFile(lockFile, "utf8").catch(() => "")) === text;
+  let progressed = false;
+  let activity = treeActivity(process.pid);
+  const beat = setInterval(
+    async () => {
+      const now = treeActivity(process.pid);
+      if (!progressed && now === activity) return;
+      progressed = false;
+      activity = now;
+      if (await owned()) await fs.utimes(lockFile, new Date(), new Date()).catch(() => undefined);
+    },
+    Math.min(5000, stallMs / 4),
+  );
+  beat.unref();
+  return {
+    owned,
+    progress: () => {
+      progressed = true;
+    },
+    release: async () => {
+      clearInterval(beat);
+      await removeIf(lockFile, text);
+    },
+  };
 }
 
 /**
@@ -166,8 +344,13 @@ export async function ensureImage(args: {
   }
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o755 });
   const lockFile = path.join(cacheDir, `.${key}.lock`);
-  await lock(lockFile, log);
+  const held = await lock(lockFile, log, lockStallMs());
   const work = path.join(cacheDir, `.build-${key}-${process.pid}`);
+  // Every line of the build is progress that keeps its lock from being taken over.
+  const buildLog = (m: string) => {
+    held.progress();
+    log(m);
+  };
   try {
     const raced = await cachedImage(cacheDir, key);
     if (raced) return raced;
@@ -175,13 +358,24 @@ export async function ensureImage(args: {
     await removeBuildDir(work);
     const started = Date.now();
     await fs.mkdir(work, { recursive: true, mode: 0o755 });
-    await (args.build ?? buildInto)(work, recipe, args.hook, log, args.proxy ?? "");
+    await (args.build ?? buildInto)(work, recipe, args.hook, buildLog, args.proxy ?? "");
     const buildSeconds = Math.round((Date.now() - started) / 100) / 10;
     await fs.writeFile(
       path.join(work, "build.json"),
       JSON.stringify({ key, buildSeconds, builtAt: new Date().toISOString() }),
     );
+    if (!(await held.owned()))
+      throw new Error(
+        `image ${key}: the build lock ${lockFile} was taken over; this build is not used`,
+      );
     const final = path.join(cacheDir, key);
+    // A complete image is never replaced: node disks are overlays on it.
+    const other = await cachedImage(cacheDir, key);
+    if (other) {
+      log(`image ${key}: another build finished first; using it`);
+      await removeBuildDir(work);
+      return other;
+    }
     await fs.rm(final, { recursive: true, force: true });
     await fs.rename(work, final);
     await fs.chmod(final, 0o755);
@@ -193,7 +387,7 @@ export async function ensureImage(args: {
     await removeBuildDir(work);
     throw e;
   } finally {
-    await fs.rm(lockFile, { force: true });
+    await held.release();
   }
 }
 

@@ -144,20 +144,78 @@ export function lossMessage(info: DbInfo): string {
   return `${info.files} file(s) and ${info.directories} directory(ies) under /lfs, ${info.allocated_books} allocated book(s)`;
 }
 
-// ---- the service: supervised process (in a network namespace) ----
+// ---- the services: supervised processes (in a network namespace) ----
+
+/** fame's launcher of tm-librarian's monitoring server (lmp.py) on stock Debian. */
+export const LMP_LAUNCHER = path.join(TORMS_TEMPLATES, "fame_lmp.py");
+
+/** A supervised service of a stack: its pid files and log are `<stateDir>/<name>.*`. */
+export type ServiceName = "librarian" | "lmp";
 
 export interface SupervisedArgs {
   /** Directory for the pid file and log. */
   stateDir: string;
+  name: ServiceName;
   /** Network namespace to run in (`ip netns exec`); empty: the host's. */
   netns: string;
-  tmLibrarian: string;
-  db: string;
-  port: number;
+  /** The command kept running (argv, no shell). */
+  command: string[];
 }
 
-export function pidFile(stateDir: string): string {
-  return path.join(stateDir, "librarian.pid");
+/** librarian.py serving `db` on `port` (it listens on every interface). */
+export function librarianCommand(tmLibrarian: string, db: string, port: number): string[] {
+  return [
+    PYTHON,
+    path.join(tmLibrarian, "src", "librarian.py"),
+    "--db_file",
+    db,
+    "--port",
+    String(port),
+  ];
+}
+
+/** lmp.py through fame's launcher: `db` read-only, listening on `host`:`port` only. */
+export function monitorCommand(a: {
+  tmLibrarian: string;
+  db: string;
+  host: string;
+  port: number;
+  fifo: string;
+}): string[] {
+  return [
+    PYTHON,
+    "-P",
+    LMP_LAUNCHER,
+    "--tm_librarian",
+    a.tmLibrarian,
+    "--db_file",
+    a.db,
+    "--host",
+    a.host,
+    "--port",
+    String(a.port),
+    "--fifo",
+    a.fifo,
+  ];
+}
+
+/** Can Debian's python3 import `module` (a dotted module name)? */
+export async function pythonHas(module: string): Promise<boolean> {
+  if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/.test(module))
+    throw new RangeError(`not a Python module name: ${module}`);
+  return run(PYTHON, ["-c", `import ${module}`]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** lmp.py's "Fabric %" FIFO (its /fab/ view) of a stack. */
+export function monitorFifo(stateDir: string): string {
+  return path.join(stateDir, "lmp.fifo");
+}
+
+export function pidFile(stateDir: string, name: ServiceName): string {
+  return path.join(stateDir, `${name}.pid`);
 }
 
 async function readPid(file: string): Promise<number | undefined> {
@@ -165,40 +223,41 @@ async function readPid(file: string): Promise<number | undefined> {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
-/** The pid of this stack's running supervisor (checked by its command line), if any. */
-export async function supervisorPid(stateDir: string): Promise<number | undefined> {
-  const pid = await readPid(pidFile(stateDir));
+/** The pid of this stack's running supervisor of `name` (checked by its command line), if any. */
+export async function supervisorPid(
+  stateDir: string,
+  name: ServiceName,
+): Promise<number | undefined> {
+  const pid = await readPid(pidFile(stateDir, name));
   if (pid === undefined) return undefined;
   const cmd = await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
   const argv = cmd.split("\0");
-  return argv.includes(SUPERVISOR) && argv.includes(pidFile(stateDir)) ? pid : undefined;
+  return argv.includes(SUPERVISOR) && argv.includes(pidFile(stateDir, name)) ? pid : undefined;
 }
 
-/** The pid of the librarian.py the supervisor runs now, if any. */
-export async function librarianPid(stateDir: string): Promise<number | undefined> {
-  if ((await supervisorPid(stateDir)) === undefined) return undefined;
-  return readPid(`${pidFile(stateDir)}.child`);
+/** The pid of the process the supervisor runs now, if any. */
+export async function supervisedPid(
+  stateDir: string,
+  name: ServiceName,
+): Promise<number | undefined> {
+  if ((await supervisorPid(stateDir, name)) === undefined) return undefined;
+  return readPid(`${pidFile(stateDir, name)}.child`);
 }
 
-/** Starts librarian.py under fame's supervisor (restart on failure), detached; waits for its pid file. */
+/** Starts a command under fame's supervisor (restart on failure), detached; waits for its pid file. */
 export async function startSupervised(a: SupervisedArgs): Promise<number> {
-  const running = await supervisorPid(a.stateDir);
+  const running = await supervisorPid(a.stateDir, a.name);
   if (running !== undefined) return running;
   await fs.mkdir(a.stateDir, { recursive: true });
   const cmd = [
     PYTHON,
     SUPERVISOR,
     "--pidfile",
-    pidFile(a.stateDir),
+    pidFile(a.stateDir, a.name),
     "--log",
-    path.join(a.stateDir, "librarian.log"),
+    path.join(a.stateDir, `${a.name}.log`),
     "--",
-    PYTHON,
-    path.join(a.tmLibrarian, "src", "librarian.py"),
-    "--db_file",
-    a.db,
-    "--port",
-    String(a.port),
+    ...a.command,
   ];
   const [exe, ...argv] = a.netns ? ["ip", "netns", "exec", a.netns, ...cmd] : cmd;
   // Detached (its own session) and with no pipes to us, so it outlives the provider process.
@@ -207,17 +266,17 @@ export async function startSupervised(a: SupervisedArgs): Promise<number> {
   child.unref();
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const pid = await supervisorPid(a.stateDir);
-    if (pid !== undefined && (await librarianPid(a.stateDir)) !== undefined) return pid;
+    const pid = await supervisorPid(a.stateDir, a.name);
+    if (pid !== undefined && (await supervisedPid(a.stateDir, a.name)) !== undefined) return pid;
     if (Date.now() > deadline)
-      throw new Error(`the Librarian supervisor did not start (see ${a.stateDir}/librarian.log)`);
+      throw new Error(`the ${a.name} supervisor did not start (see ${a.stateDir}/${a.name}.log)`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** Stops the supervisor (which stops librarian.py); waits until it is gone. */
-export async function stopSupervised(stateDir: string): Promise<void> {
-  const pid = await supervisorPid(stateDir);
+/** Stops the supervisor (which stops its command); waits until it is gone. */
+export async function stopSupervised(stateDir: string, name: ServiceName): Promise<void> {
+  const pid = await supervisorPid(stateDir, name);
   if (pid === undefined) return;
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + 15_000;

@@ -2,14 +2,14 @@
 # mmdebstrap customize hook for the fame golden image.
 #   $1  the image's root directory
 #   $2  overlay directory: files fame generated (lib/image.ts)
-# Environment: FAME_USER (node user), FAME_HOLD (packages to hold, may be empty).
+# Environment: FAME_HOLD (packages to hold, may be empty).
 # Nothing per node or per stack goes into the image: hostname comes from the
-# kernel command line, credentials from the seed disk, host keys and
+# kernel command line; the node user, its sudo rule, /etc/hosts and the
+# credentials from the seed disk (fame-seed, at boot); host keys and
 # machine-id are made on first boot.
 set -eu
 root=$1
 overlay=$2
-: "${FAME_USER:?}"
 
 # File by file, root-owned, modes as generated; existing directories keep
 # their own modes (cp -a would stamp the overlay's directory modes on /etc).
@@ -20,11 +20,7 @@ overlay=$2
 	chown root:root "$root/$f"
 done
 
-# The node user: a locked password (the seed disk may set one), passwordless sudo.
-chroot "$root" useradd --create-home --shell /bin/bash --groups sudo "$FAME_USER"
-chroot "$root" passwd --lock "$FAME_USER" >/dev/null
 chroot "$root" passwd --lock root >/dev/null
-chroot "$root" visudo -c -q -f /etc/sudoers.d/fame-user
 
 chroot "$root" systemctl enable fame-ssh-hostkeys.service fame-seed.service fame-fam.service
 # ndctl's monitor daemon has nothing to watch on a node (fame-fam reports FAM's state).

@@ -1,7 +1,7 @@
 #!/usr/bin/python3 -P
 # fame: launcher for tm-librarian's LFS daemon (lfs_fuse.py) on stock Debian.
 #
-#   fame_lfs.py [--tm_librarian DIR] [--node N] [lfs_fuse.py options...]
+#   fame_lfs.py [--tm_librarian DIR] [--node N] [--fast LIST] [lfs_fuse.py options...]
 #
 # Runs the unmodified lfs_fuse.py from the tm-librarian source tree DIR
 # (default /opt/fame/tm-librarian, or $FAME_TM_LIBRARIAN) after putting fame's
@@ -16,6 +16,10 @@
 #    probes the file's directory for writability (sysfs refuses) and uses
 #    read/write on the file (EIO on a memory BAR: only mmap works). It also
 #    creates a missing file; this one never creates, truncates or resizes it.
+#  * `tm_fuse.TMFS`, which lfs_fuse.py mounts its LibrarianFS with, becomes
+#    lfs_fast.FastTMFS: reads and writes served from the open file's cached
+#    books, file sizes sent at close, fast zeroing of freed books (see
+#    lfs_fast.py; --fast all (default), none, or a comma list of its features).
 #
 # Defaults filled in when the option is absent:
 #  * --physloc from --node N, else from fame.node=N on the kernel command line
@@ -23,6 +27,7 @@
 #    which book_register numbers a node_count INI; at most 80 nodes).
 #  * --shadow_file: the BAR2 of the first IVSHMEM device (1af4:1110).
 
+import ctypes
 import errno
 import glob
 import mmap
@@ -75,14 +80,14 @@ def find_bar2(sysfs="/sys/bus/pci/devices"):
 
 
 def _split_own_args(argv):
-    """Take --tm_librarian and --node out of argv; the rest is lfs_fuse's."""
+    """Take --tm_librarian, --node and --fast out of argv; the rest is lfs_fuse's."""
     own = {"tm_librarian": os.environ.get("FAME_TM_LIBRARIAN", "/opt/fame/tm-librarian"),
-           "node": None}
+           "node": None, "fast": "all"}
     rest = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        for key in ("tm_librarian", "node"):
+        for key in ("tm_librarian", "node", "fast"):
             flag = "--" + key
             if arg == flag:
                 if i + 1 >= len(argv):
@@ -104,9 +109,9 @@ def _has_option(argv, name):
     return any(a == name or a.startswith(name + "=") for a in argv)
 
 
-def install_adapter(src):
+def install_adapter(src, fast="all"):
     """Make `import tm_fuse` fame's stand-in and tm-librarian's src/ importable,
-    then patch lfs_shadow. Returns the lfs_shadow module."""
+    then patch lfs_shadow and tm_fuse.TMFS. Returns the lfs_shadow module."""
     if not os.path.isfile(os.path.join(src, "lfs_fuse.py")):
         raise SystemExit("no lfs_fuse.py in %s (tm-librarian source)" % src)
     # Our directory first, so `tm_fuse` is ours; never the script's own dir
@@ -119,6 +124,13 @@ def install_adapter(src):
     import lfs_shadow
 
     lfs_shadow.shadow_file = make_shadow_class(lfs_shadow)
+    import lfs_fast
+
+    try:
+        lfs_fast.FastTMFS.features = lfs_fast.parse_features(fast)
+    except ValueError as e:
+        raise SystemExit(str(e))
+    tm_fuse.TMFS = lfs_fast.FastTMFS  # before lfs_fuse.py's `from tm_fuse import TMFS`
     return lfs_shadow
 
 
@@ -158,6 +170,21 @@ def make_shadow_class(lfs_shadow):
                 )
             finally:
                 os.close(fd)
+            # For memmove/memset on the mapping (lfs_fast.py); it stays mapped for the daemon's life.
+            self.fam_address = ctypes.addressof(ctypes.c_char.from_buffer(self._fam))
+            self.fam_size = need
+
+        def book_offset(self, book):
+            """FAM offset of a book (an entry of the Librarian's list_shelf_books)."""
+            return self._igstart[book["intlv_group"] & 0xFFFF] + book["book_num"] * self.book_size
+
+        def zero_books(self, bos):
+            """Zeroes the books, one memset each."""
+            for b in bos:
+                o = self.book_offset(b)
+                if o + self.book_size > self.fam_size:
+                    raise TmfsOSError(errno.EIO)
+                ctypes.memset(self.fam_address + o, 0, self.book_size)
 
         def _chunks(self, shelf, offset, length):
             """(fam_offset, n) pieces of [offset, offset+length) of a shelf,
@@ -203,7 +230,7 @@ def main(argv):
     if not _has_option(rest, "--shadow_file") and not _has_option(rest, "--shadow_dir"):
         rest += ["--shadow_file", find_bar2()]
     src = os.path.join(own["tm_librarian"], "src")
-    install_adapter(src)
+    install_adapter(src, own["fast"])
     sys.argv = [os.path.join(src, "lfs_fuse.py")] + rest
     runpy.run_path(sys.argv[0], run_name="__main__")
 

@@ -18,9 +18,11 @@ describe("program under mocks: the Librarian", function () {
     const run = await runProgram({ nodes: "2", famSize: "1G", dir: "/srv/fame" });
     assert.equal(run.ofType(T("LibrarianDb")).length, 0);
     assert.equal(run.ofType(T("LibrarianService")).length, 0);
+    assert.equal(run.ofType(T("LibrarianMonitor")).length, 0);
     const recipe = run.ofType(T("GoldenImage"))[0]!.inputs.recipe as { packages: string[] };
     assert.ok(!recipe.packages.includes("python3-fusepy"));
     assert.equal(run.exports.librarianDb, undefined);
+    assert.ok(!("librarianMonitorUrl" in run.exports));
   });
 
   it("with it on: a database from fame's INI in <dir>, a confined service per stack, and an LFS image", async () => {
@@ -51,6 +53,42 @@ describe("program under mocks: the Librarian", function () {
     assert.ok(recipe.files.some((f) => f.path === "/etc/systemd/system/fame-lfs.service"));
     assert.equal(run.exports.librarianDb, "/srv/fame/librarian.db");
     assert.equal(run.exports.librarianUnit, "fame-librarian-fame-test.service");
+    // The monitor comes with it, the same way, on torms's address.
+    const [mon] = run.ofType(T("LibrarianMonitor"));
+    assert.equal(mon?.inputs.mode, "systemd");
+    assert.equal(mon?.inputs.host, "10.9.8.254");
+    assert.equal(mon?.inputs.port, 31179);
+    assert.equal(mon?.inputs.db, "/srv/fame/librarian.db");
+    assert.equal(mon?.inputs.subnet, "10.9.8.0/24");
+    assert.equal(mon?.inputs.bridge, "br_node");
+    assert.equal(mon?.inputs.stateDir, "/srv/fame");
+    assert.equal(run.exports.librarianMonitorUrl, "http://10.9.8.254:31179/lmp/");
+  });
+
+  it("fame:librarianMonitor false leaves the monitor out, and its port moves it without touching the nodes", async () => {
+    const cfg = {
+      nodes: "2",
+      famSize: "1G",
+      dir: "/srv/fame",
+      librarian: "true",
+      librarianSource: VENDOR,
+    };
+    const on = await runProgram(cfg);
+    const off = await runProgram({ ...cfg, librarianMonitor: "false" });
+    assert.equal(off.ofType(T("LibrarianMonitor")).length, 0);
+    assert.equal(off.ofType(T("LibrarianService")).length, 1);
+    assert.ok(!("librarianMonitorUrl" in off.exports));
+    const moved = await runProgram({ ...cfg, librarianMonitorPort: "8080", librarianNetns: "lab" });
+    const [mon] = moved.ofType(T("LibrarianMonitor"));
+    assert.deepEqual(
+      [mon?.inputs.port, mon?.inputs.mode, mon?.inputs.netns],
+      [8080, "netns", "lab"],
+    );
+    assert.equal(moved.exports.librarianMonitorUrl, "http://192.168.42.254:8080/lmp/");
+    // The monitor is torms's alone: the node image is the same with it on, off or moved.
+    const key = (r: typeof on) => r.ofType(T("GoldenImage"))[0]!.inputs.key;
+    assert.equal(key(off), key(on));
+    assert.equal(key(moved), key(on));
   });
 
   it("with fame:librarianNetns: the supervised service in that namespace, and the same node image", async () => {

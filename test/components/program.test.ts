@@ -5,6 +5,8 @@ import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
 import { sessionQemuUser, systemQemuUser } from "../../lib/host/reach";
+import { hostsFile } from "../../lib/image";
+import { seedSerial } from "../../lib/outputs";
 import { GiB } from "../../lib/units";
 import type { ArtifactFileArgs } from "../../providers/artifactFile";
 import { runProgram, runProgramRefused, TEST_HOST } from "../helpers/mocks";
@@ -77,7 +79,15 @@ describe("program under mocks", function () {
         );
         assert.deepEqual(d.inputs.disks, [
           { path: disks[i]?.inputs.path, format: "qcow2" },
-          { path: `/srv/fame/${name}.seed.img`, format: "raw" },
+          {
+            path: `/srv/fame/${name}.seed.img`,
+            format: "raw",
+            serial: seedSerial({
+              user: "l4mdc",
+              hostbase: scenario.hostbase,
+              octets123: scenario.octets,
+            }),
+          },
         ]);
         assert.match(
           String(disks[i]?.inputs.path),
@@ -128,6 +138,10 @@ describe("program under mocks", function () {
       assert.match(files.authorized_keys ?? "", /^ssh-ed25519 \S+ fame-lab\n$/);
       assert.match(files.id_ed25519 ?? "", /BEGIN OPENSSH PRIVATE KEY/);
       assert.equal(files.password, undefined, "no password unless configured");
+      // the node user, its sudo rule and the stack's names: set up at boot, not in the image
+      assert.equal(files.user, "dev\n");
+      assert.equal(files.sudoers, "dev ALL=(ALL) NOPASSWD:ALL\n");
+      assert.equal(files.hosts, hostsFile("node", "192.168.42"));
     }
     const commands = run.exports.sshCommands as Record<string, string>;
     assert.equal(commands.node01, "ssh -i ~/.ssh/fame-lab -o IdentitiesOnly=yes dev@192.168.42.1");
@@ -188,6 +202,99 @@ describe("program under mocks", function () {
       'Acquire::http::Proxy "http://proxy.lan:3128";\nAcquire::https::Proxy "http://proxy.lan:3128";\n',
     );
     assert.equal(seed(without)["apt-proxy.conf"], undefined);
+  });
+
+  it("two stacks with different user, hostbase and subnet share one golden image; each seed carries its own", async () => {
+    const a = await runProgram(
+      { nodes: "2", user: "l4mdc", hostbase: "node", octets123: "192.168.42" },
+      {},
+      "a",
+    );
+    const b = await runProgram(
+      { nodes: "3", user: "dev", hostbase: "tm", octets123: "10.77.1" },
+      {},
+      "b",
+    );
+    const image = (r: typeof a) => r.ofType(T("GoldenImage"))[0]?.inputs;
+    assert.equal(image(a)?.key, image(b)?.key);
+    assert.deepEqual(image(a)?.recipe, image(b)?.recipe);
+    assert.equal(a.exports.imageKey, b.exports.imageKey);
+    // the same backing file for every node of both stacks: one cached image
+    const backing = (r: typeof a) => r.ofType(T("NodeDisk")).map((d) => d.inputs.backingFile);
+    assert.equal(new Set([...backing(a), ...backing(b)]).size, 1);
+    const seed = (r: typeof a) =>
+      (r.ofType(T("SeedDisk"))[0]?.inputs.files as { value: Record<string, string> } | undefined)
+        ?.value ?? {};
+    assert.equal(seed(a).user, "l4mdc\n");
+    assert.equal(seed(b).user, "dev\n");
+    assert.match(seed(b).hosts ?? "", /^10\.77\.1\.254\ttorms$/m);
+    assert.match(seed(b).hosts ?? "", /^10\.77\.1\.3\ttm03$/m);
+  });
+
+  it("a new subnet keeps every node disk (same inputs) and restarts the nodes onto their new seed", async () => {
+    const before = await runProgram({ nodes: "3", octets123: "192.168.42" });
+    const after = await runProgram({ nodes: "3", octets123: "10.9.8" });
+    const strip = (i: Record<string, unknown>) => ({ ...i, __provider: undefined });
+    assert.equal(after.ofType(T("NodeDisk")).length, 3);
+    for (let k = 0; k < 3; k++) {
+      assert.deepEqual(
+        strip(after.ofType(T("NodeDisk"))[k]!.inputs),
+        strip(before.ofType(T("NodeDisk"))[k]!.inputs),
+      );
+      // the seed disk keeps its path; its serial in the domain changes, so the node restarts
+      const seedDisk = (r: typeof before) =>
+        (r.ofType(T("Domain"))[k]!.inputs.disks as { path: string; serial?: string }[])[1];
+      assert.equal(seedDisk(after)?.path, seedDisk(before)?.path);
+      assert.notEqual(seedDisk(after)?.serial, seedDisk(before)?.serial);
+    }
+    // a new user too: same disks, new seed serial
+    const dev = await runProgram({ nodes: "3", octets123: "192.168.42", user: "dev" });
+    assert.deepEqual(
+      dev.ofType(T("NodeDisk")).map((d) => strip(d.inputs)),
+      before.ofType(T("NodeDisk")).map((d) => strip(d.inputs)),
+    );
+  });
+
+  it("warns in preview when libvirt-qemu cannot open /dev/kvm (libvirt re-probes QEMU on every define), naming the fix", async () => {
+    const passwd =
+      "root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:107::/var/lib/libvirt:/usr/sbin/nologin\n";
+    const group = "root:x:0:\nkvm:x:107:\nlibvirt-qemu:x:64055:\n";
+    const warned = async (host: ProgramHostFacts, config: Record<string, string> = {}) => {
+      const said: string[] = [];
+      const original = console.warn;
+      console.warn = (...m: unknown[]) => said.push(m.join(" "));
+      try {
+        await runProgram({ nodes: "1", ...config }, {}, "test", host);
+      } finally {
+        console.warn = original;
+      }
+      return said.join("\n");
+    };
+    const libvirtQemu = {
+      user: { name: "libvirt-qemu", uid: 64055, gids: [107], self: false },
+    };
+    const rootOnly = {
+      ...TEST_HOST,
+      kvmDevice: true,
+      kvmStat: { mode: 0o600, uid: 0, gid: 0 },
+      passwd,
+      group,
+      qemuUser: { system: libvirtQemu, session: libvirtQemu },
+    };
+    const text = await warned(rootOnly);
+    assert.match(
+      text,
+      /fame: \/dev\/kvm is 0600 root:root, which libvirt-qemu cannot open: libvirt then probes QEMU again on every define and start .*chgrp kvm \/dev\/kvm && chmod 660 \/dev\/kvm \(persist with a udev rule KERNEL=="kvm", GROUP="kvm", MODE="0660"\) and make sure libvirt-qemu is in group kvm/,
+    );
+    // group kvm, 660, and libvirt-qemu's primary group kvm: nothing to say
+    const fixed = { ...rootOnly, kvmStat: { mode: 0o660, uid: 0, gid: 107 } };
+    assert.doesNotMatch(await warned(fixed), /\/dev\/kvm/);
+    // no /dev/kvm, or another libvirtd (its own socket): nothing to say either
+    assert.doesNotMatch(await warned(TEST_HOST), /\/dev\/kvm/);
+    assert.doesNotMatch(
+      await warned(rootOnly, { libvirtUri: "qemu:///system?socket=/tmp/x.sock" }),
+      /\/dev\/kvm/,
+    );
   });
 
   it("picks kvm on a host with vmx/svm and /dev/kvm, TCG otherwise, whatever machine runs the test", async () => {
@@ -287,7 +394,8 @@ describe("program under mocks", function () {
     const run = await runProgram({});
     assert.deepEqual(run.warnings, []);
     assert.equal(run.ofType(T("Domain")).length, 4);
-    assert.ok(!("librarianDb" in run.exports) && !("librarianUnit" in run.exports));
+    for (const k of ["librarianDb", "librarianUnit", "librarianMonitorUrl"])
+      assert.ok(!(k in run.exports), k);
     assert.ok(Object.values(run.exports).every((v) => v !== undefined && v !== null));
     // The capture works: a warning the user should act on still gets through.
     const large = await runProgram({ nodes: "1", famSize: "512G" });

@@ -6,6 +6,9 @@
  * offset of the file; it survives a reboot of both nodes; switching the
  * cluster to IVSHMEM and back (in-place domain updates) keeps a random FAM
  * sentinel byte-identical, and the same hello_fabric commands work in both.
+ * The image holds nothing of the stack: each node's user (not the default),
+ * its sudo rule and /etc/hosts come from its seed disk at boot, and stay
+ * (with the user's home and the node's own host keys) across reboots.
  */
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
@@ -47,10 +50,16 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
   const marker = `cxl marker from dn01 ${crypto.randomBytes(6).toString("hex")}`;
 
   after(async () => {
-    // The consoles outlive the scratch directory, for a look after a failure.
-    if (cluster) fs.writeFileSync(path.join(RUN_DIR, "cxl-e2e-consoles.log"), cluster.consoles());
-    await cluster?.destroy();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      // The consoles outlive the scratch directory, for a look after a failure.
+      if (cluster) {
+        fs.mkdirSync(RUN_DIR, { recursive: true });
+        fs.writeFileSync(path.join(RUN_DIR, "cxl-e2e-consoles.log"), cluster.consoles());
+      }
+    } finally {
+      await cluster?.destroy();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("shares /dev/fam live between nodes and with the host, across reboots and mode switches", async () => {
@@ -102,6 +111,36 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
     const uuidsBefore = [await nsUuid(0), await nsUuid(1)];
     assert.match(uuidsBefore[0] ?? "", /"uuid":"[0-9a-f-]{36}"/, "a labelled namespace in the LSA");
 
+    // --- the stack's identity, from the seed disk: user, sudo, names, node-to-node SSH
+    const [n1, n2] = c.plan.nodes;
+    assert.equal((await c.on(0, "id -un")).trim(), c.user);
+    assert.equal((await c.on(0, "hostname")).trim(), n1?.name);
+    assert.equal((await c.on(1, "sudo -n id -u")).trim(), "0");
+    assert.equal((await c.on(0, "cat /etc/fame/user")).trim(), c.user);
+    const names = await c.on(0, `getent hosts torms ${n2?.name}`);
+    assert.match(
+      names,
+      new RegExp(`^${c.plan.network.tormsIp.replaceAll(".", "\\.")}\\s+torms$`, "m"),
+    );
+    assert.match(names, new RegExp(`^${n2?.ip.replaceAll(".", "\\.")}\\s+${n2?.name}$`, "m"));
+    assert.equal(
+      (await c.on(0, `ssh -o BatchMode=yes ${n2?.name} hostname`)).trim(),
+      n2?.name,
+      "node01 reaches node02 by name with the stack's key",
+    );
+    for (const d of c.domains) {
+      assert.match(
+        fs.readFileSync(d.consoleLog, "utf8"),
+        new RegExp(`fame-seed: user ${c.user}, names and credentials installed`),
+        `${d.name}'s serial console log shows the seed applied`,
+      );
+    }
+    const hostKeys = async () =>
+      Promise.all(c.plan.nodes.map((_, i) => c.on(i, "cat /etc/ssh/ssh_host_ed25519_key.pub")));
+    const keysBefore = await hostKeys();
+    assert.notEqual(keysBefore[0], keysBefore[1], "each node made its own host key");
+    await c.on(0, "echo mine > home-kept");
+
     // --- node01 writes a marker through /dev/fam; node02 reads it live; the host finds it
     const build = "gcc -O2 -o hello_fabric /usr/local/share/fame/hello_fabric.c";
     await Promise.all([c.on(0, build), c.on(1, build)]);
@@ -147,6 +186,10 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
     assert.equal(await readMarker(1), marker);
     assert.equal(await readMarker(0), marker);
     sentinelIntact();
+    // the seed ran again: the same user with its home, the node's own host keys kept
+    assert.equal((await c.on(0, "cat home-kept")).trim(), "mine");
+    assert.deepEqual(await hostKeys(), keysBefore);
+    assert.equal((await c.on(1, "sudo -n id -u")).trim(), "0");
 
     // --- switch to IVSHMEM: an in-place update that restarts the nodes; same commands, same bytes
     await c.on(0, "echo kept > disk-kept");
@@ -161,6 +204,10 @@ describe("e2e: FAM as CXL memory on Debian nodes", function () {
       );
     }
     assert.equal((await c.on(0, "cat disk-kept")).trim(), "kept", "the node's disk was kept");
+    // the update stopped each node gracefully (ACPI), not by a forced power-off
+    for (const d of c.domains) {
+      assert.match(fs.readFileSync(d.consoleLog, "utf8"), /reboot: Power down/, d.name);
+    }
     assert.equal(await readMarker(1), marker, "same hello_fabric command over IVSHMEM");
     assert.equal(await readMarker(0), marker);
     sentinelIntact();

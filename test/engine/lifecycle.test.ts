@@ -14,6 +14,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { EngineEvent, OpType, Stack } from "@pulumi/pulumi/automation";
+import { cmdline, procInfo } from "../../lib/host/proc";
 import { DEBIAN_IMAGE } from "../helpers/debianCluster";
 import { readAt } from "../helpers/files";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../helpers/pulumi";
@@ -161,9 +162,10 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
   }
 
   before(async () => {
-    assert.deepEqual(
-      [DEBIAN_IMAGE.hostbase, DEBIAN_IMAGE.octets123, DEBIAN_IMAGE.user, DEBIAN_IMAGE.sizeGbytes],
-      [HOSTBASE, OCTETS, USER, 4],
+    // User, hostbase and subnet are not in the image (the seed disks carry them).
+    assert.equal(
+      DEBIAN_IMAGE.sizeGbytes,
+      4,
       "the suite shares the Debian image recipe of test/helpers/debianCluster.ts",
     );
     usePulumiCli();
@@ -403,7 +405,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     assert.match(stackFile, /fame:password:\s+secure:/);
   });
 
-  it("a pulumi up killed while nodes are created converges after the CLI's own recovery", async () => {
+  it("a pulumi up killed while nodes are created leaves nothing running and converges after the CLI's own recovery", async () => {
     await stack.setConfig("fame:nodes", { value: "3" });
     const killed = runCommand("pulumi", ["up", "--yes", "--stack", STACK, "--skip-preview"], env);
     const deadline = Date.now() + 10 * 60_000;
@@ -411,15 +413,40 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       if (Date.now() > deadline) throw new Error("pulumi up never started creating node03");
       await new Promise((r) => setTimeout(r, 100));
     }
-    // The CLI and every plugin it started (they run in process groups of their own).
-    for (const pid of processTree(killed.child.pid as number)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
-    }
-    await killed.done;
+    // Everything the run started, named by pid and start time (a pid alone may be reused).
+    const cli = killed.child.pid as number;
+    const run = processTree(cli).map((pid) => ({
+      pid,
+      start: procInfo(pid)?.start,
+      cmd: cmdline(pid),
+    }));
+    assert.ok(
+      run.some((p) => p.cmd.includes("dynamic-provider")),
+      `the provider process runs: ${run.map((p) => p.cmd).join(" | ")}`,
+    );
+    // As a closed terminal does: the CLI's process group only. The plugins run in
+    // groups of their own: fame's provider must notice by itself and stop.
+    process.kill(-cli, "SIGKILL");
+    if (killed.child.exitCode === null && killed.child.signalCode === null)
+      await new Promise((r) => killed.child.once("exit", r));
+    // The official language host is Pulumi's own: it ends at its next engine health check (5 min).
+    const left = () =>
+      run.filter((p) => {
+        const now = procInfo(p.pid);
+        return (
+          now !== undefined &&
+          now.state !== "Z" &&
+          now.start === p.start &&
+          !/pulumi-language-nodejs/.test(p.cmd)
+        );
+      });
+    const stopBy = Date.now() + 15_000;
+    while (left().length > 0 && Date.now() < stopBy) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(
+      left().map((p) => `${p.pid} ${p.cmd}`),
+      [],
+      "processes of the killed run still running",
+    );
     // What the CLI advises after an interrupted update: release its lock
     // (`pulumi cancel`), then refresh with the pending creates cleared.
     await stack.cancel();

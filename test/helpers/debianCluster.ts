@@ -2,7 +2,8 @@
  * Two (or more) real Debian nodes from the golden image, driven through the
  * serialized providers the way the engine does, inside the sandbox: shared by
  * the CXL end-to-end test and the cross-node atomics benchmark. The image
- * recipe is the Debian e2e test's own, so one cached image serves them all.
+ * recipe is the Debian e2e test's own, so one cached image serves them all
+ * (whatever user, names and subnet a stack has: those are on the seed disks).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -60,13 +61,13 @@ export function testSuite(value = process.env.FAME_TEST_SUITE): Suite {
 }
 
 /** The Debian e2e test's recipe inputs: the same image for every test that boots Debian. */
-export const DEBIAN_IMAGE = {
-  suite: testSuite(),
-  // Not the default (l4mdc): the user name must flow from config to image, seed and SSH.
+export const DEBIAN_IMAGE = { suite: testSuite(), sizeGbytes: 4 } as const;
+/** The cluster's own identity, set up on each node from its seed disk at boot. */
+export const DEBIAN_STACK = {
+  // Not the default (l4mdc): the user name must flow from config to seed and SSH.
   user: "fabric",
   hostbase: "dn",
   octets123: "10.213.60",
-  sizeGbytes: 4,
 } as const;
 
 export interface DebianCluster {
@@ -191,10 +192,10 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   const { uri, dir, owner } = args;
   const plan = clusterPlan({
     nodes: args.nodes ?? 2,
-    hostbase: DEBIAN_IMAGE.hostbase,
-    octets123: DEBIAN_IMAGE.octets123,
+    hostbase: DEBIAN_STACK.hostbase,
+    octets123: DEBIAN_STACK.octets123,
   });
-  const user = DEBIAN_IMAGE.user;
+  const user = DEBIAN_STACK.user;
 
   const image0 = goldenImageRecipe({
     mirror: IMAGE_MIRROR,
@@ -243,7 +244,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   await net.create(netIn);
   cleanups.push(() => net.delete(netIn.name, { ...netIn, active: true }));
 
-  const seeds = seedFiles(key.publicKey, key.privateKey);
+  const seeds = seedFiles(DEBIAN_STACK, key.publicKey, key.privateKey);
   const lsaInputs = plan.nodes.map((node) =>
     famInputs(path.join(dir, lsaFileName(node)), { sizeBytes: CXL_LSA_BYTES }),
   );

@@ -96,6 +96,11 @@ export function allocatedBooks(db: string): number {
   return dbCount(db, "select count(*) from books where allocated!=0");
 }
 
+/** Files waiting for their books to be zeroed and freed (upstream's unlink workflow). */
+export function zeroing(db: string): number {
+  return dbCount(db, "select count(*) from shelves where name like '.lfs_pending_zero_%'");
+}
+
 /** Books per interleave group (node), from the database's FAModules. */
 export function booksPerNode(db: string): number {
   return dbCount(db, "select count(*) from books where intlv_group=0");
@@ -107,6 +112,8 @@ export class LfsLab {
   readonly db: string;
   readonly fam: string;
   readonly port = 9093;
+  /** Pid of each node's LFS daemon (nsenter execs it: the same process). */
+  readonly nodePids = new Map<number, number>();
 
   /** A namespace with `lo` up, a database built from `ini`, and a FAM file of `famBytes`. */
   constructor(
@@ -205,10 +212,11 @@ export class LfsLab {
   async startNode(node: number, extra: string[] = []): Promise<string> {
     const mnt = path.join(this.dir, `lfs${node}`);
     fs.mkdirSync(mnt, { recursive: true });
-    this.start(`lfs${node}`, [
+    const p = this.start(`lfs${node}`, [
       ...launcherArgv({ node, port: this.port, shadowFile: this.fam, mountpoint: mnt }),
       ...extra,
     ]);
+    this.nodePids.set(node, p.pid!);
     await this.waitFor(`the LFS mount of node ${node}`, () => this.mounted(mnt));
     return mnt;
   }

@@ -5,7 +5,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { hostFacts, type ProgramHostFacts } from "../../lib/host/hostfacts";
-import { librarianUnitName } from "../../lib/lfs";
+import { librarianUnitName, monitorUnitName, monitorUrl } from "../../lib/lfs";
 
 export interface Registered {
   type: string;
@@ -23,6 +23,11 @@ const COMPUTED: Record<string, (inputs: Record<string, unknown>) => Record<strin
   "pulumi-nodejs:dynamic/fame:LibrarianService": (i) => ({
     unit: librarianUnitName(String(i.owner)),
     running: true,
+  }),
+  "pulumi-nodejs:dynamic/fame:LibrarianMonitor": (i) => ({
+    unit: monitorUnitName(String(i.owner)),
+    running: true,
+    url: monitorUrl(String(i.host), Number(i.port)),
   }),
   "pulumi-nodejs:dynamic/fame:SshKey": (i) => ({
     publicKey: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMOCK ${i.comment}`,

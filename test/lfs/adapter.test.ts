@@ -6,7 +6,7 @@
  * a private network + mount namespace.
  */
 import * as assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
@@ -18,11 +18,22 @@ import {
   PYTHON,
   shelfBooks,
   TM_LIBRARIAN,
+  zeroing,
 } from "../helpers/lfs";
 import { scratchDir } from "../helpers/sandbox";
 
 const MiB = 2 ** 20;
 const BOOK = 8 * MiB;
+
+/** What getxattr user.fame.stats answers (templates/lfs/lfs_fast.py). */
+interface AdapterStats {
+  features: string[];
+  librarian: Record<string, number>;
+  ops: Record<
+    string,
+    { count: number; seconds: number; bytes: number; sizes: Record<string, number> }
+  >;
+}
 
 /** Runs Python with fame's adapter directory first on sys.path and tm-librarian's src after it. */
 function py(code: string, ...args: string[]): string {
@@ -121,6 +132,69 @@ print(json.dumps(seen))`);
       ["getattr", "/f", null, [7, 8, 9]],
       ["fallocate", "/f", 0, 0, 4096, 42],
     ]);
+  });
+
+  it("takes --fast all, none or a comma list of lfs_fast's features, refusing others", () => {
+    const out = py(`from lfs_fast import parse_features as f
+print(sorted(f("all")), sorted(f("none")), sorted(f("handle,copy")))
+for bad in ("", "fast", "handle,bogus", "copy", "size,xattr", "grow"):
+    try:
+        f(bad); print("accepted", repr(bad))
+    except ValueError as e:
+        print("refused", e)`);
+    assert.doesNotMatch(out, /accepted/);
+    const [first, ...refusals] = out.trim().split("\n");
+    assert.equal(
+      first,
+      "['copy', 'grow', 'handle', 'size', 'xattr', 'zero'] [] ['copy', 'handle']",
+    );
+    assert.equal(refusals.length, 6);
+    assert.match(out, /refused --fast 'fast': expected all, none or a comma list of handle, copy/);
+    assert.match(out, /refused --fast copy needs handle/);
+  });
+
+  it("sends each Librarian request with its own context: another thread's command while one waits for the socket is no EILSEQ", () => {
+    // Upstream's librarian() with a socket stand-in; thread A's request waits for the
+    // socket while another thread makes its next command.
+    const run = (wrapped: boolean) =>
+      py(
+        `import json, sys, threading, time
+import lfs_fast, lfs_fuse
+from cmdproto import LibrarianCommandProtocol
+class Torms:
+    inOOB = []
+    sent = []
+    def send_all(self, d):
+        self.sent.append(json.loads(json.dumps(d)))
+    def recv_all(self):
+        return {"value": 1, "context": {"seq": self.sent[-1]["context"]["seq"]}}
+class Log:
+    def error(self, m):
+        pass
+fs = object.__new__(lfs_fuse.LibrarianFS)
+fs.lcp = LibrarianCommandProtocol({"umask": 0, "node_id": 1, "physloc": "1_1_1"})
+fs.inflight, fs.torms, fs.logger = threading.Lock(), Torms(), Log()
+stats = lfs_fast.Stats([])
+if sys.argv[1] == "wrapped":
+    lfs_fast.count_round_trips(fs, stats)
+got = []
+def a():
+    try:
+        got.append(fs.librarian(fs.lcp("get_fs_stats")))
+    except OSError as e:
+        got.append("errno %d" % e.errno)
+fs.inflight.acquire()
+t = threading.Thread(target=a)
+t.start()
+time.sleep(0.3)
+fs.lcp("get_fs_stats")
+fs.inflight.release()
+t.join()
+print(json.dumps([got, stats.snapshot()["librarian"]]))`,
+        wrapped ? "wrapped" : "upstream",
+      );
+    assert.deepEqual(JSON.parse(run(false)), [["errno 84"], {}], "upstream's race: EILSEQ");
+    assert.deepEqual(JSON.parse(run(true)), [[1], { get_fs_stats: 1 }]);
   });
 
   it("answers a context outside a FUSE request with this process's ids", () => {
@@ -315,6 +389,281 @@ os.close(fd)`,
     assert.equal(shelfBooks(lab.db, "big").length, 3);
   });
 
+  /** The daemon's own counters (getxattr user.fame.stats on the mount's root). */
+  function daemonStats(mnt: string): AdapterStats {
+    return JSON.parse(
+      lab.sh([
+        PYTHON,
+        "-c",
+        "import os,sys; sys.stdout.write(os.getxattr(sys.argv[1], 'user.fame.stats').decode())",
+        mnt,
+      ]),
+    ) as AdapterStats;
+  }
+
+  /**
+   * Requests a node's daemon has sent the Librarian: the data segments out of
+   * its TCP connection, as the kernel counts them (each request is one
+   * segment on lo), independent of the adapter.
+   */
+  function sentToLibrarian(node: number): number {
+    const pid = lab.nodePids.get(node);
+    const out = lab.sh(["ss", "-Htinp", "state", "established", "( dport = :9093 )"]);
+    // One record per socket: its address line, then an indented line of TCP info.
+    const records = out.split(/\n(?=\S)/);
+    const mine = records.filter((r) => r.includes(`pid=${pid},`));
+    assert.equal(mine.length, 1, `one Librarian connection of node ${node}'s daemon:\n${out}`);
+    const m = /data_segs_out:(\d+)/.exec(mine[0]!);
+    return m ? Number(m[1]) : 0;
+  }
+
+  const heartbeat = (d: AdapterStats) =>
+    (d.librarian.update_node_soc_status ?? 0) + (d.librarian.update_node_mc_status ?? 0);
+  const allRoundTrips = (d: AdapterStats) => Object.values(d.librarian).reduce((a, b) => a + b, 0);
+
+  it("a sequential 16 MiB write and read cost at most 0.75 and 0.5 Librarian round trips per MiB, in 128 KiB requests", async () => {
+    const data = path.join(lab.dir, "seq16");
+    const buf = Buffer.alloc(16 * MiB);
+    for (let i = 0; i < buf.length; i += 4) buf.writeUInt32LE((i * 2654435761) >>> 0, i);
+    fs.writeFileSync(data, buf);
+    const file = path.join(m1, "seq16");
+
+    /** Runs cmd; requests node 1 sent, at most `limit` besides its heartbeat (one per 10 s). */
+    const phase = (what: string, cmd: string[], limit: number) => {
+      const segs = sentToLibrarian(1);
+      const t = Date.now();
+      lab.sh(cmd);
+      const sent = sentToLibrarian(1) - segs;
+      const heartbeats = Math.floor((Date.now() - t) / 10_000) + 1;
+      assert.ok(
+        sent <= limit + heartbeats,
+        `${what} took ${sent} Librarian round trips (at most ${limit} + ${heartbeats} heartbeat)`,
+      );
+      return sent;
+    };
+    const w = phase(
+      "writing 16 MiB",
+      ["dd", `if=${data}`, `of=${file}`, "bs=1M", "status=none"],
+      12,
+    );
+    const r = phase(
+      "reading 16 MiB",
+      ["sh", "-c", 'dd if="$1" bs=1M status=none | cmp - "$2"', "sh", file, data],
+      8,
+    );
+    assert.ok(w > 0 && r > 0);
+
+    // The adapter's own counters agree with the kernel's, and see 128 KiB requests.
+    const counted = (cmd: string[]) => {
+      const segs = sentToLibrarian(1);
+      const before = daemonStats(m1);
+      lab.sh(cmd);
+      const after = daemonStats(m1);
+      assert.equal(allRoundTrips(after) - allRoundTrips(before), sentToLibrarian(1) - segs);
+      assert.ok(heartbeat(after) - heartbeat(before) <= 2);
+      return { before, after };
+    };
+    // Request sizes: libfuse 2's largest (its buffer holds 128 KiB + a header; the
+    // kernel's FUSE_MAX_PAGES is libfuse 3's).
+    const sizes = (p: { before: AdapterStats; after: AdapterStats }, op: string) => {
+      const a = p.after.ops[op]?.sizes ?? {};
+      const b = p.before.ops[op]?.sizes ?? {};
+      return Object.fromEntries(
+        Object.entries(a)
+          .map(([k, v]) => [k, v - (b[k] ?? 0)] as const)
+          .filter(([, v]) => v > 0),
+      );
+    };
+    const again = path.join(m1, "seq16b");
+    assert.deepEqual(
+      sizes(counted(["dd", `if=${data}`, `of=${again}`, "bs=1M", "status=none"]), "write"),
+      { [128 * 1024]: 128 },
+    );
+    assert.deepEqual(
+      sizes(counted(["dd", `if=${again}`, "of=/dev/null", "bs=1M", "status=none"]), "read"),
+      {
+        [128 * 1024]: 128,
+      },
+    );
+    lab.sh(["rm", again]);
+    await lab.waitFor("the removed file's books to be freed", () => zeroing(lab.db) === 0);
+  });
+
+  it("this node's truncate and fallocate refresh what its open handles use", () => {
+    // One process keeps the file open; another truncates and fallocates it meanwhile.
+    const out = lab.sh([
+      PYTHON,
+      "-c",
+      `import os, subprocess, sys
+f = sys.argv[1]
+fd = os.open(f, os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"A" * 4096)
+subprocess.check_call(["truncate", "-s", "12M", f])
+subprocess.check_call(["fallocate", "-l", "24M", f])
+os.pwrite(fd, b"in-book-2", 20 * 1024 * 1024)
+os.pwrite(fd, b"in-book-1", 9 * 1024 * 1024)
+os.close(fd)
+print(os.stat(f).st_size)`,
+      path.join(m1, "held"),
+    ]);
+    assert.equal(out.trim(), String(24 * MiB));
+    const books = shelfBooks(lab.db, "held");
+    assert.equal(books.length, 3);
+    const fam = fs.openSync(lab.fam, "r");
+    try {
+      for (const [at, text] of [
+        [20 * MiB, "in-book-2"],
+        [9 * MiB, "in-book-1"],
+      ] as const) {
+        const b = books[Math.floor(at / BOOK)]!;
+        const got = Buffer.alloc(text.length);
+        fs.readSync(
+          fam,
+          got,
+          0,
+          got.length,
+          b.intlvGroup * 64 * BOOK + b.bookNum * BOOK + (at % BOOK),
+        );
+        assert.equal(got.toString(), text, `byte ${at} in FAM at its book's offset`);
+      }
+    } finally {
+      fs.closeSync(fam);
+    }
+    assert.equal(lab.sh(["stat", "-c", "%s", path.join(m2, "held")]).trim(), String(24 * MiB));
+  });
+
+  it("a size grown by writes reaches the Librarian at close; close-to-open across nodes after node 2 extends, shrinks and re-creates a file", async () => {
+    const f1 = path.join(m1, "coherent");
+    const f2 = path.join(m2, "coherent");
+    const pattern = (seed: number, n: number) => {
+      const b = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 17) % 253;
+      return b;
+    };
+    const put = (file: string, data: Buffer, seek = 0, trunc = true) =>
+      lab.sh(
+        [
+          "dd",
+          `of=${file}`,
+          "bs=1M",
+          `seek=${seek}`,
+          "oflag=seek_bytes",
+          ...(trunc ? [] : ["conv=notrunc"]),
+          "status=none",
+        ],
+        data,
+      );
+    const get = (file: string) =>
+      spawnSync("nsenter", ["-t", String(lab.holder.pid), "-n", "-m", "--", "cat", file], {
+        maxBuffer: 64 * MiB,
+      }).stdout;
+    // The kernel keeps a file's attributes for FUSE's default attr_timeout (1 s).
+    const attrTimeout = () => new Promise((r) => setTimeout(r, 1100));
+
+    // Node 1 writes 5 MiB + 3 bytes from empty: one book, its size set at close.
+    const a = pattern(1, 5 * MiB + 3);
+    put(f1, a);
+    assert.equal(shelfBooks(lab.db, "coherent").length, 1);
+    assert.equal(lab.sh(["stat", "-c", "%s", f2]).trim(), String(a.length));
+    assert.deepEqual(get(f2), a);
+
+    // Node 2 extends it (new books) and writes there; node 1 reopens.
+    lab.sh(["truncate", "-s", "20M", f2]);
+    const b = pattern(2, 3 * MiB);
+    put(f2, b, 15 * MiB, false);
+    await attrTimeout();
+    const extended = Buffer.alloc(20 * MiB);
+    a.copy(extended);
+    b.copy(extended, 15 * MiB);
+    assert.equal(lab.sh(["stat", "-c", "%s", f1]).trim(), String(20 * MiB));
+    assert.deepEqual(get(f1), extended);
+
+    // Node 2 shrinks it.
+    lab.sh(["truncate", "-s", "4M", f2]);
+    await attrTimeout();
+    assert.deepEqual(get(f1), a.subarray(0, 4 * MiB));
+
+    // Node 2 re-creates it with other content (other books); node 1 reads the new file.
+    lab.sh(["rm", f2]);
+    const c = pattern(3, 9 * MiB);
+    put(f2, c);
+    await attrTimeout();
+    assert.deepEqual(get(f1), c);
+    await lab.waitFor(
+      "the removed file's books to be zeroed and freed",
+      () => zeroing(lab.db) === 0,
+    );
+
+    // A write past the end on node 1, inside the last book: node 2 sees the size once node 1 closed.
+    put(f1, Buffer.from("tail"), 9 * MiB, false);
+    await attrTimeout();
+    assert.equal(lab.sh(["stat", "-c", "%s", f2]).trim(), String(9 * MiB + 4));
+    assert.equal(shelfBooks(lab.db, "coherent").length, 2);
+  });
+
+  it("a file held open while another node grows it: a write past this node's books keeps the other node's size and bytes", async () => {
+    const f1 = path.join(m1, "grown");
+    const f2 = path.join(m2, "grown");
+    lab.sh(["truncate", "-s", "8M", f1]);
+    // Node 1 keeps the file open (one book, as it knew it at open) until told to write.
+    const holder = spawn(
+      "nsenter",
+      [
+        "-t",
+        String(lab.holder.pid),
+        "-n",
+        "-m",
+        "--",
+        PYTHON,
+        "-c",
+        `import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+print("open", flush=True)
+sys.stdin.readline()
+os.pwrite(fd, b"node1-at-12M", 12 * 1024 * 1024)
+os.close(fd)
+print("done", flush=True)`,
+        f1,
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    let said = "";
+    holder.stdout.on("data", (d) => {
+      said += d;
+    });
+    await lab.waitFor("node 1 to open the file", () => said.includes("open"));
+    lab.sh(["truncate", "-s", "24M", f2]);
+    lab.sh(
+      [
+        "dd",
+        `of=${f2}`,
+        "bs=1M",
+        `seek=${20 * MiB}`,
+        "oflag=seek_bytes",
+        "conv=notrunc",
+        "status=none",
+      ],
+      "node2-at-20M",
+    );
+    holder.stdin.write("go\n");
+    await lab.waitFor("node 1's write", () => said.includes("done"));
+    await new Promise((r) => setTimeout(r, 1100)); // node 2's attribute cache
+    assert.equal(lab.sh(["stat", "-c", "%s", f2]).trim(), String(24 * MiB));
+    const at = (off: number, n: number) =>
+      lab.sh([
+        "dd",
+        `if=${f2}`,
+        "bs=1M",
+        `skip=${off}`,
+        `count=${n}`,
+        "iflag=skip_bytes,count_bytes",
+        "status=none",
+      ]);
+    assert.equal(at(20 * MiB, 12), "node2-at-20M");
+    assert.equal(at(12 * MiB, 12), "node1-at-12M");
+    assert.equal(shelfBooks(lab.db, "grown").length, 3);
+  });
+
   it("rm frees the file's books", async () => {
     const before = allocatedBooks(lab.db);
     lab.sh(["rm", path.join(m1, "data")]);
@@ -324,6 +673,20 @@ os.close(fd)`,
       60_000,
     );
     assert.equal(lab.run(["stat", path.join(m2, "data")]).status, 1);
+  });
+
+  it("rm of many files at once zeroes and frees every book", async () => {
+    const before = allocatedBooks(lab.db);
+    const files = Array.from({ length: 12 }, (_, i) => path.join(m2, `many${i}`));
+    for (const f of files) lab.sh(["truncate", "-s", "8M", f]);
+    assert.equal(allocatedBooks(lab.db), before + files.length);
+    // Zeroing threads run while the daemon handles the next unlinks.
+    lab.sh(["rm", ...files]);
+    await lab.waitFor(
+      "every book of the removed files to be freed",
+      () => allocatedBooks(lab.db) === before && zeroing(lab.db) === 0,
+      60_000,
+    );
   });
 
   it("left the shadow (FAM) file's size alone", () => {

@@ -189,10 +189,36 @@ describe("change report (what preview says before anything happens)", () => {
     );
   });
 
-  it("warns that a new hostbase or subnet replaces the network and every node", () => {
+  it("warns that a new hostbase replaces the network and every node with its disk", () => {
     assert.match(
-      say(base, { octets123: "10.0.0" }).warnings.join(),
-      /network and every node are replaced/,
+      say(base, { hostbase: "tm" }).warnings.join(),
+      /network and every node are replaced, and the nodes' disks with them/,
+    );
+  });
+
+  it("says a new subnet replaces the network and restarts the nodes, keeping their disks", () => {
+    const r = say(base, { octets123: "10.0.0" });
+    assert.deepEqual(r.warnings, [], "nothing on the nodes' disks is at risk");
+    assert.match(
+      r.info.join("\n"),
+      /subnet changes from 192.168.42.0\/24 to 10.0.0.0\/24: the network is replaced/,
+    );
+    assert.match(
+      r.info.join("\n"),
+      /node01, node02, node03, node04 restart to apply subnet 192.168.42 -> 10.0.0 \(disks and FAM kept\)/,
+    );
+  });
+
+  it("says a new node user restarts the nodes (set up from the seed), disks kept; an older record has none", () => {
+    const r = say({ ...base, user: "l4mdc" }, { user: "dev" });
+    assert.deepEqual(r.warnings, []);
+    assert.match(r.info.join(), /restart to apply user l4mdc -> dev \(disks and FAM kept\)/);
+    assert.deepEqual(say(base, { user: "dev" }).info, ["no change to the cluster"]);
+    const { user: _u, ...old } = { ...base, user: "x" };
+    assert.ok("applied" in parseApplied(JSON.stringify(old), base.owner));
+    assert.match(
+      JSON.stringify(parseApplied(JSON.stringify({ ...base, user: 3 }), base.owner)),
+      /field user is of the wrong type/,
     );
   });
 

@@ -3,7 +3,9 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { imageArgs } from "../../components/cluster";
 import { goldenImageRecipe } from "../../components/goldenImage";
+import { resolveRaw, validateConfig } from "../../lib/config";
 import {
   aptProxyConf,
   hostsFile,
@@ -14,6 +16,7 @@ import {
   mmdebstrapCommand,
   SUITE_DIFFERENCES,
   seedScript,
+  sudoersLine,
 } from "../../lib/image";
 
 import { imageInputs } from "../helpers/fixtures";
@@ -76,7 +79,7 @@ describe("golden image recipe", () => {
     assert.equal(file(base, "/etc/apt/apt.conf.d/01fame-proxy"), undefined);
     assert.ok(!JSON.stringify(imageRecipe(base)).includes("Proxy"));
     // the seed script installs the seed's apt proxy file, or removes a stale one
-    const seed = seedScript("dev");
+    const seed = seedScript();
     assert.match(
       seed,
       /install -m 644 "\$mnt\/apt-proxy.conf" \/etc\/apt\/apt.conf.d\/01fame-proxy/,
@@ -84,25 +87,64 @@ describe("golden image recipe", () => {
     assert.match(seed, /rm -f \/etc\/apt\/apt.conf.d\/01fame-proxy/);
   });
 
-  it("gives the node user passwordless sudo and turns root and password SSH logins off", () => {
-    const sudo = file({ ...base, user: "dev" }, "/etc/sudoers.d/fame-user");
-    assert.equal(sudo?.content, "dev ALL=(ALL) NOPASSWD:ALL\n");
-    assert.equal(sudo?.mode, 0o440);
+  it("turns root and password SSH logins off; holds no node user, sudo rule or stack names", () => {
     const sshd = file(base, "/etc/ssh/sshd_config.d/fame.conf")?.content ?? "";
     assert.match(sshd, /^PermitRootLogin no$/m);
     assert.match(sshd, /^PasswordAuthentication no$/m);
-    assert.equal(imageRecipe({ ...base, user: "dev" }).user, "dev");
+    // the seed disk carries them (lib/outputs seedFiles), installed by fame-seed at boot
+    assert.equal(file(base, "/etc/sudoers.d/fame-user"), undefined);
+    assert.equal(file(base, "/etc/fame/user"), undefined);
+    assert.equal(
+      file(base, "/etc/hosts")?.content,
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    const text = JSON.stringify(imageRecipe(base));
+    assert.doesNotMatch(text, /l4mdc|\\ttorms|192\.168\.42|NOPASSWD/);
+    const hook = fs.readFileSync(
+      path.join(__dirname, "..", "..", "templates", "image", "customize.sh"),
+      "utf8",
+    );
+    assert.doesNotMatch(hook, /useradd|FAME_USER/);
+    assert.match(hook, /passwd --lock root/);
   });
 
-  it("names torms and every possible node in /etc/hosts", () => {
+  it("names torms and every possible node in a stack's /etc/hosts (for its seed disks)", () => {
     const hosts = hostsFile("tm", "10.1.2");
+    assert.match(hosts, /^127\.0\.0\.1\tlocalhost$/m);
     assert.match(hosts, /^10\.1\.2\.254\ttorms$/m);
     assert.match(hosts, /^10\.1\.2\.1\ttm01$/m);
     assert.match(hosts, /^10\.1\.2\.253\ttm253$/m);
-    assert.equal(
-      file({ ...base, hostbase: "tm", octets123: "10.1.2" }, "/etc/hosts")?.content,
-      hosts,
+    assert.equal(sudoersLine("dev"), "dev ALL=(ALL) NOPASSWD:ALL\n");
+  });
+
+  it("sets the node user up from the seed at boot: created once, kept after, a replaced one locked out", () => {
+    const seed = seedScript();
+    assert.doesNotMatch(seed, /^user=[a-z]/m, "no user name is baked into the script");
+    assert.match(seed, /^user=\$\(head -n 1 "\$mnt\/user" /m);
+    // refused: no name, root, or anything but a Linux user name
+    assert.match(seed, /'' \| root \| \[!a-z_\]\* \| \*\[!a-z0-9_-\]\*\)/);
+    // created only when absent (idempotent: an existing user keeps its home and files)
+    assert.match(
+      seed,
+      /if ! getent passwd "\$user" >\/dev\/null; then\n {2}useradd --create-home --shell \/bin\/bash --groups sudo --password '!' "\$user"\n/,
     );
+    assert.match(seed, /-lt 1000 .*\n.*system account/);
+    // a seed naming another user: the old one may no longer log in
+    assert.match(seed, /prev=\$\(head -n 1 \/etc\/fame\/user /);
+    assert.match(seed, /usermod --expiredate 1970-01-02 "\$prev"/);
+    assert.match(seed, /printf '%s\\n' "\$user" >\/etc\/fame\/user/);
+    // the stack's names and sudo rule, the latter checked before it is put in place
+    assert.match(seed, /install -m 644 "\$mnt\/hosts" \/etc\/hosts/);
+    assert.match(
+      seed,
+      /install -m 440 -o root -g root "\$mnt\/sudoers" \/etc\/sudoers.d\/fame-user.new\n.*visudo -c -q -f \/etc\/sudoers.d\/fame-user.new; then mv -f/,
+    );
+    // the user's keys in its own home, group from the account (not assumed)
+    assert.match(seed, /group=\$\(id -gn "\$user"\)/);
+    assert.match(seed, /install -d -m 700 -o "\$user" -g "\$group" "\$home\/.ssh"/);
+    const unit = file(base, "/etc/systemd/system/fame-seed.service")?.content ?? "";
+    assert.match(unit, /^Before=ssh.service systemd-user-sessions.service$/m);
+    assert.match(unit, /^StandardOutput=journal\+console$/m);
   });
 
   it("makes host keys on first boot and installs credentials from the seed disk", () => {
@@ -116,8 +158,8 @@ describe("golden image recipe", () => {
       /^HostKey \/etc\/ssh\/ssh_host_ed25519_key$/m,
     );
     assert.equal(file(base, "/etc/initramfs-tools/conf.d/fame")?.content, "FSTYPE=ext4\n");
-    const seed = seedScript("dev");
-    assert.match(seed, /^user=dev$/m);
+    const seed = seedScript();
+    assert.match(seed, /^set -eu$/m);
     assert.match(seed, /blkid -L FAMESEED/);
     assert.match(seed, /00-fame-password.conf/);
     assert.match(seed, /password-hash/);
@@ -128,7 +170,7 @@ describe("golden image recipe", () => {
   it("writes shell scripts that sh accepts (the seed script and the customize hook)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-sh-"));
     try {
-      fs.writeFileSync(path.join(dir, "fame-seed"), seedScript("dev"));
+      fs.writeFileSync(path.join(dir, "fame-seed"), seedScript());
       execFileSync("sh", ["-n", path.join(dir, "fame-seed")]);
       for (const script of ["customize.sh", "fame-fam.sh"]) {
         execFileSync("sh", ["-n", path.join(__dirname, "..", "..", "templates", "image", script)]);
@@ -138,7 +180,7 @@ describe("golden image recipe", () => {
     }
   });
 
-  it("builds the mmdebstrap command line: constant hooks, paths and user in the environment, the proxy as an apt option file", () => {
+  it("builds the mmdebstrap command line: constant hooks, paths in the environment, the proxy as an apt option file", () => {
     const cmd = mmdebstrapCommand(imageRecipe(base), "/c/root/", {
       overlayDir: "/o",
       hookFile: "/c/customize.sh",
@@ -154,7 +196,6 @@ describe("golden image recipe", () => {
     assert.deepEqual(cmd.env, {
       FAME_OVERLAY: "/o",
       FAME_HOOK: "/c/customize.sh",
-      FAME_USER: "l4mdc",
       FAME_HOLD: "",
     });
     assert.equal(args[0], "--variant=minbase");
@@ -238,25 +279,22 @@ describe("golden image: the Debian release (fame:suite)", () => {
   });
 
   it("gives each release its own cache key, and bookworm's exactly the key of the code before fame:suite", () => {
-    // A literal recipe input, hashed by the code before fame:suite (main at 290ff72): an existing
+    // A literal recipe input, hashed by the code before fame:suite (main at a47b246, recipe version 3): an existing
     // stack's bookworm image (and so every node disk on it) must keep its key through the upgrade.
     const fixed: ImageInputs = {
       suite: "bookworm",
       mirror: "http://deb.debian.org/debian",
       l4fame: "",
       kernel: "linux-image-4.14.0-l4fame",
-      user: "l4mdc",
-      hostbase: "node",
-      octets123: "192.168.42",
       sizeGbytes: 6,
       helloFabric: "int main(void) { return 0; }\n",
       famScript: "#!/bin/sh\n",
     };
-    assert.equal(imageKey(imageRecipe(fixed), "hook"), "f1cd13ba689138a0b4bddc99");
+    assert.equal(imageKey(imageRecipe(fixed), "hook"), "fc4ade68537927d3d7b98ef5");
     const l4fame = { ...fixed, l4fame: "http://l4fame.example/Debian" };
-    assert.equal(imageKey(imageRecipe(l4fame), "hook"), "580a1c45665076289c2ec980");
+    assert.equal(imageKey(imageRecipe(l4fame), "hook"), "a3254a2e4d3a76f136d216e2");
     const t = imageKey(imageRecipe({ ...fixed, suite: "trixie" }), "hook");
-    assert.notEqual(t, "f1cd13ba689138a0b4bddc99");
+    assert.notEqual(t, "fc4ade68537927d3d7b98ef5");
     assert.match(t, /^[0-9a-f]{24}$/);
   });
 });
@@ -352,9 +390,6 @@ describe("golden image cache key", () => {
       { suite: "trixie" },
       { mirror: "http://other/debian" },
       { l4fame: "http://l4fame/Debian" },
-      { user: "dev" },
-      { hostbase: "tm" },
-      { octets123: "10.0.0" },
       { sizeGbytes: 8 },
       { helloFabric: "changed" },
       { famScript: "changed" },
@@ -362,6 +397,48 @@ describe("golden image cache key", () => {
     const keys = new Set([key(base), ...variants.map((v) => key({ ...base, ...v }))]);
     assert.equal(keys.size, variants.length + 1);
     assert.notEqual(key(base, "hook v2"), key(base));
+  });
+
+  it("is one image for every stack: user, hostbase and subnet are no image inputs", () => {
+    // What a stack passes for its image (components/cluster imageArgs), for two different stacks.
+    const image = (user: string, hostbase: string, octets123: string) =>
+      goldenImageRecipe(
+        imageArgs(
+          validateConfig(
+            resolveRaw(
+              (k) => ({ user, hostbase, octets123 })[k as string],
+              {},
+              {
+                project: "fame",
+                stack: hostbase,
+              },
+            ),
+          ).config,
+        ),
+      );
+    const a = image("l4mdc", "node", "192.168.42");
+    const b = image("dev", "tm", "10.77.1");
+    assert.equal(a.key, b.key);
+    assert.deepEqual(a.recipe, b.recipe);
+    assert.deepEqual(a.inputs, b.inputs);
+  });
+
+  it("changes whenever the recipe does: any file, package, source or hold", () => {
+    const r = imageRecipe(base);
+    const k = imageKey(r, "hook");
+    const seed = r.files.findIndex((f) => f.path === "/usr/local/sbin/fame-seed");
+    const changed = [
+      {
+        ...r,
+        files: r.files.map((f, i) => (i === seed ? { ...f, content: `${f.content}#\n` } : f)),
+      },
+      { ...r, files: r.files.map((f, i) => (i === seed ? { ...f, mode: 0o700 } : f)) },
+      { ...r, packages: [...r.packages, "vim"] },
+      { ...r, sources: [...r.sources, "deb http://x/ bookworm main"] },
+      { ...r, hold: ["zstd"] },
+    ];
+    const keys = new Set([k, ...changed.map((c) => imageKey(c, "hook"))]);
+    assert.equal(keys.size, changed.length + 1);
   });
 
   it("does not depend on the proxy (it is not an image input)", () => {

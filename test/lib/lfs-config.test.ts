@@ -105,6 +105,54 @@ describe("Librarian config", () => {
     }
   });
 
+  it("runs the monitor with the Librarian unless the stack says otherwise, on port 31179", () => {
+    const off = validate({});
+    assert.deepEqual([off.librarianMonitor, off.librarianMonitorPort], [false, 31179]);
+    const on = validate({ librarian: "true", librarianSource: VENDOR });
+    assert.deepEqual([on.librarianMonitor, on.librarianMonitorPort], [true, 31179]);
+    assert.equal(
+      validate({ librarian: "true", librarianSource: VENDOR, librarianMonitor: "false" })
+        .librarianMonitor,
+      false,
+    );
+    const raw = resolveRaw((k) => ({ librarian: "yes" })[k as string], {}, ctx);
+    assert.deepEqual(raw.librarianMonitor, { value: "yes", source: "computed" });
+    assert.equal(
+      validate({ librarian: "true", librarianSource: VENDOR, librarianMonitorPort: "8080" })
+        .librarianMonitorPort,
+      8080,
+    );
+  });
+
+  it("refuses a monitor without the Librarian, on the Librarian's port, or on a bad port", () => {
+    assert.deepEqual(problems({ librarianMonitor: "true" }), [
+      `fame:librarianMonitor = "true": must be false (or unset) while fame:librarian is off: the monitor shows the Librarian's database`,
+    ]);
+    const lib = { librarian: "true", librarianSource: VENDOR };
+    assert.deepEqual(problems({ ...lib, librarianMonitorPort: "9093" }), [
+      `fame:librarianMonitorPort = "9093": must differ from fame:librarianPort (9093): both listen on torms`,
+    ]);
+    assert.deepEqual(problems({ ...lib, librarianPort: "9100", librarianMonitorPort: "9100" }), [
+      `fame:librarianMonitorPort = "9100": must differ from fame:librarianPort (9100): both listen on torms`,
+    ]);
+    // Off, the port is not used: no clash.
+    assert.deepEqual(
+      problems({ ...lib, librarianMonitor: "false", librarianMonitorPort: "9093" }),
+      [],
+    );
+    for (const bad of ["80", "65536", "x"])
+      assert.match(
+        problems({ ...lib, librarianMonitorPort: bad })[0]!,
+        new RegExp(
+          `^fame:librarianMonitorPort = "${bad}": must (be an integer \\(must )?be a TCP port from 1024 to 65535`,
+        ),
+      );
+    assert.match(
+      problems({ ...lib, librarianMonitor: "maybe" })[0]!,
+      /^fame:librarianMonitor = "maybe": must be true or false/,
+    );
+  });
+
   it("resolves a relative directory against the project directory", () => {
     assert.deepEqual(tmLibrarianSource(VENDOR, "", ROOT), {
       kind: "dir",
@@ -142,6 +190,7 @@ describe("Librarian in the image recipe", () => {
     for (const p of [
       "/opt/fame/lfs/tm_fuse.py",
       "/opt/fame/lfs/fame_lfs.py",
+      "/opt/fame/lfs/lfs_fast.py",
       "/opt/fame/lfs/lfs_offsets.py",
       `${NODE_TM_LIBRARIAN}/src/lfs_fuse.py`,
       `${NODE_TM_LIBRARIAN}/src/tm_fuse.py`,

@@ -4,7 +4,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { resolveRaw, validateConfig } from "../../lib/config";
-import { envSh, shellQuote, sshCommand, sshConfig } from "../../lib/outputs";
+import { hostsFile } from "../../lib/image";
+import { envSh, seedFiles, seedSerial, shellQuote, sshCommand, sshConfig } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
 import { encodeEd25519, generateEd25519 } from "../../lib/sshkey";
 
@@ -62,6 +63,32 @@ describe("stack outputs", () => {
     }
     assert.match(env("http://proxy.lan:3128"), /^export FAME_PROXY='http:\/\/proxy.lan:3128'$/m);
     assert.doesNotMatch(env("http://proxy.lan:3128"), /not written/);
+  });
+
+  it("seed files carry the stack's identity (user, sudo rule, /etc/hosts) with the credentials", () => {
+    const id = { user: "dev", hostbase: "tm", octets123: "10.1.2" };
+    const files = seedFiles(id, "ssh-ed25519 AAAA k", "PRIV", "pw", "http://p:1");
+    assert.equal(files.user, "dev\n");
+    assert.equal(files.sudoers, "dev ALL=(ALL) NOPASSWD:ALL\n");
+    assert.equal(files.hosts, hostsFile("tm", "10.1.2"));
+    assert.match(files.hosts ?? "", /^10\.1\.2\.254\ttorms$/m);
+    assert.match(files.hosts ?? "", /^10\.1\.2\.2\ttm02$/m);
+    assert.equal(files.authorized_keys, "ssh-ed25519 AAAA k\n");
+    assert.equal(files.id_ed25519, "PRIV");
+    assert.equal(files.password, "pw");
+    assert.match(files["apt-proxy.conf"] ?? "", /http:\/\/p:1/);
+    const other = seedFiles({ user: "l4mdc", hostbase: "node", octets123: "192.168.42" }, "k", "p");
+    assert.equal(other.user, "l4mdc\n");
+    assert.match(other.hosts ?? "", /^192\.168\.42\.1\tnode01$/m);
+  });
+
+  it("the seed serial follows the identity only: a new user or subnet restarts nodes, a new secret does not", () => {
+    const id = { user: "dev", hostbase: "tm", octets123: "10.1.2" };
+    assert.match(seedSerial(id), /^[0-9a-f]{20}$/);
+    assert.equal(seedSerial(id), seedSerial({ ...id }));
+    assert.notEqual(seedSerial({ ...id, user: "ops" }), seedSerial(id));
+    assert.notEqual(seedSerial({ ...id, octets123: "10.1.3" }), seedSerial(id));
+    assert.notEqual(seedSerial({ ...id, hostbase: "tn" }), seedSerial(id));
   });
 
   it("quotes for POSIX sh", () => {

@@ -6,6 +6,7 @@ import { famOwnerFile } from "../../lib/ownership";
 import { GiB } from "../../lib/units";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import { type LoadedProvider, loadSerialized } from "../helpers/engine";
+import { famInputs } from "../helpers/fixtures";
 import { scratchDir } from "../helpers/sandbox";
 
 function readAt(file: string, offset: number, len: number): string {
@@ -156,16 +157,8 @@ describe("FamFile deletion: only a destroy asked to, only a file fame created", 
   let dir: string;
   let n = 0;
   /** Inputs for a fresh path in the scratch dir, opted into deletion. */
-  const fresh = (over: Partial<FamFileInputs> = {}): FamFileInputs => ({
-    path: path.join(dir, `FAM-${++n}`),
-    sizeBytes: GiB,
-    group: "libvirt-qemu",
-    mode: 0o660,
-    deleteOnDestroy: true,
-    allowShrink: false,
-    users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
-    ...over,
-  });
+  const fresh = (over: Partial<FamFileInputs> = {}): FamFileInputs =>
+    famInputs(path.join(dir, `FAM-${++n}`), over);
   /** A file that exists before fame sees it, holding a sentinel. */
   const existing = (file: string) => {
     fs.writeFileSync(file, "");

@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { seedFiles } from "../../lib/outputs";
 import { parseOwnerRecord } from "../../lib/ownership";
 import { GiB } from "../../lib/units";
 import {
@@ -190,6 +191,37 @@ describe("host-file providers (loaded from their serialized form)", function () 
     await assert.rejects(p.update(inputs.path, outs!, big), /mke2fs/);
     assert.deepEqual(leftovers(), ["node09.seed.img"]);
     assert.ok(fs.readFileSync(inputs.path).equals(before), "the old seed is untouched");
+  });
+
+  it("SeedDisk: carries the stack's user, sudo rule and /etc/hosts; a new subnet rewrites it in place", async () => {
+    const stack = { user: "fabric", hostbase: "dn", octets123: "10.213.60" };
+    const inputs: SeedDiskInputs = {
+      path: path.join(dir, "dn01.seed.img"),
+      files: seedFiles(stack, "ssh-ed25519 AAAA test", "PRIVATE\n"),
+    };
+    const { provider: p } = await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(
+      () => new SeedDisk("s", inputs),
+    );
+    const { outs } = await p.create(inputs);
+    // what the image's fame-seed script reads at boot (lib/image seedScript)
+    assert.equal(debugfsCat(inputs.path, "user"), "fabric\n");
+    assert.equal(debugfsCat(inputs.path, "sudoers"), "fabric ALL=(ALL) NOPASSWD:ALL\n");
+    const hosts = debugfsCat(inputs.path, "hosts");
+    assert.match(hosts, /^10\.213\.60\.254\ttorms$/m);
+    assert.match(hosts, /^10\.213\.60\.2\tdn02$/m);
+    assert.match(hosts, /^127\.0\.0\.1\tlocalhost$/m);
+    assert.equal(debugfsCat(inputs.path, "authorized_keys"), "ssh-ed25519 AAAA test\n");
+
+    const moved = {
+      ...inputs,
+      files: seedFiles({ ...stack, octets123: "10.213.61" }, "ssh-ed25519 AAAA test", "PRIVATE\n"),
+    };
+    const d = await p.diff(inputs.path, outs!, moved);
+    assert.equal(d.changes, true);
+    assert.deepEqual(d.replaces, [], "the seed is rewritten in place, never replaced");
+    await p.update(inputs.path, outs!, moved);
+    assert.match(debugfsCat(inputs.path, "hosts"), /^10\.213\.61\.2\tdn02$/m);
+    assert.equal(debugfsCat(inputs.path, "user"), "fabric\n");
     await p.delete(inputs.path, outs!);
   });
 

@@ -2,30 +2,29 @@
  * The golden image cache's crash safety, with a stand-in builder (the real
  * mmdebstrap build runs in test/engine/lifecycle.test.ts): builds happen
  * aside and appear atomically, a failed or killed build leaves nothing that
- * looks usable, stale locks and leftovers of dead builders are cleared, and
- * concurrent builds of one key are serialised.
+ * looks usable, stale locks and leftovers of dead builders are cleared,
+ * concurrent builds of one key are serialised, and the lock of a live builder
+ * that makes no progress is taken over (one that works is waited for).
  */
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { cachedImage, ensureImage, IMAGE_FILES } from "../../lib/host/imagebuild";
+import { cachedImage, ensureImage, IMAGE_FILES, lockStallMs } from "../../lib/host/imagebuild";
+import { cmdline, descendants, running } from "../../lib/host/proc";
 import { type ImageInputs, imageKey, imageRecipe } from "../../lib/image";
 import {
   type GoldenImageInputs,
   type GoldenImageOutputs,
   goldenImageProvider,
 } from "../../providers/goldenImage";
-import { scratchDir } from "../helpers/sandbox";
+import { ROOT, scratchDir } from "../helpers/sandbox";
 
 const inputs: ImageInputs = {
   suite: "bookworm",
   mirror: "http://deb.debian.org/debian",
   l4fame: "",
   kernel: "k",
-  user: "u",
-  hostbase: "n",
-  octets123: "10.0.0",
   sizeGbytes: 2,
   helloFabric: "",
   famScript: "",
@@ -42,6 +41,78 @@ function fakeBuild(opts: { failAfter?: number; delayMs?: number; calls?: { n: nu
       fs.writeFileSync(path.join(work, f), f === "packages.txt" ? "systemd 252\nsudo 1.9\n" : f);
     }
   };
+}
+
+/** Stall bound of the lock tests: a few heartbeats, kept well above a loaded machine's hiccups. */
+const STALL_S = 3;
+
+interface Builder {
+  child: ChildProcess;
+  pid: number;
+  /** Resolves once it holds the lock and builds. */
+  building: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+}
+
+/** test/helpers/imageBuilder.ts in a process (and process group) of its own, as another run's provider. */
+function startBuilder(cache: string, key: string, mode: string, seconds = 6): Builder {
+  const child = spawn(
+    process.execPath,
+    [
+      "-r",
+      require.resolve("ts-node/register/transpile-only"),
+      path.join(ROOT, "test", "helpers", "imageBuilder.ts"),
+      cache,
+      key,
+      mode,
+      String(seconds),
+    ],
+    {
+      cwd: ROOT,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, FAME_IMAGE_LOCK_STALL_S: String(STALL_S) },
+    },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stderr: string;
+  }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stderr })));
+  const building = new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("building")) resolve();
+    });
+    exited.then((r) => reject(new Error(`builder ended before building: ${r.stderr}`)));
+  });
+  return { child, pid: child.pid as number, building, exited };
+}
+
+/** Whatever a failed test left of a builder (it leads its own process group). */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    /* gone */
+  }
+}
+
+/** ensureImage with FAME_IMAGE_LOCK_STALL_S = STALL_S, as the builders have it. */
+async function withStall<T>(fn: () => Promise<T>): Promise<T> {
+  const before = process.env.FAME_IMAGE_LOCK_STALL_S;
+  process.env.FAME_IMAGE_LOCK_STALL_S = String(STALL_S);
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.FAME_IMAGE_LOCK_STALL_S;
+    else process.env.FAME_IMAGE_LOCK_STALL_S = before;
+  }
 }
 
 describe("golden image cache (crash safety)", function () {
@@ -184,6 +255,18 @@ describe("golden image cache (crash safety)", function () {
     return { key, work, keep, realMnt: fs.realpathSync(mnt) };
   }
 
+  /** Builds under `cacheDir` over a killed build's mounts: the host data stays, the work dir goes. */
+  async function buildOverKilled(cacheDir: string, hook: string): Promise<void> {
+    const b = await killedBuildWithMount(cacheDir, hook);
+    try {
+      await ensureImage({ cacheDir, key: b.key, recipe, hook, log, build: fakeBuild() });
+    } finally {
+      spawnSync("umount", ["--lazy", b.realMnt]);
+    }
+    assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
+    assert.ok(!fs.existsSync(b.work));
+  }
+
   for (const [what, name] of [
     ["a tab", "my\tcache"],
     ["a backslash", "my\\040cache"],
@@ -193,21 +276,7 @@ describe("golden image cache (crash safety)", function () {
     it(`clears a killed build's mounts under an image cache path with ${what} (escaped in /proc/self/mounts)`, async () => {
       const cacheDir = path.join(cache, name);
       fs.mkdirSync(cacheDir);
-      const b = await killedBuildWithMount(cacheDir, `h-${name.length}-${what.length}`);
-      try {
-        await ensureImage({
-          cacheDir,
-          key: b.key,
-          recipe,
-          hook: `h-${name.length}-${what.length}`,
-          log,
-          build: fakeBuild(),
-        });
-      } finally {
-        spawnSync("umount", ["--lazy", b.realMnt]);
-      }
-      assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
-      assert.ok(!fs.existsSync(b.work));
+      await buildOverKilled(cacheDir, `h-${name.length}-${what.length}`);
     });
   }
 
@@ -216,21 +285,7 @@ describe("golden image cache (crash safety)", function () {
     fs.mkdirSync(real);
     const link = path.join(cache, "linked-cache");
     fs.symlinkSync(real, link);
-    const b = await killedBuildWithMount(link, "h-link");
-    try {
-      await ensureImage({
-        cacheDir: link,
-        key: b.key,
-        recipe,
-        hook: "h-link",
-        log,
-        build: fakeBuild(),
-      });
-    } finally {
-      spawnSync("umount", ["--lazy", b.realMnt]);
-    }
-    assert.equal(fs.readFileSync(path.join(b.keep, "precious"), "utf8"), "must survive");
-    assert.ok(!fs.existsSync(b.work));
+    await buildOverKilled(link, "h-link");
   });
 
   it("gives mmdebstrap the proxy in a root-only file, never on its command line, and removes the file", async () => {
@@ -339,5 +394,95 @@ describe("golden image cache (crash safety)", function () {
     assert.equal(calls.n, 1);
     assert.equal(a.reused, false);
     assert.equal(b.reused, true);
+  });
+
+  it("takes over the lock of a live builder that makes no progress, naming it while it waits", async () => {
+    const key = imageKey(recipe, "h7");
+    const holder = startBuilder(cache, key, "stuck");
+    try {
+      await holder.building;
+      const sleeps = () => descendants(holder.pid).filter((p) => cmdline(p).startsWith("sleep"));
+      for (let i = 0; i < 50 && sleeps().length === 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      const stuck = sleeps();
+      assert.equal(stuck.length, 1, "the stuck builder runs its sleep");
+      const seen: string[] = [];
+      const started = Date.now();
+      const built = await withStall(() =>
+        ensureImage({
+          cacheDir: cache,
+          key,
+          recipe,
+          hook: "h7",
+          log: (m) => seen.push(m),
+          build: fakeBuild(),
+        }),
+      );
+      const waited = (Date.now() - started) / 1000;
+      assert.equal(built.reused, false, "the waiter built the image itself");
+      assert.ok(waited < STALL_S + 10, `taken over after ${waited} s`);
+      const waiting = seen.find((m) => m.startsWith("waiting for the image build lock"));
+      assert.ok(waiting, `a waiting message: ${seen.join(" | ")}`);
+      // The command line is cut at 160 characters: a long checkout path drops the ".ts".
+      assert.match(waiting, new RegExp(`held by pid ${holder.pid} \\(.*test/helpers/imageBuilder`));
+      assert.match(waiting, / since \d{4}-\d\d-\d\dT/);
+      assert.match(waiting, /stopped automatically when it makes no progress for 3 s, or kill it/);
+      assert.ok(
+        seen.some((m) =>
+          new RegExp(`pid ${holder.pid} .* made no progress .*taking the lock over`).test(m),
+        ),
+        seen.join(" | "),
+      );
+      assert.equal((await holder.exited).signal, "SIGKILL");
+      for (let i = 0; i < 30 && running(stuck[0] as number); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!running(stuck[0] as number), "the stuck builder's command is gone too");
+      assert.deepEqual(fs.readdirSync(cache).sort(), [key]);
+    } finally {
+      killGroup(holder.pid);
+    }
+  });
+
+  for (const mode of ["talking", "quiet"]) {
+    it(`waits for a live builder that makes progress (${mode}), however long, and reuses its image`, async () => {
+      const key = imageKey(recipe, `h8-${mode}`);
+      // Twice the stall bound: only the heartbeat keeps the lock.
+      const holder = startBuilder(cache, key, mode, 2 * STALL_S + 1);
+      try {
+        await holder.building;
+        const seen: string[] = [];
+        const got = await withStall(() =>
+          ensureImage({
+            cacheDir: cache,
+            key,
+            recipe,
+            hook: "h8",
+            log: (m) => seen.push(m),
+            build: fakeBuild(),
+          }),
+        );
+        assert.equal(got.reused, true, "the holder's build is reused");
+        const exit = await holder.exited;
+        assert.equal(exit.code, 0, exit.stderr);
+        assert.ok(
+          seen.some(
+            (m) => m.includes(`image build lock`) && m.includes(`held by pid ${holder.pid}`),
+          ),
+          `a waiting message naming the holder: ${seen.join(" | ")}`,
+        );
+        assert.ok(!seen.some((m) => /taking the lock over/.test(m)), seen.join(" | "));
+      } finally {
+        killGroup(holder.pid);
+      }
+    });
+  }
+
+  it("FAME_IMAGE_LOCK_STALL_S sets the stall bound in seconds; anything else is refused by name", () => {
+    assert.equal(lockStallMs({}), 300_000);
+    assert.equal(lockStallMs({ FAME_IMAGE_LOCK_STALL_S: "2.5" }), 2500);
+    assert.throws(
+      () => lockStallMs({ FAME_IMAGE_LOCK_STALL_S: "soon" }),
+      /FAME_IMAGE_LOCK_STALL_S = "soon": must be a positive number of seconds/,
+    );
   });
 });

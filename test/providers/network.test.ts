@@ -103,12 +103,16 @@ describe("Network provider against a sandboxed libvirtd", function () {
     const xml = virshOut("net-dumpxml", "br_tnet");
     assert.match(xml, /<host mac='48:50:42:03:03:03' name='tnet03' ip='10.213.7.3'\/>/);
     assert.match(xml, /<host ip='10.213.7.3'>\s*<hostname>tnet03<\/hostname>/);
-    // dnsmasq's live hosts file (seen through its own mount namespace) carries the new lease.
-    const hostsFile = fs.readFileSync(
-      `/proc/${pid}/root/var/lib/libvirt/dnsmasq/br_tnet.hostsfile`,
-      "utf8",
-    );
-    assert.match(hostsFile, /48:50:42:03:03:03,10\.213\.7\.3,tnet03/);
+    // dnsmasq's live hosts file (seen through its own mount namespace) carries the new lease
+    // (a CI run on a loaded host once read it before libvirt had rewritten it: wait a little).
+    const hostsFile = `/proc/${pid}/root/var/lib/libvirt/dnsmasq/br_tnet.hostsfile`;
+    const deadline = Date.now() + 20_000;
+    let leases = fs.readFileSync(hostsFile, "utf8");
+    while (!leases.includes("tnet03") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      leases = fs.readFileSync(hostsFile, "utf8");
+    }
+    assert.match(leases, /48:50:42:03:03:03,10\.213\.7\.3,tnet03/);
 
     await p.update(
       "br_tnet",
