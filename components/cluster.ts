@@ -133,7 +133,8 @@ export class FameCluster extends pulumi.ComponentResource {
         owner: args.owner,
         users: { uri, domains: plan.nodes.map((n) => n.name), shutdownTimeoutMs },
       },
-      { parent: this },
+      // The default famPath is in fame:dir: its directory (and owner record) comes first.
+      { parent: this, dependsOn: [dir] },
     );
     const network = new NodeNetwork(
       `${name}-network`,

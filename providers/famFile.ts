@@ -230,8 +230,13 @@ async function takeFile(
       `FAM file ${inputs.path} exists with ${describeSize(st.sizeBytes)} and cannot be adopted as ${describeSize(inputs.sizeBytes)}`,
     );
   }
-  // First: another stack's file is refused before fame changes anything of it.
-  if (inputs.owner !== undefined) await claim(famOwnerFile(inputs.path), inputs.owner, "fam");
+  // First: another stack's file is refused before fame changes anything of it. The owner
+  // record sits beside the file, so a new file's directory is made first (a famPath outside
+  // fame:dir has no Directory resource to make it).
+  if (inputs.owner !== undefined) {
+    if (st === undefined) await fam.makeParentDir(inputs.path);
+    await claim(famOwnerFile(inputs.path), inputs.owner, "fam");
+  }
   if (st === undefined) await fam.createFam(inputs.path, inputs.sizeBytes);
   try {
     await ensureAccess(inputs);

@@ -41,13 +41,18 @@ export async function groupId(name: string, groupFile = "/etc/group"): Promise<n
   return undefined;
 }
 
+/** Makes the directory a new FAM file goes in (and its parents), as createFam does. */
+export async function makeParentDir(file: string): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+}
+
 /**
  * Creates a new sparse file of `sizeBytes`; fails with EEXIST rather than
  * touch an existing one. A file it made but could not size (no space for the
  * size, a file size limit) is removed: O_EXCL made it this call's own.
  */
 export async function createFam(file: string, sizeBytes: number): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  await makeParentDir(file);
   const handle = await fs.open(file, "wx", 0o660);
   try {
     await handle.truncate(sizeBytes);

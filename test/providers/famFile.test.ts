@@ -184,6 +184,17 @@ describe("FamFile deletion: only a destroy asked to, only a file fame created", 
     assert.ok(!fs.existsSync(claimPath(i.path)));
   });
 
+  it("makes a new file's missing directory before recording its stack there", async () => {
+    // A famPath whose directory does not exist yet (outside fame:dir, or before fame:dir is made).
+    const i = famInputs(path.join(dir, `new-${++n}`, "deeper", "FAM"), { owner: "fame/first" });
+    const { outs } = await p.create(i);
+    assert.equal(outs?.createdByFame, true);
+    assert.equal(fs.statSync(i.path).size, i.sizeBytes);
+    assert.match(fs.readFileSync(famOwnerFile(i.path), "utf8"), /"owner":"fame\/first"/);
+    await p.delete(i.path, outs!);
+    assert.ok(!fs.existsSync(i.path));
+  });
+
   it("records its stack beside the file, refuses another stack's file untouched, and releases it with the file", async () => {
     const i = fresh({ owner: "fame/first" });
     const { outs } = await p.create(i);
