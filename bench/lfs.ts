@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LFS_TEMPLATES, LfsLab, PYTHON, TM_LIBRARIAN } from "../test/helpers/lfs";
+import { LfsLab, PYTHON } from "../test/helpers/lfs";
 import { ROOT, RUN_DIR, scratchDir } from "../test/helpers/sandbox";
 import {
   fmtStat,
@@ -54,21 +54,7 @@ async function runStep(fast: string, floor: boolean): Promise<WorkloadResult> {
   try {
     await lab.startLibrarian();
     const m1 = await lab.startNode(1, ["--fast", fast]);
-    const offsets = [
-      PYTHON,
-      "-P",
-      path.join(LFS_TEMPLATES, "lfs_offsets.py"),
-      "--tm_librarian",
-      TM_LIBRARIAN,
-      "--hostname",
-      "127.0.0.1",
-      "--mountpoint",
-      m1,
-      "--shadow_file",
-      lab.fam,
-      "--node",
-      "1",
-    ].join(" ");
+    const offsets = lab.offsetsCommand(m1, 1).join(" ");
     const r = spawnSync(
       "nsenter",
       [

@@ -186,6 +186,25 @@ export class LfsLab {
     }
   }
 
+  /** fame's lfs_offsets.py for `node`'s mount: FAM offsets of a file's books (see its --help). */
+  offsetsCommand(mountpoint: string, node: number): string[] {
+    return [
+      PYTHON,
+      "-P",
+      path.join(LFS_TEMPLATES, "lfs_offsets.py"),
+      "--tm_librarian",
+      TM_LIBRARIAN,
+      "--hostname",
+      "127.0.0.1",
+      "--mountpoint",
+      mountpoint,
+      "--shadow_file",
+      this.fam,
+      "--node",
+      String(node),
+    ];
+  }
+
   async startLibrarian(): Promise<ChildProcess> {
     await this.waitFor("the lab namespace", () =>
       this.run(["ip", "link", "show", "lo", "up"]).stdout.includes("UP"),

@@ -308,23 +308,7 @@ print([f"{r}:{e}:{n}" for r, e, n in c.execute("select rack, enc, node from FRDn
   });
 
   it("lfs_offsets gives the FAM offsets the Librarian's books imply, and reads/writes there live", () => {
-    const tool = (...args: string[]) =>
-      lab.sh([
-        PYTHON,
-        "-P",
-        path.join(LFS_TEMPLATES, "lfs_offsets.py"),
-        "--tm_librarian",
-        TM_LIBRARIAN,
-        "--hostname",
-        "127.0.0.1",
-        "--mountpoint",
-        m1,
-        "--shadow_file",
-        lab.fam,
-        "--node",
-        "2",
-        ...args,
-      ]);
+    const tool = (...args: string[]) => lab.sh([...lab.offsetsCommand(m1, 2), ...args]);
     const info = JSON.parse(tool(path.join(m1, "data"))) as {
       size: number;
       book_size: number;
