@@ -93,8 +93,9 @@ class Phase:
         return {"seconds": self.seconds, "bytes": self.nbytes, "daemon": self.daemon}
 
 
-def write_file(path, data, block, flags=0):
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | flags, 0o644)
+def write_file(path, data, block, flags=0, create=True):
+    """Writes data in blocks: a new (or truncated) file, or in place with create=False."""
+    fd = os.open(path, os.O_WRONLY | flags | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
     try:
         view = memoryview(data)
         for i in range(0, len(data), block):
@@ -288,13 +289,7 @@ def rewrite(mount, path, data, block, res):
     written once (the first write of a FAM page costs the host a page fault
     in the FAM file, whichever path writes it)."""
     with Phase(mount, len(data)) as w:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            view = memoryview(data)
-            for i in range(0, len(data), block):
-                os.write(fd, view[i:i + block])
-        finally:
-            os.close(fd)
+        write_file(path, data, block, create=False)
     res["seq8_rewrite"] = w.result()
 
 
