@@ -206,7 +206,7 @@ async function main(): Promise<void> {
       plan,
       kernel: image.kernel,
       initrd: image.initrd,
-      cmdline: imageCmdline(recipe.suite, "ivshmem"),
+      cmdline: imageCmdline(recipe.suite, "ivshmem", "qemu"),
       dir: nodeDir,
       fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
       owner: "fame/bench",

@@ -179,10 +179,11 @@ export class FameCluster extends pulumi.ComponentResource {
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
       .apply(([pub, priv, password]) => seedFiles(identity, pub, priv, password, config.proxy));
+    const bootArgs = imageCmdline(config.suite, config.famMode, args.domainType);
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || image.initrd,
-      cmdline: `${imageCmdline(config.suite, config.famMode)} ${config.cmdline}`.trim(),
+      cmdline: `${bootArgs} ${config.cmdline}`.trim(),
     };
     const nodes = plan.nodes.map(
       (node: NodePlan) =>
@@ -259,7 +260,7 @@ export class FameCluster extends pulumi.ComponentResource {
       `${name}-applied`,
       {
         path: inDir(APPLIED_FILE),
-        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner), null, 2)}\n`,
+        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner, bootArgs), null, 2)}\n`,
         mode: 0o644,
       },
       { parent: this, dependsOn: [memory, network, ...nodes, ...(lfs ? [lfs] : [])] },

@@ -8,6 +8,7 @@
  * from the FAM file itself, so a stale or damaged record cannot block a change.
  */
 import { type FameConfig, LEGACY_SUITE, SUITES, type Suite } from "./config";
+import { legacyImageCmdline } from "./image";
 import { nodeName } from "./plan";
 import { formatSize } from "./units";
 
@@ -39,9 +40,19 @@ export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
   owner: string;
   /** Debian release; absent in a record written before fame:suite existed (bookworm). */
   suite?: Suite;
+  /**
+   * fame's own kernel arguments (lib/image imageCmdline, before fame:cmdline);
+   * absent in a record written before fame recorded them (lib/image legacyImageCmdline).
+   */
+  bootArgs?: string;
 };
 
-export function appliedConfig(config: FameConfig, imageKey: string, owner: string): AppliedConfig {
+export function appliedConfig(
+  config: FameConfig,
+  imageKey: string,
+  owner: string,
+  bootArgs: string,
+): AppliedConfig {
   const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
   return {
     ...(picked as Pick<FameConfig, (typeof APPLIED_KEYS)[number]>),
@@ -49,7 +60,18 @@ export function appliedConfig(config: FameConfig, imageKey: string, owner: strin
     imageKey,
     owner,
     suite: config.suite,
+    bootArgs,
   };
+}
+
+/** The words of `b` not in `a` (+) and of `a` not in `b` (-): what a kernel command line change is. */
+function argsChange(a: string, b: string): string {
+  const as = a.split(/\s+/).filter(Boolean);
+  const bs = b.split(/\s+/).filter(Boolean);
+  return [
+    ...bs.filter((x) => !as.includes(x)).map((x) => `+${x}`),
+    ...as.filter((x) => !bs.includes(x)).map((x) => `-${x}`),
+  ].join(" ");
 }
 
 const NUMBER_KEYS = new Set(["nodes", "famSizeBytes", "vcpus", "vdramKiB"]);
@@ -85,6 +107,8 @@ export function parseApplied(
     return { problem: `field suite is not one of ${SUITES.join(", ")}` };
   if (rec.user !== undefined && typeof rec.user !== "string")
     return { problem: "field user is of the wrong type" };
+  if (rec.bootArgs !== undefined && typeof rec.bootArgs !== "string")
+    return { problem: "field bootArgs is of the wrong type" };
   if (rec.owner !== owner)
     return { problem: `it was written by stack ${String(rec.owner)}, not ${owner}` };
   return { applied: rec as AppliedConfig };
@@ -236,6 +260,14 @@ function consequences(
   was("kernel", prev.kernelPath, next.kernelPath);
   was("initrd", prev.initrdPath, next.initrdPath);
   was("cmdline", prev.cmdline, next.cmdline);
+  // fame's own arguments: a newer fame may boot nodes otherwise (as under TCG since issue 19).
+  const prevBoot =
+    prev.bootArgs ?? legacyImageCmdline(prev.suite ?? LEGACY_SUITE, prev.famMode ?? "ivshmem");
+  // A FAM mode switch changes them too, and is said above.
+  if (next.bootArgs !== undefined && (prev.famMode ?? "ivshmem") === (next.famMode ?? "ivshmem")) {
+    const change = argsChange(prevBoot, next.bootArgs);
+    if (change) restartWhy.push(`fame's kernel arguments (${change})`);
+  }
   const kept = Math.min(prev.nodes, next.nodes);
   if (restartWhy.length > 0 && kept > 0) {
     r.info.push(

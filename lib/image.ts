@@ -7,6 +7,7 @@
  * (seedScript), so stacks with other users, names or subnets share the image.
  */
 import * as crypto from "node:crypto";
+import type { DomainType } from "./accel";
 import { httpUrlProblem } from "./checks";
 import type { FamMode, Suite } from "./config";
 import { nodeName, TORMS_NAME } from "./plan";
@@ -64,7 +65,51 @@ export interface SuiteDifferences {
   dhcpClient: string;
   /** Kernel arguments a CXL node of this release boots with (not in the image: no rebuild). */
   cxlCmdline: readonly string[];
+  /**
+   * Files only this release's image has: its boot trims (README "Boot time").
+   * Bookworm has none and keeps none: its recipe is its cache key, so a file
+   * added there would give every existing bookworm stack a new image and
+   * replace all its node disks.
+   */
+  bootFiles: readonly ImageFile[];
 }
+
+/**
+ * trixie's DHCP client configuration: Debian's sample (dhcpcd-base 10.1.0, its
+ * settings without the comments) and `noarp`. A node's address is a static
+ * reservation on its stack's own network, so the probe for another host
+ * holding it (RFC 5227: about 5 s between offer and lease, measured under TCG)
+ * finds nothing and only delays SSH.
+ */
+export const TRIXIE_DHCPCD_CONF = unit([
+  "# fame: Debian's sample configuration (dhcpcd-base), and noarp (lib/image.ts).",
+  "hostname",
+  "duid",
+  "persistent",
+  "vendorclassid",
+  "option domain_name_servers, domain_name, domain_search",
+  "option classless_static_routes",
+  "option interface_mtu",
+  "option host_name",
+  "option ntp_servers",
+  "require dhcp_server_identifier",
+  "slaac private",
+  "# Each node's address is a static DHCP reservation on the stack's network: no ARP probe.",
+  "noarp",
+]);
+
+/**
+ * Drop-in for ifupdown-pre.service, which otherwise holds networking (and so
+ * sshd) until udev has handled every device of the coldplug (`udevadm
+ * settle`, 12-25 s under TCG). ifup needs only the NIC: eth0, virtio-net,
+ * whose driver the initramfs already loaded. `udevadm wait` returns once udev
+ * has initialized it; settle remains the fallback if it never appears.
+ */
+export const TRIXIE_IFUPDOWN_PRE = unit([
+  "[Service]",
+  "ExecStart=",
+  `ExecStart=/bin/sh -c 'if [ "$CONFIGURE_INTERFACES" != "no" ]; then udevadm wait --timeout=60 /sys/class/net/eth0 || udevadm settle; fi'`,
+]);
 
 /**
  * Everything that differs between the releases, and only that. The kernel
@@ -87,8 +132,19 @@ export interface SuiteDifferences {
  * IVSHMEM nodes (i440fx, no CXL) boot without them.
  */
 export const SUITE_DIFFERENCES: Readonly<Record<Suite, SuiteDifferences>> = {
-  bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [] },
-  trixie: { dhcpClient: "dhcpcd-base", cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"] },
+  bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [], bootFiles: [] },
+  trixie: {
+    dhcpClient: "dhcpcd-base",
+    cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"],
+    bootFiles: [
+      { path: "/etc/dhcpcd.conf", content: TRIXIE_DHCPCD_CONF, mode: 0o644 },
+      {
+        path: "/etc/systemd/system/ifupdown-pre.service.d/fame.conf",
+        content: TRIXIE_IFUPDOWN_PRE,
+        mode: 0o644,
+      },
+    ],
+  },
 };
 
 /** The base package list of `suite` (order kept: it is part of the cache key). */
@@ -361,6 +417,8 @@ export function imageRecipe(inputs: ImageInputs): ImageRecipe {
     { path: "/usr/local/sbin/fame-fam", content: inputs.famScript, mode: 0o755 },
     { path: "/usr/local/share/fame/hello_fabric.c", content: inputs.helloFabric, mode: 0o644 },
     ...(inputs.extras?.files ?? []),
+    // Last, and none for bookworm: its recipe (and so its key) stays what it was.
+    ...SUITE_DIFFERENCES[inputs.suite].bootFiles,
   ];
 
   return {
@@ -454,8 +512,35 @@ export function mmdebstrapCommand(
   };
 }
 
-/** Kernel command line for a node booting the golden image of `suite`, seeing FAM as `famMode`. */
-export function imageCmdline(suite: Suite, famMode: FamMode): string {
+/** The arguments every node has booted with since the first fame. */
+const BASE_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
+
+/**
+ * Added under TCG only (domain type "qemu"), both releases (bench/boot.ts,
+ * README "Boot time"): `mitigations=off`. The guest's Spectre-class
+ * mitigations (return thunks, IBPB, buffer clearing) guard against a CPU's
+ * speculation, which TCG does not emulate: translated guest code does not
+ * speculate as the guest CPU model would, so they cost emulated time and
+ * protect nothing. Under KVM the guest runs on the real CPU and keeps them.
+ */
+export const TCG_CMDLINE: readonly string[] = ["mitigations=off"];
+
+/**
+ * Kernel command line for a node booting the golden image of `suite`, seeing
+ * FAM as `famMode`, in a domain of `domainType`. Not part of the image: a
+ * change updates each domain in place (the node restarts on its own disk).
+ */
+export function imageCmdline(suite: Suite, famMode: FamMode, domainType: DomainType): string {
   const extra = famMode === "cxl" ? SUITE_DIFFERENCES[suite].cxlCmdline : [];
-  return ["root=/dev/vda rw console=ttyS0 net.ifnames=0", ...extra].join(" ");
+  return [BASE_CMDLINE, ...extra, ...(domainType === "qemu" ? TCG_CMDLINE : [])].join(" ");
+}
+
+/**
+ * What imageCmdline gave before it had TCG_CMDLINE (fame up to issue 19): what
+ * a node applied by that fame booted with, for the change report when its
+ * record (applied.json) has no `bootArgs`.
+ */
+export function legacyImageCmdline(suite: Suite, famMode: FamMode): string {
+  const extra = famMode === "cxl" ? SUITE_DIFFERENCES[suite].cxlCmdline : [];
+  return [BASE_CMDLINE, ...extra].join(" ");
 }

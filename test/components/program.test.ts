@@ -75,7 +75,8 @@ describe("program under mocks", function () {
         assert.equal(d.inputs.initrd, `${imageDir}/initrd.img`);
         assert.equal(
           d.inputs.cmdline,
-          `root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=${name} fame.node=${n}`,
+          // TCG: the guest's speculation mitigations off (lib/image TCG_CMDLINE).
+          `root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off systemd.hostname=${name} fame.node=${n}`,
         );
         assert.deepEqual(d.inputs.disks, [
           { path: disks[i]?.inputs.path, format: "qcow2" },
@@ -168,7 +169,7 @@ describe("program under mocks", function () {
     assert.equal(d?.initrd, "/boot/i");
     assert.equal(
       d?.cmdline,
-      "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet systemd.hostname=node01 fame.node=1",
+      "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off quiet systemd.hostname=node01 fame.node=1",
     );
   });
 
@@ -550,8 +551,9 @@ describe("program under mocks", function () {
       assert.equal(image(bookworm).recipe.suite, "bookworm");
       assert.notEqual(image(bookworm).key, image(fresh).key, "each release its own image");
 
-      // A record as fame wrote it before fame:suite existed: the bookworm image, no suite field.
-      const { suite: _s, ...old } = JSON.parse(artifact(bookworm, "applied.json"));
+      // A record as fame wrote it before fame:suite existed: the bookworm image, no suite field
+      // (nor bootArgs, recorded since issue 19).
+      const { suite: _s, bootArgs: _b, ...old } = JSON.parse(artifact(bookworm, "applied.json"));
       assert.equal(old.imageKey, image(bookworm).key);
       fs.writeFileSync(path.join(dir, "applied.json"), JSON.stringify(old));
       const upgraded = await run({});
@@ -559,17 +561,25 @@ describe("program under mocks", function () {
       assert.equal(image(upgraded).key, old.imageKey, "the same image: no disk is replaced");
       const cmdline = (r: Awaited<ReturnType<typeof run>>) =>
         String(r.ofType(T("Domain"))[0]?.inputs.cmdline);
+      // The image and disks are kept; the kernel arguments gain mitigations=off (TCG), an
+      // in-place update: the nodes restart on their disks, and the report says so.
       assert.equal(
         cmdline(upgraded),
-        "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname=node01 fame.node=1",
-        "bookworm nodes boot as before (no restart either)",
+        "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off systemd.hostname=node01 fame.node=1",
       );
       assert.equal(cmdline(fresh), cmdline(upgraded), "IVSHMEM: the same on both releases");
       assert.match(
         said.join("\n"),
         /fame: the nodes run Debian bookworm \(fame:suite unset: this stack was applied before fame had the key.*set fame:suite trixie to upgrade/,
       );
-      assert.match(said.join("\n"), /fame: no change to the cluster/);
+      assert.match(
+        said.join("\n"),
+        /fame: node01 restart to apply fame's kernel arguments \(\+mitigations=off\) \(disks and FAM kept\)/,
+      );
+      assert.equal(
+        JSON.parse(artifact(upgraded, "applied.json")).bootArgs,
+        "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off",
+      );
       assert.doesNotMatch(upgraded.warnings.join("\n"), /golden image|disk is replaced/);
 
       // Asking for trixie on that stack: said to replace every disk, naming both releases.
@@ -586,7 +596,7 @@ describe("program under mocks", function () {
       // CXL: trixie's kernel gets its two arguments (lib/image SUITE_DIFFERENCES); bookworm's as before.
       assert.match(
         cmdline(await run({ suite: "trixie", famMode: "cxl" })),
-        / net\.ifnames=0 pcie_ports=compat clearcpuid=hypervisor systemd\.hostname=node01 /,
+        / net\.ifnames=0 pcie_ports=compat clearcpuid=hypervisor mitigations=off systemd\.hostname=node01 /,
       );
       assert.equal(cmdline(await run({ suite: "bookworm", famMode: "cxl" })), cmdline(upgraded));
       // FAME_SUITE fills an unset key; a bad value is refused naming the key.

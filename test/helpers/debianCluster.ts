@@ -104,7 +104,7 @@ export function withMode(
   suite: Suite,
 ) {
   const { cxl: _c, ...rest } = d;
-  const ivshmem = { ...rest, cmdline: nodeCmdline(imageCmdline(suite, mode), node) };
+  const ivshmem = { ...rest, cmdline: nodeCmdline(imageCmdline(suite, mode, "qemu"), node) };
   return mode === "cxl"
     ? { ...ivshmem, cxl: { lsaPath, lsaSizeBytes: CXL_LSA_BYTES, serial: cxlSerial(node.index) } }
     : ivshmem;
@@ -150,7 +150,7 @@ export async function provisionNode(
     plan: o.plan,
     kernel: o.image.kernel,
     initrd: o.image.initrd,
-    cmdline: imageCmdline(o.suite, "ivshmem"),
+    cmdline: imageCmdline(o.suite, "ivshmem", "qemu"),
     dir: o.dir,
     fam: o.fam,
     owner: o.owner,

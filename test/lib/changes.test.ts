@@ -149,6 +149,44 @@ describe("change report (what preview says before anything happens)", () => {
     assert.doesNotMatch(say(base, { nodes: 5, running: [1, 2, 3, 4, 5] }).info.join(), /restart/);
   });
 
+  it("says the nodes restart on their disks when fame's own kernel arguments change, also against a record from before they were recorded", () => {
+    const before = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
+    const now = `${before} mitigations=off`;
+    const config = { ...base, suite: "bookworm" } as unknown as Parameters<typeof appliedConfig>[0];
+    assert.equal(appliedConfig(config, "k", "fame/dev", now).bootArgs, now);
+    // base has no bootArgs (and no suite): it booted what fame booted before, bookworm, IVSHMEM.
+    const upgraded = say(base, { bootArgs: now });
+    assert.deepEqual(upgraded.info, [
+      "node01, node02, node03, node04 restart to apply fame's kernel arguments (+mitigations=off) (disks and FAM kept)",
+    ]);
+    assert.deepEqual(upgraded.warnings, [], "no disk is replaced");
+    assert.deepEqual(say({ ...base, bootArgs: now }, { bootArgs: now }).info, [
+      "no change to the cluster",
+    ]);
+    // A trixie CXL record without bootArgs had CXL's two arguments: only the new one is a change.
+    const cxl = { ...base, suite: "trixie" as const, famMode: "cxl" as const };
+    assert.match(
+      say(cxl, {
+        ...cxl,
+        bootArgs: `${before} pcie_ports=compat clearcpuid=hypervisor mitigations=off`,
+      }).info.join(),
+      /restart to apply fame's kernel arguments \(\+mitigations=off\)/,
+    );
+    // Back under KVM (fame:accel), the argument goes: said as well.
+    assert.match(
+      say({ ...base, bootArgs: now }, { accel: "kvm", bootArgs: before }).info.join(),
+      /restart to apply accel auto -> kvm, fame's kernel arguments \(-mitigations=off\)/,
+    );
+    assert.match(
+      (parseApplied(JSON.stringify({ ...base, bootArgs: 1 }), "fame/dev") as { problem: string })
+        .problem,
+      /field bootArgs is of the wrong type/,
+    );
+    assert.deepEqual(parseApplied(JSON.stringify({ ...base, bootArgs: now }), "fame/dev"), {
+      applied: { ...base, bootArgs: now },
+    });
+  });
+
   it("warns that new golden image inputs replace every node disk", () => {
     assert.match(say(base, { imageKey: "def" }).warnings.join(), /every node's disk is replaced/);
   });
@@ -159,7 +197,7 @@ describe("change report (what preview says before anything happens)", () => {
       suite: "trixie",
       famDeleteOnDestroy: false,
     } as unknown as Parameters<typeof appliedConfig>[0];
-    assert.equal(appliedConfig(config, "k", "fame/dev").suite, "trixie");
+    assert.equal(appliedConfig(config, "k", "fame/dev", "root=/dev/vda").suite, "trixie");
     // base has no suite: an applied.json of every stack before this key
     assert.deepEqual(parseApplied(JSON.stringify(base), "fame/dev"), { applied: base });
     const trixie = { ...base, suite: "trixie" as const };

@@ -13,10 +13,13 @@ import {
   imageCmdline,
   imageKey,
   imageRecipe,
+  legacyImageCmdline,
   mmdebstrapCommand,
   SUITE_DIFFERENCES,
   seedScript,
   sudoersLine,
+  TRIXIE_DHCPCD_CONF,
+  TRIXIE_IFUPDOWN_PRE,
 } from "../../lib/image";
 
 import { imageInputs } from "../helpers/fixtures";
@@ -246,12 +249,20 @@ describe("golden image: the Debian release (fame:suite)", () => {
     );
   });
 
-  it("differs between releases only by the table: the DHCP client (ifupdown runs dhclient or dhcpcd) and kernel arguments", () => {
+  it("differs between releases only by the table: the DHCP client (ifupdown runs dhclient or dhcpcd), kernel arguments and trixie's boot files", () => {
     assert.deepEqual(SUITE_DIFFERENCES, {
-      bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [] },
+      bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [], bootFiles: [] },
       trixie: {
         dhcpClient: "dhcpcd-base",
         cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"],
+        bootFiles: [
+          { path: "/etc/dhcpcd.conf", content: TRIXIE_DHCPCD_CONF, mode: 0o644 },
+          {
+            path: "/etc/systemd/system/ifupdown-pre.service.d/fame.conf",
+            content: TRIXIE_IFUPDOWN_PRE,
+            mode: 0o644,
+          },
+        ],
       },
     });
     assert.ok(trixie.packages.includes("dhcpcd-base"));
@@ -263,19 +274,78 @@ describe("golden image: the Debian release (fame:suite)", () => {
     for (const p of ["ifupdown", "linux-image-amd64", "zstd", "ndctl", "daxctl"])
       assert.ok(trixie.packages.includes(p), p);
     const other = (f: { path: string }) => f.path !== "/etc/apt/sources.list";
-    assert.deepEqual(trixie.files.filter(other), bookworm.files.filter(other));
+    const boot = new Set(SUITE_DIFFERENCES.trixie.bootFiles.map((f) => f.path));
+    assert.deepEqual(
+      trixie.files.filter((f) => other(f) && !boot.has(f.path)),
+      bookworm.files.filter(other),
+    );
+    assert.deepEqual(trixie.files.slice(-2), SUITE_DIFFERENCES.trixie.bootFiles, "written last");
+    for (const f of SUITE_DIFFERENCES.trixie.bootFiles)
+      assert.ok(!bookworm.files.some((b) => b.path === f.path), `${f.path}: trixie only`);
     assert.deepEqual(
       { ...trixie, suite: "", packages: [], sources: [], files: [] },
       { ...bookworm, suite: "", packages: [], sources: [], files: [] },
     );
   });
 
+  it("trims trixie's boot: dhcpcd skips the ARP probe, networking waits for eth0 alone", () => {
+    const lines = TRIXIE_DHCPCD_CONF.split("\n").filter((l) => l && !l.startsWith("#"));
+    // Debian's sample settings, all kept, and noarp.
+    assert.deepEqual(lines, [
+      "hostname",
+      "duid",
+      "persistent",
+      "vendorclassid",
+      "option domain_name_servers, domain_name, domain_search",
+      "option classless_static_routes",
+      "option interface_mtu",
+      "option host_name",
+      "option ntp_servers",
+      "require dhcp_server_identifier",
+      "slaac private",
+      "noarp",
+    ]);
+    // The drop-in replaces ifupdown-pre's one command (an empty ExecStart= first), keeps
+    // CONFIGURE_INTERFACES=no meaning "do nothing" and falls back on a full settle.
+    assert.deepEqual(TRIXIE_IFUPDOWN_PRE.trim().split("\n"), [
+      "[Service]",
+      "ExecStart=",
+      `ExecStart=/bin/sh -c 'if [ "$CONFIGURE_INTERFACES" != "no" ]; then udevadm wait --timeout=60 /sys/class/net/eth0 || udevadm settle; fi'`,
+    ]);
+    const sh = TRIXIE_IFUPDOWN_PRE.split("\n")[2]?.match(/-c '(.*)'$/)?.[1] ?? "";
+    execFileSync("sh", ["-n", "-c", sh]);
+  });
+
   it("boots trixie's CXL nodes with the two arguments its kernel needs on QEMU 7.2; IVSHMEM and bookworm command lines are unchanged", () => {
     const base = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
-    assert.equal(imageCmdline("bookworm", "ivshmem"), base);
-    assert.equal(imageCmdline("bookworm", "cxl"), base);
-    assert.equal(imageCmdline("trixie", "ivshmem"), base);
-    assert.equal(imageCmdline("trixie", "cxl"), `${base} pcie_ports=compat clearcpuid=hypervisor`);
+    assert.equal(imageCmdline("bookworm", "ivshmem", "kvm"), base);
+    assert.equal(imageCmdline("bookworm", "cxl", "kvm"), base);
+    assert.equal(imageCmdline("trixie", "ivshmem", "kvm"), base);
+    assert.equal(
+      imageCmdline("trixie", "cxl", "kvm"),
+      `${base} pcie_ports=compat clearcpuid=hypervisor`,
+    );
+  });
+
+  it("turns the guest's speculation mitigations off under TCG only, on both releases", () => {
+    const base = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
+    assert.equal(imageCmdline("bookworm", "ivshmem", "qemu"), `${base} mitigations=off`);
+    assert.equal(imageCmdline("trixie", "ivshmem", "qemu"), `${base} mitigations=off`);
+    assert.equal(
+      imageCmdline("trixie", "cxl", "qemu"),
+      `${base} pcie_ports=compat clearcpuid=hypervisor mitigations=off`,
+    );
+    // Under KVM the guest runs on the real CPU: its mitigations stay.
+    for (const suite of ["bookworm", "trixie"] as const)
+      for (const mode of ["ivshmem", "cxl"] as const)
+        assert.doesNotMatch(imageCmdline(suite, mode, "kvm"), /mitigations/);
+    // What fame booted before (the change report's reference for a record without bootArgs).
+    assert.equal(legacyImageCmdline("bookworm", "cxl"), base);
+    assert.equal(legacyImageCmdline("trixie", "ivshmem"), base);
+    assert.equal(
+      legacyImageCmdline("trixie", "cxl"),
+      `${base} pcie_ports=compat clearcpuid=hypervisor`,
+    );
   });
 
   it("gives each release its own cache key, and bookworm's exactly the key of the code before fame:suite", () => {
