@@ -98,11 +98,24 @@ restore)
   if ((${#args[@]} > 0)); then
     apt-get install -y -q --no-install-recommends --allow-downgrades "${args[@]}"
   fi
+  # Files libvirt 11 moved into its new packages (libvirt0's schemas into
+  # libvirt-common) are gone once those are removed, though the downgraded
+  # package ships them again: dpkg saw them as the new package's. Unpacking
+  # every restored package once more puts each of its files back.
+  if ((${#wanted[@]} > 0)); then
+    apt-get install -y -q --no-install-recommends --reinstall "${wanted[@]}"
+  fi
   rm -f "$sources"
   apt-get update -q
-  # What is installed now must be exactly the record.
+  # What is installed now must be exactly the record, with every file of the restored packages.
   if ! diff <(installed) "$record" >&2; then
     echo "host-stack: the host's packages differ from $record after the restore" >&2
+    exit 1
+  fi
+  missing=$( ((${#wanted[@]} == 0)) || dpkg --verify "${wanted[@]%%=*}" 2>&1 | grep '^missing ' | grep -v ' /usr/share/doc/' || true)
+  if [[ -n $missing ]]; then
+    echo "host-stack: files of the restored packages are missing:" >&2
+    echo "$missing" >&2
     exit 1
   fi
   rm -f "$record"

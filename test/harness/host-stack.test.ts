@@ -58,6 +58,13 @@ const FAKE_DPKG_QUERY = `#!/bin/sh
 sed 's/^/ii  /' "$FAKE_DPKG_DB"
 `;
 
+/** dpkg --verify: a file the restore lost, when FAKE_DPKG_MISSING names one. */
+const FAKE_DPKG = `#!/bin/sh
+echo "$*" >>"$FAKE_DPKG_LOG"
+[ -n "$FAKE_DPKG_MISSING" ] && echo "missing     $FAKE_DPKG_MISSING"
+exit 0
+`;
+
 const FAKE_PGREP = `#!/bin/sh
 [ -s "$FAKE_PGREP_PIDS" ] && cat "$FAKE_PGREP_PIDS" && exit 0
 exit 1
@@ -89,6 +96,7 @@ describe(".ci/host-stack.sh (fake apt-get, dpkg-query and pgrep)", function () {
     for (const [name, body] of [
       ["apt-get", FAKE_APT],
       ["dpkg-query", FAKE_DPKG_QUERY],
+      ["dpkg", FAKE_DPKG],
       ["pgrep", FAKE_PGREP],
       ["qemu-system-x86_64", FAKE_QEMU],
       ["libvirtd", FAKE_LIBVIRTD],
@@ -104,6 +112,7 @@ describe(".ci/host-stack.sh (fake apt-get, dpkg-query and pgrep)", function () {
       PATH: `${bin}:${process.env.PATH}`,
       FAKE_DPKG_DB: db,
       FAKE_APT_LOG: aptLog,
+      FAKE_DPKG_LOG: path.join(tmp, "dpkg.log"),
       FAKE_PGREP_PIDS: path.join(tmp, "pids"),
       FAME_CI_STATE: path.join(tmp, "state"),
       FAME_CI_APT_SOURCES: sources,
@@ -153,6 +162,16 @@ describe(".ci/host-stack.sh (fake apt-get, dpkg-query and pgrep)", function () {
     assert.ok(restore?.args.includes("qemu-system-x86=1:7.2+dfsg-7+deb12u18+b3"));
     assert.ok(restore?.args.includes("libvirt-common-"), "what the swap added is removed");
     assert.ok(restore?.policyDenies);
+    // libvirt 11 moved files of libvirt 9's packages into new ones: the restored packages are
+    // unpacked again, and dpkg then finds every file of theirs.
+    const again = installs()[2];
+    assert.ok(again?.args.includes("--reinstall"));
+    assert.ok(again?.args.includes("libvirt0=9.0.0-4+deb12u2"));
+    assert.ok(again?.args.includes("qemu-system-x86=1:7.2+dfsg-7+deb12u18+b3"));
+    assert.match(
+      fs.readFileSync(env.FAKE_DPKG_LOG as string, "utf8"),
+      /--verify .*libvirt0 .*qemu-system-x86/,
+    );
     assert.ok(!fs.existsSync(path.join(sources, "fame-ci-bookworm-backports.sources")));
     assert.deepEqual(fs.readdirSync(env.FAME_CI_STATE as string), [], "the record is gone");
   });
@@ -174,6 +193,15 @@ describe(".ci/host-stack.sh (fake apt-get, dpkg-query and pgrep)", function () {
     assert.deepEqual(calls(), []);
     assert.ok(!fs.existsSync(path.join(sources, "fame-ci-bookworm-backports.sources")));
     assert.equal(fs.readFileSync(db, "utf8"), `${BOOKWORM.join("\n")}\n`);
+  });
+
+  it("a restore after which a restored package misses a file fails, naming it", () => {
+    assert.equal(run("backports").status, 0);
+    env.FAKE_DPKG_MISSING = "/usr/share/libvirt/schemas/domain.rng";
+    const r = run("restore");
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /files of the restored packages are missing/);
+    assert.match(r.stderr, /schemas\/domain\.rng/);
   });
 
   it("a restore that leaves the packages different from the record fails and keeps the record", () => {
