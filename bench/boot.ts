@@ -32,6 +32,7 @@ import { loadSerialized } from "../test/helpers/engine";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../test/helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, stopSandbox, testImageCache } from "../test/helpers/sandbox";
 import { ssh } from "../test/helpers/ssh";
+import { type Stat, stat } from "./report";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const EIGHT = process.env.FAME_BOOT_EIGHT === "1";
@@ -45,21 +46,6 @@ const STACKS: Record<Suite, { hostbase: string; octets123: string }> = {
   trixie: { hostbase: "bt", octets123: "10.213.91" },
   bookworm: { hostbase: "bb", octets123: "10.213.92" },
 };
-
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function stat(values: number[]): Stat {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  const median =
-    v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-  return { median, min: v[0] as number, max: v.at(-1) as number, n: v.length };
-}
 
 const fmt = (s: Stat) =>
   `${s.median.toFixed(1)} s (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)}, n=${s.n})`;

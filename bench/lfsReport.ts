@@ -4,6 +4,9 @@
  * per request, Librarian round trips per MiB, the largest request. Used by
  * bench/lfs.ts (no VM) and the LFS end-to-end test (on a node).
  */
+import { type Stat, stat } from "./report";
+
+export { type Stat, stat };
 
 export interface OpCounters {
   count: number;
@@ -25,21 +28,6 @@ export interface WorkloadResult {
   random: number;
   features: string[] | null;
   runs: Record<string, PhaseResult>[];
-}
-
-export interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-export function stat(values: number[]): Stat {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  const median =
-    v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-  return { median, min: v[0] as number, max: v.at(-1) as number, n: v.length };
 }
 
 export const fmtStat = (s: Stat, digits = 1) =>

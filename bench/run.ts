@@ -35,7 +35,7 @@ import { domainInputs, famInputs, networkInputs } from "../test/helpers/fixtures
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../test/helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, stopSandbox, testImageCache } from "../test/helpers/sandbox";
 import { waitForSsh } from "../test/helpers/ssh";
-import { sizeRatio, speedRatio } from "./report";
+import { type Stat, sizeRatio, speedRatio, stat } from "./report";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const COLD = process.env.FAME_BENCH_COLD !== "0";
@@ -44,21 +44,6 @@ const IMAGE_GB = 3;
 const COUNTS = [1, 8, 32];
 /** Above this many nodes, domains are defined but not started (24 GiB of RAM). */
 const START_LIMIT = 8;
-
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function stat(values: number[]): Stat {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  const median =
-    v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-  return { median, min: v[0] as number, max: v.at(-1) as number, n: v.length };
-}
 
 const fmt = (s: Stat, unit: string, digits = 2) =>
   `${s.median.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, n=${s.n})`;
