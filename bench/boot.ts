@@ -18,20 +18,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { goldenImageRecipe } from "../components/goldenImage";
 import type { Suite } from "../lib/config";
 import { imageCmdline } from "../lib/image";
 import { clusterPlan } from "../lib/plan";
 import { GiB } from "../lib/units";
-import {
-  GoldenImageBuild,
-  type GoldenImageInputs,
-  type GoldenImageOutputs,
-} from "../providers/goldenImage";
-import { loadSerialized } from "../test/helpers/engine";
 import { projectStack, pulumiEnv, removeProjectStack, usePulumiCli } from "../test/helpers/pulumi";
 import { ROOT, sandboxUri, scratchDir, stopSandbox, testImageCache } from "../test/helpers/sandbox";
 import { ssh } from "../test/helpers/ssh";
+import { benchImage } from "./images";
 import { type Stat, stat } from "./report";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
@@ -62,27 +56,6 @@ async function sshReadyAt(keyFile: string, ip: string, deadline: number): Promis
   }
 }
 
-/** Builds (or finds) the release's image before any timing, so every timed `up` reuses it. */
-async function cachedImage(suite: Suite): Promise<string> {
-  const r = goldenImageRecipe({ suite, mirror: MIRROR, sizeGbytes: IMAGE_GB });
-  const imgIn: GoldenImageInputs = {
-    cacheDir: testImageCache(),
-    key: r.key,
-    recipe: r.recipe,
-    hook: r.hook,
-    l4fame: "",
-    proxy: "",
-  };
-  const img = (
-    await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
-      () => new GoldenImageBuild("img", imgIn),
-    )
-  ).provider;
-  const outs = (await img.create(imgIn)).outs as GoldenImageOutputs;
-  log(`${suite} image ${r.key}: ${outs.reused ? "cached" : `built in ${outs.buildSeconds} s`}`);
-  return r.key;
-}
-
 interface Run {
   /** Seconds from the start of `pulumi up`. */
   domains: number;
@@ -99,7 +72,7 @@ async function main(): Promise<void> {
   usePulumiCli();
   const dir = scratchDir("bench-boot");
   const keys: Record<string, string> = {};
-  for (const suite of SUITES) keys[suite] = await cachedImage(suite);
+  for (const suite of SUITES) keys[suite] = (await benchImage(suite, MIRROR, IMAGE_GB, log)).key;
 
   const stacks = new Map<Suite, Awaited<ReturnType<typeof projectStack>>>();
   const work = (suite: Suite) => path.join(dir, suite);

@@ -15,7 +15,6 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { nodeCmdline } from "../components/fameNode";
-import { goldenImageRecipe } from "../components/goldenImage";
 import type { Suite } from "../lib/config";
 import { legacyImageCmdline } from "../lib/image";
 import { seedFiles } from "../lib/outputs";
@@ -24,17 +23,14 @@ import { generateEd25519 } from "../lib/sshkey";
 import { GiB } from "../lib/units";
 import { Domain, type DomainInputs, type DomainOutputs } from "../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../providers/famFile";
-import {
-  GoldenImageBuild,
-  type GoldenImageInputs,
-  type GoldenImageOutputs,
-} from "../providers/goldenImage";
+import type { GoldenImageOutputs } from "../providers/goldenImage";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../providers/network";
 import { provisionNode } from "../test/helpers/debianCluster";
 import { loadSerialized } from "../test/helpers/engine";
 import { famInputs, networkInputs } from "../test/helpers/fixtures";
 import { sandboxUri, scratchDir, stopSandbox, testImageCache } from "../test/helpers/sandbox";
 import { ssh } from "../test/helpers/ssh";
+import { benchImage } from "./images";
 
 const MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 const RUNS = Number(process.env.FAME_PROBE_RUNS ?? 1);
@@ -102,22 +98,7 @@ async function main(): Promise<void> {
     });
   }
   for (const suite of new Set(variants.filter((v) => !v.key).map((v) => v.suite))) {
-    const r = goldenImageRecipe({ suite, mirror: MIRROR, sizeGbytes: 4 });
-    const imgIn: GoldenImageInputs = {
-      cacheDir: testImageCache(),
-      key: r.key,
-      recipe: r.recipe,
-      hook: r.hook,
-      l4fame: "",
-      proxy: "",
-    };
-    const img = (
-      await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
-        () => new GoldenImageBuild("img", imgIn),
-      )
-    ).provider;
-    const outs = (await img.create(imgIn)).outs as GoldenImageOutputs;
-    log(`${suite} image ${r.key}: ${outs.reused ? "cached" : `built in ${outs.buildSeconds} s`}`);
+    const { outs } = await benchImage(suite, MIRROR, 4, log);
     images.set(suite, outs);
   }
   const pair = generateEd25519("fame-probe");
