@@ -193,6 +193,9 @@ const cluster = new FameCluster("fame", {
   stack,
   ...(password ? { password } : {}),
   image,
+  ...(previous && previous.hostbase !== config.hostbase
+    ? { previousHostbase: previous.hostbase }
+    : {}),
 });
 
 // The stack outputs. One object, not `export const`s: an output that is undefined (the Librarian's, with

@@ -17,7 +17,7 @@ import {
   sshCommand,
   sshConfig,
 } from "../lib/outputs";
-import { clusterPlan, type NodePlan } from "../lib/plan";
+import { clusterPlan, type NodePlan, nodeName, nodeSlot } from "../lib/plan";
 import { GiB } from "../lib/units";
 import { AppArmorAccess } from "../providers/apparmor";
 import { ArtifactFile } from "../providers/artifactFile";
@@ -45,6 +45,32 @@ export interface FameClusterArgs {
   password?: pulumi.Input<string>;
   /** The golden image's args, when the caller has computed them already. Default: imageArgs(config). */
   image?: GoldenImageArgs;
+  /**
+   * fame:hostbase of the last applied record (applied.json), when this run
+   * renames the nodes: their resources are found under that name too.
+   * Default: none.
+   */
+  previousHostbase?: string;
+}
+
+/**
+ * The names a node's resources may have in the stack's state: fame named
+ * them `<cluster>-<hostbase><NN>` before it named them by slot, so a stack
+ * last applied by that fame has them under the current hostbase, or under the
+ * last applied one when it is renamed in the same run. With these aliases the
+ * engine keeps those resources (disk and all) instead of deleting them and
+ * making them anew.
+ */
+export function formerNames(
+  cluster: string,
+  index: number,
+  hostbase: string,
+  previousHostbase?: string,
+): pulumi.Alias[] {
+  const slot = nodeSlot(index);
+  const former = new Set([hostbase, previousHostbase ?? hostbase].map((h) => nodeName(h, index)));
+  former.delete(slot);
+  return [...former].map((n) => ({ name: `${cluster}-${n}` }));
 }
 
 /**
@@ -188,7 +214,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const nodes = plan.nodes.map(
       (node: NodePlan) =>
         new FameNode(
-          `${name}-${node.name}`,
+          `${name}-${nodeSlot(node.index)}`,
           {
             uri,
             node,
@@ -210,7 +236,10 @@ export class FameCluster extends pulumi.ComponentResource {
             shutdownTimeoutMs,
             domainDependsOn: [apparmor],
           },
-          { parent: this },
+          {
+            parent: this,
+            aliases: formerNames(name, node.index, config.hostbase, args.previousHostbase),
+          },
         ),
     );
     const inDir = (file: string) => dir.path.apply((d) => path.posix.join(d, file));

@@ -139,6 +139,7 @@ export class FameNode extends pulumi.ComponentResource {
               mode: FAM_MODE,
               deleteOnDestroy: true,
               allowShrink: false,
+              keepPath: true,
               users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
             },
             { parent: this },

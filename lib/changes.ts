@@ -214,12 +214,20 @@ function consequences(
       `FAM grows from ${formatSize(famFileBytes)} to ${formatSize(next.famSizeBytes)}: every node is stopped, the file grown in place (all existing bytes kept), and running nodes start with the new size`,
     );
   }
-  // The node names are the domains' and disks' names: a new hostbase makes every node anew.
-  if (prev.hostbase !== next.hostbase || prev.libvirtUri !== next.libvirtUri) {
-    r.warnings.push(
-      "the network identity changes (hostbase or libvirt URI): the network and every node are replaced, and the nodes' disks with them; FAM is kept",
+  // The domains and the network carry the names; a node's disk stays in its file (providers/nodeDisk keep).
+  const renamed = prev.hostbase !== next.hostbase;
+  const moved = prev.libvirtUri !== next.libvirtUri;
+  const kept = Math.min(prev.nodes, next.nodes);
+  if (renamed || moved) {
+    const what = [
+      ...(renamed
+        ? [`the nodes are renamed ${names(prev.hostbase, 1, kept)} -> ${names(hb, 1, kept)}`]
+        : []),
+      ...(moved ? [`the nodes move from libvirt ${prev.libvirtUri} to ${next.libvirtUri}`] : []),
+    ].join(", and ");
+    r.info.push(
+      `${what}: the network and every node's domain are replaced (each node restarts, with a new seed disk); every node keeps its disk and what it wrote there, and FAM is kept`,
     );
-    return r;
   }
   if (prev.octets123 !== next.octets123) {
     r.info.push(
@@ -268,8 +276,8 @@ function consequences(
     const change = argsChange(prevBoot, next.bootArgs);
     if (change) restartWhy.push(`fame's kernel arguments (${change})`);
   }
-  const kept = Math.min(prev.nodes, next.nodes);
-  if (restartWhy.length > 0 && kept > 0) {
+  // A replaced domain restarts anyway (said above).
+  if (restartWhy.length > 0 && kept > 0 && !renamed && !moved) {
     r.info.push(
       `${names(hb, 1, kept)} restart to apply ${restartWhy.join(", ")} (disks and FAM kept)`,
     );

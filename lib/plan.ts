@@ -72,6 +72,15 @@ export function nodeName(hostbase: string, index: number): string {
   return `${hostbase}${two(index)}`;
 }
 
+/**
+ * The node's name among the stack's resources: `node<NN>` whatever
+ * fame:hostbase says, so a rename keeps each node's resources, and with them
+ * its disk. For the default hostbase it is the node's name, as before.
+ */
+export function nodeSlot(index: number): string {
+  return nodeName("node", index);
+}
+
 export function networkPlan(hostbase: string, octets123: string): NetworkPlan {
   return {
     name: `br_${hostbase}`,

@@ -79,6 +79,14 @@ export interface ProviderSpec<I extends object, O extends object> {
    */
   check?(news: Partial<I>, olds: Partial<O>): Promise<CheckFailure[]> | CheckFailure[];
   /**
+   * Inputs the object keeps from its recorded ones whatever the program now
+   * asks: a node's disk stays in the file it was made in when the node is
+   * renamed. Gets the recorded inputs (empty for a new object) and the known
+   * part of the new ones; returns the keys to take from the recorded ones.
+   * `check` applies it, so preview and diff see the kept values.
+   */
+  keep?(olds: Partial<I>, news: Partial<I>): Partial<I>;
+  /**
    * What `diff` compares for `news` when it is not the inputs themselves
    * (a hash of secret content, a normalised order). Called only with fully
    * known inputs; a partly unknown one is compared key by key.
@@ -210,20 +218,22 @@ export function defineProvider<I extends object, O extends object>(
     if (!spec.keys.includes(k)) throw new Error(`${k} must be one of the diffed keys`);
   }
   const provider: pulumi.dynamic.ResourceProvider<I, O> = {
-    // The engine passes the recorded outputs as `olds` (typed as inputs by the SDK).
+    // `olds`: the recorded inputs; none when the engine checks again for a replacement.
     async check(olds: I, news: I) {
       watch();
-      const unknownKeys = Object.keys(news).filter((k) =>
-        containsUnknown((news as Record<string, unknown>)[k]),
+      const inputs = spec.keep ? { ...news, ...spec.keep(olds ?? {}, knownPart(news)) } : news;
+      const unknownKeys = Object.keys(inputs).filter((k) =>
+        containsUnknown((inputs as Record<string, unknown>)[k]),
       );
       const failures = spec.check
-        ? await spec.check(knownPart(news), (olds ?? {}) as unknown as Partial<O>)
+        ? await spec.check(knownPart(inputs), (olds ?? {}) as unknown as Partial<O>)
         : [];
       return {
-        inputs: news,
+        inputs,
         failures: failures.filter((f) => !unknownKeys.includes(f.property.split(".")[0] ?? "")),
       };
     },
+    // The engine passes the recorded outputs as `olds` (typed as inputs by the SDK).
     async diff(id: string, olds: O, news: I) {
       watch();
       let d = diffBySpec(spec, olds, news);

@@ -8,6 +8,7 @@
  * is set, this resource created it (not adopted it), it is still the same file
  * (identity) and no other resource took it over since (the claim beside it).
  */
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as fam from "../lib/host/famfile";
 import { claim, release } from "../lib/host/ownership";
@@ -42,6 +43,13 @@ export interface FamFileInputs {
    * record claims is refused. Absent: no record (the CXL label files).
    */
   owner?: string;
+  /**
+   * Stay in the file first taken when a new path in the same directory is
+   * asked for: a node's label storage keeps its namespace label when the node
+   * is renamed (fame:hostbase). Not part of the diff. Default: false (a new
+   * path is a move).
+   */
+  keepPath?: boolean;
 }
 
 export interface FamFileOutputs extends FamFileInputs {
@@ -136,6 +144,14 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
   // with no unique key a forced replacement (`up --replace`) is create-first, so
   // the new resource claims the file before the old one's delete looks.
   replaceKeys: [],
+  keep(olds, news) {
+    const same =
+      news.keepPath === true &&
+      olds.path !== undefined &&
+      news.path !== undefined &&
+      path.posix.dirname(olds.path) === path.posix.dirname(news.path);
+    return same ? { path: olds.path } : {};
+  },
   check: checkInputs,
 
   async create(inputs: FamFileInputs) {

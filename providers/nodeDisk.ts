@@ -2,10 +2,12 @@
  * Dynamic provider for a node's boot disk: a qcow2 overlay on the golden
  * image, created in milliseconds and holding only what the node writes. A new
  * golden image means a new overlay (its path carries the image key), created
- * before the old one is deleted so the node switches over in one restart.
+ * before the old one is deleted so the node switches over in one restart. A
+ * renamed node keeps its overlay under the name it was made with.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs/promises";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
 import * as preflight from "../lib/host/preflight";
@@ -56,6 +58,18 @@ export const nodeDiskProvider = defineProvider<NodeDiskInputs, NodeDiskOutputs>(
   // file, so it is deleted first.
   replaceKeys: KEYS,
   uniqueKeys: ["path"],
+  // A node renamed (fame:hostbase) keeps its disk and what it wrote there: the
+  // file stays where it was made while it is of the same image and size in the
+  // same directory, whatever the node is now called.
+  keep(olds, news) {
+    const same =
+      olds.path !== undefined &&
+      news.path !== undefined &&
+      olds.backingFile === news.backingFile &&
+      olds.sizeBytes === news.sizeBytes &&
+      path.posix.dirname(olds.path) === path.posix.dirname(news.path);
+    return same ? { path: olds.path } : {};
+  },
   async check(news) {
     // Unknown inputs are absent here, and failures about them are dropped.
     const failures = absolutePath("path", news.path);

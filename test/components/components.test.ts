@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
+import { formerNames } from "../../components/cluster";
 import { FabricMemory } from "../../components/fabricMemory";
 import { NodeNetwork } from "../../components/nodeNetwork";
 import { networkPlan } from "../../lib/plan";
@@ -17,6 +18,20 @@ describe("components used directly", () => {
         e instanceof pulumi.ResourceError &&
         /sizeBytes 3221225472 must be a power of two/.test(e.message),
     );
+  });
+
+  it("a node is found under the names fame gave it before slots, with the current and the last applied hostbase", () => {
+    assert.deepEqual(
+      formerNames("fame", 1, "node"),
+      [],
+      "the default hostbase's names are the slots",
+    );
+    assert.deepEqual(formerNames("fame", 2, "lab"), [{ name: "fame-lab02" }]);
+    assert.deepEqual(formerNames("fame", 2, "prod", "lab"), [
+      { name: "fame-prod02" },
+      { name: "fame-lab02" },
+    ]);
+    assert.deepEqual(formerNames("c", 12, "node", "lab"), [{ name: "c-lab12" }]);
   });
 
   it("NodeNetwork refuses a bridge name Linux cannot have", () => {

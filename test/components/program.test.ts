@@ -66,6 +66,9 @@ describe("program under mocks", function () {
         const nn = String(n).padStart(2, "0");
         const name = `${scenario.hostbase}${nn}`;
         assert.equal(d.inputs.name, name);
+        // Resources are named by slot, not hostbase: a rename keeps them (and the disk).
+        assert.equal(d.name, `fame-node${nn}-domain`);
+        assert.equal(disks[i]?.name, `fame-node${nn}-disk`);
         assert.deepEqual(d.inputs.fam, { path: "/srv/fame/FAM", sizeBytes: scenario.bytes });
         assert.equal(d.inputs.network, `br_${scenario.hostbase}`);
         assert.equal(d.inputs.mac, `48:50:42:${nn}:${nn}:${nn}`);

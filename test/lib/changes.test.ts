@@ -227,10 +227,33 @@ describe("change report (what preview says before anything happens)", () => {
     );
   });
 
-  it("warns that a new hostbase replaces the network and every node with its disk", () => {
+  it("says a new hostbase renames the nodes, replacing network and domains, every disk kept", () => {
+    const r = say(base, { hostbase: "tm" });
+    assert.deepEqual(r.warnings, [], "nothing on the nodes' disks is at risk");
     assert.match(
-      say(base, { hostbase: "tm" }).warnings.join(),
-      /network and every node are replaced, and the nodes' disks with them/,
+      r.info.join("\n"),
+      /the nodes are renamed node01, node02, node03, node04 -> tm01, tm02, tm03, tm04: the network and every node's domain are replaced \(each node restarts, with a new seed disk\); every node keeps its disk and what it wrote there, and FAM is kept/,
+    );
+    assert.doesNotMatch(r.info.join("\n"), / restart to apply /, "the restart is said once");
+    // Nodes added or removed at the same time are named with the new hostbase.
+    const grown = say(base, { hostbase: "tm", nodes: 5 });
+    assert.match(
+      grown.info.join("\n"),
+      /renamed node01, node02, node03, node04 -> tm01, tm02, tm03, tm04/,
+    );
+    assert.match(grown.info.join("\n"), /adding tm05/);
+    assert.match(
+      say(base, { hostbase: "tm", nodes: 2 }).warnings.join(),
+      /removing tm03, tm04 with their disks/,
+    );
+  });
+
+  it("says a new libvirt URI moves the domains there, every disk kept", () => {
+    const r = say(base, { libvirtUri: "qemu+ssh://h/system" });
+    assert.deepEqual(r.warnings, []);
+    assert.match(
+      r.info.join("\n"),
+      /the nodes move from libvirt qemu:\/\/\/system to qemu\+ssh:\/\/h\/system: the network and every node's domain are replaced .*every node keeps its disk/,
     );
   });
 

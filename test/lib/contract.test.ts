@@ -8,6 +8,7 @@ import {
   UNKNOWN,
   withUndo,
 } from "../../providers/contract";
+import { famFileProvider } from "../../providers/famFile";
 import { nodeDiskProvider } from "../../providers/nodeDisk";
 
 const noop = {
@@ -118,6 +119,69 @@ describe("provider contract", () => {
       sizeBytes: 1,
     });
     assert.deepEqual([d?.replaces, d?.deleteBeforeReplace], [["backingFile"], true]);
+  });
+
+  it("check takes what the spec keeps from the recorded inputs, judged on known inputs only", async () => {
+    const p = defineProvider<{ path: string; n: number }, object>({
+      keys: ["path", "n"],
+      replaceKeys: ["path", "n"],
+      keep: (olds, news) =>
+        olds.path !== undefined && news.n !== undefined && olds.n === news.n
+          ? { path: olds.path }
+          : {},
+      ...noop,
+    });
+    const olds = { path: "/d/a", n: 1 };
+    assert.deepEqual((await p.check!(olds, { path: "/d/b", n: 1 })).inputs, olds);
+    assert.deepEqual((await p.check!(olds, { path: "/d/b", n: 2 })).inputs, { path: "/d/b", n: 2 });
+    // Not yet known: nothing is kept, the diff sees the unknown as a change.
+    assert.deepEqual(
+      (await p.check!(olds, { path: "/d/b", n: UNKNOWN as unknown as number })).inputs,
+      {
+        path: "/d/b",
+        n: UNKNOWN,
+      },
+    );
+    // A new object (or the engine's second check of a replacement) has no recorded inputs.
+    assert.deepEqual((await p.check!(undefined as never, { path: "/d/b", n: 1 })).inputs, {
+      path: "/d/b",
+      n: 1,
+    });
+  });
+
+  it("a renamed node keeps its disk file (no change at all); a new image, size or directory does not", async () => {
+    const olds = { path: "/d/node01-aaa.qcow2", backingFile: "/c/k/golden.qcow2", sizeBytes: 6 };
+    const renamed = { ...olds, path: "/d/lab01-aaa.qcow2" };
+    const kept = (await nodeDiskProvider.check!(olds, renamed)).inputs ?? renamed;
+    assert.equal(kept.path, olds.path);
+    const d = await nodeDiskProvider.diff!("id", { ...olds, allocatedBytes: 0, serial: "s" }, kept);
+    assert.equal(d.changes, false);
+    for (const other of [
+      { ...renamed, backingFile: "/c/k2/golden.qcow2" },
+      { ...renamed, sizeBytes: 7 },
+      { ...olds, path: "/e/node01-aaa.qcow2" },
+    ]) {
+      assert.equal((await nodeDiskProvider.check!(olds, other)).inputs?.path, other.path);
+    }
+  });
+
+  it("a node's CXL label file keeps its path across a rename (keepPath); the FAM file moves", async () => {
+    const lsa = {
+      path: "/nonexistent-fame/node01.lsa",
+      sizeBytes: 131072,
+      group: "root",
+      mode: 0o660,
+      deleteOnDestroy: true,
+      allowShrink: false,
+      users: { uri: "", domains: [], shutdownTimeoutMs: 0 },
+      keepPath: true,
+    };
+    const renamed = { ...lsa, path: "/nonexistent-fame/lab01.lsa" };
+    assert.equal((await famFileProvider.check!(lsa, renamed)).inputs?.path, lsa.path);
+    const fam = { ...renamed, keepPath: false };
+    assert.equal((await famFileProvider.check!(lsa, fam)).inputs?.path, fam.path);
+    const elsewhere = { ...renamed, path: "/nonexistent-fame2/lab01.lsa" };
+    assert.equal((await famFileProvider.check!(lsa, elsewhere)).inputs?.path, elsewhere.path);
   });
 
   it("undoes a failed create's steps newest first and rethrows its own error", async () => {
