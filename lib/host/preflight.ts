@@ -121,6 +121,9 @@ export async function networkConflicts(
       }
       continue;
     }
+    // This stack's own network under its former name (a renamed stack, fame:hostbase): the
+    // replacement deletes it first (its subnet is a unique key), so it conflicts with nothing.
+    if (want.owner !== undefined && spec.owner === want.owner) continue;
     if (spec.bridge === want.bridge) {
       problems.push(
         `libvirt network ${other} already uses bridge ${want.bridge}: choose another fame:hostbase`,

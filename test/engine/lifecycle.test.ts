@@ -116,12 +116,17 @@ const changed = (op: OpType) => op !== "same" && op !== "read";
 const replaced = (op: OpType) =>
   op === "replace" || op === "create-replacement" || op === "delete-replaced";
 
-function domainsOfStack(): string[] {
+function domainsOfStack(hostbase = HOSTBASE): string[] {
   return virshOut("list", "--all", "--name")
     .split("\n")
     .map((s) => s.trim())
-    .filter((s) => s.startsWith(HOSTBASE))
+    .filter((s) => s.startsWith(hostbase))
     .sort();
+}
+
+/** The program's own messages (the change report) among a run's events. */
+function diagnostics(events: EngineEvent[]): string {
+  return events.map((e) => e.diagnosticEvent?.message ?? "").join("");
 }
 
 describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
@@ -211,7 +216,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     assert.equal(r.code, 0, "quickstart --preview failed");
     assert.match(
       r.output,
-      /\+ +pulumi-nodejs:dynamic:Resource +.*\bfame-dn01-domain\b|\+ .*fame-dn01-domain/,
+      /\+ +pulumi-nodejs:dynamic:Resource +.*\bfame-node01-domain\b|\+ .*fame-node01-domain/,
     );
     assert.match(r.output, /Resources:\s+\+ \d+ to create/);
     assert.doesNotMatch(r.output, /to update|to replace|to delete/);
@@ -284,6 +289,81 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     assert.deepEqual(namesWith(ops, changed), []);
   });
 
+  it("a stack applied before nodes were named by slot (resources named by hostbase) upgrades with no change", async () => {
+    // The state an earlier fame left: every node resource named fame-<hostbase><NN>[-child].
+    const exported = await stack.exportStack();
+    const before = JSON.stringify(exported);
+    const old = before.replaceAll("fame-node0", `fame-${HOSTBASE}0`);
+    assert.notEqual(old, before);
+    await stack.importStack(JSON.parse(old));
+    const events: EngineEvent[] = [];
+    await stack.preview({ expectNoChanges: true, onEvent: (e) => events.push(e) });
+    assert.deepEqual(namesWith(opsOf(events), changed), [], "aliases find every node resource");
+    await up();
+    const state = JSON.stringify((await stack.exportStack()).deployment);
+    assert.doesNotMatch(state, /"urn:[^"]*::fame-dn0/, "the state has the slot names now");
+    for (const n of ["fame-node01-disk", "fame-node02-domain", "fame-node02-seed"])
+      assert.match(state, new RegExp(`"urn:[^"]*::${n}"`));
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02"]);
+  });
+
+  it("renaming the nodes (fame:hostbase) keeps each disk with what the node wrote, its host keys and FAM", async () => {
+    const RENAMED = "dr";
+    const ip1 = ips[0] as string;
+    const marker = `disk-${crypto.randomBytes(6).toString("hex")}`;
+    await sshOk(
+      keyFile,
+      USER,
+      ip1,
+      `echo ${marker} | sudo tee /var/tmp/fame-marker >/dev/null && sync`,
+    );
+    const hostKey = await sshOk(keyFile, USER, ip1, "cat /etc/ssh/ssh_host_ed25519_key.pub");
+    const disks = () =>
+      fs
+        .readdirSync(famDir)
+        .filter((f) => f.endsWith(".qcow2"))
+        .sort();
+    const disksBefore = disks();
+    assert.equal(disksBefore.length, 2);
+
+    await stack.setConfig("fame:hostbase", { value: RENAMED });
+    const events: EngineEvent[] = [];
+    await stack.preview({ diff: true, onEvent: (e) => events.push(e) });
+    const ops = opsOf(events);
+    for (const n of ["01", "02"]) {
+      assert.equal(ops.get(`fame-node${n}-disk`), "same", `node${n}'s disk is kept`);
+      assert.ok(replaced(ops.get(`fame-node${n}-domain`) ?? "same"), `node${n}'s domain replaced`);
+      assert.ok(replaced(ops.get(`fame-node${n}-seed`) ?? "same"), `node${n}'s seed replaced`);
+    }
+    assert.ok(replaced(ops.get("fame-network-net") ?? "same"), "the network is replaced");
+    assert.match(
+      diagnostics(events),
+      /the nodes are renamed dn01, dn02 -> dr01, dr02: .*every node keeps its disk and what it wrote there/,
+    );
+
+    await up();
+    assert.deepEqual(domainsOfStack(RENAMED), ["dr01", "dr02"]);
+    assert.deepEqual(domainsOfStack(), [], "no domain left under the old names");
+    assert.deepEqual(disks(), disksBefore, "the same disk files");
+    await waitForSsh(keyFile, USER, ip1, 900_000);
+    assert.equal((await sshOk(keyFile, USER, ip1, "hostname")).trim(), "dr01");
+    assert.equal((await sshOk(keyFile, USER, ip1, "cat /var/tmp/fame-marker")).trim(), marker);
+    assert.equal(
+      await sshOk(keyFile, USER, ip1, "cat /etc/ssh/ssh_host_ed25519_key.pub"),
+      hostKey,
+      "the node's own SSH host key",
+    );
+    assert.match(await sshOk(keyFile, USER, ip1, "getent hosts dr02"), /10\.213\.60\.2\s+dr02/);
+    assertSentinel("after renaming the nodes");
+
+    // Back to the names the rest of the lifecycle expects.
+    await stack.setConfig("fame:hostbase", { value: HOSTBASE });
+    await up();
+    assert.deepEqual(domainsOfStack(), ["dn01", "dn02"]);
+    assert.deepEqual(domainsOfStack(RENAMED), []);
+    assert.deepEqual(disks(), disksBefore);
+  });
+
   it("refresh sees a node undefined and another node's disk deleted out of band; up repairs both", async () => {
     const uri = sandboxUri();
     execFileSync("virsh", ["-q", "-c", uri, "destroy", "dn02"]);
@@ -296,16 +376,16 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     const state = JSON.stringify((await stack.exportStack()).deployment);
     assert.doesNotMatch(
       state,
-      /"urn:[^"]*fame-dn02-domain"/,
+      /"urn:[^"]*fame-node02-domain"/,
       "refresh dropped the undefined domain",
     );
-    assert.doesNotMatch(state, /"urn:[^"]*fame-dn01-disk"/, "refresh dropped the deleted disk");
+    assert.doesNotMatch(state, /"urn:[^"]*fame-node01-disk"/, "refresh dropped the deleted disk");
 
     const ops = await up();
-    assert.equal(ops.get("fame-dn02-domain"), "create");
-    assert.equal(ops.get("fame-dn01-disk"), "create");
+    assert.equal(ops.get("fame-node02-domain"), "create");
+    assert.equal(ops.get("fame-node01-disk"), "create");
     // The new disk has a new identity: node01 restarts onto it instead of the deleted file.
-    assert.equal(ops.get("fame-dn01-domain"), "update");
+    assert.equal(ops.get("fame-node01-domain"), "update");
     assert.deepEqual(domainsOfStack(), ["dn01", "dn02"]);
     assert.ok(fs.existsSync(path.join(famDir, disk1)), "disk recreated");
     assert.match(virshOut("domstate", "dn02"), /running/);
@@ -316,8 +396,8 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     await stack.setConfig("fame:famSize", { value: "2G" });
     const ops = await preview();
     assert.equal(ops.get("fame-fam-file"), "update");
-    assert.equal(ops.get("fame-dn01-domain"), "update");
-    assert.equal(ops.get("fame-dn02-domain"), "update");
+    assert.equal(ops.get("fame-node01-domain"), "update");
+    assert.equal(ops.get("fame-node02-domain"), "update");
     assert.deepEqual(namesWith(ops, replaced), []);
     await up();
     assert.equal(fs.statSync(path.join(famDir, "FAM")).size, 2 * GiB);
@@ -328,13 +408,18 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
   it("nodes 2 -> 3 -> 2 touch only that node's resources; the network is updated in place", async () => {
     await stack.setConfig("fame:nodes", { value: "3" });
     let ops = await up();
-    const node3 = ["fame-dn03", "fame-dn03-disk", "fame-dn03-domain", "fame-dn03-seed"];
+    const node3 = ["fame-node03", "fame-node03-disk", "fame-node03-domain", "fame-node03-seed"];
     assert.deepEqual(
       namesWith(ops, (op) => op === "create"),
       node3,
     );
     assert.equal(ops.get("fame-network-net"), "update");
-    for (const n of ["fame-dn01-domain", "fame-dn02-domain", "fame-dn01-disk", "fame-dn02-disk"])
+    for (const n of [
+      "fame-node01-domain",
+      "fame-node02-domain",
+      "fame-node01-disk",
+      "fame-node02-disk",
+    ])
       assert.equal(ops.get(n), "same", `${n} untouched`);
     assert.deepEqual(domainsOfStack(), ["dn01", "dn02", "dn03"]);
 
@@ -364,8 +449,8 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
       for (const l of s.split("\n")) if (l.trim()) lines.push({ at: Date.now(), text: l });
     });
     const done = Date.now();
-    assert.ok(replaced(ops.get("fame-dn01-disk") ?? "same"), "node01's disk replaced");
-    assert.ok(replaced(ops.get("fame-dn02-disk") ?? "same"), "node02's disk replaced");
+    assert.ok(replaced(ops.get("fame-node01-disk") ?? "same"), "node01's disk replaced");
+    assert.ok(replaced(ops.get("fame-node02-disk") ?? "same"), "node02's disk replaced");
     assert.equal(ops.get("fame-fam-file"), "same");
     assert.ok(fs.readdirSync(cache2).length > 0, "image built into the new cache");
     // The provider's progress lines are shown while the build runs, not after it.
@@ -409,7 +494,7 @@ describe("e2e: the real Pulumi CLI runs the user's lifecycle", function () {
     await stack.setConfig("fame:nodes", { value: "3" });
     const killed = runCommand("pulumi", ["up", "--yes", "--stack", STACK, "--skip-preview"], env);
     const deadline = Date.now() + 10 * 60_000;
-    while (!/fame-dn03-(disk|seed|domain)\s+creating/.test(killed.output())) {
+    while (!/fame-node03-(disk|seed|domain)\s+creating/.test(killed.output())) {
       if (Date.now() > deadline) throw new Error("pulumi up never started creating node03");
       await new Promise((r) => setTimeout(r, 100));
     }

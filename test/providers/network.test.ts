@@ -189,6 +189,8 @@ describe("Network provider against a sandboxed libvirtd", function () {
       ),
     );
     assert.equal(await reasons(inputs), "", "its own network is adopted");
+    // The same stack under a new hostbase: its old network is replaced (deleted first), not in the way.
+    assert.equal(await reasons({ ...inputs, name: "br_renamed", bridge: "br_renamed" }), "");
     assert.match(
       await reasons({ ...inputs, uri: "qemu:///system?socket=/nonexistent/sock" }),
       /cannot reach libvirt at .*start libvirtd, or fix fame:libvirtUri/,
