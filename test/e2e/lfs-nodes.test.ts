@@ -31,11 +31,6 @@ import { clusterPlan } from "../../lib/plan";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import {
-  GoldenImageBuild,
-  type GoldenImageInputs,
-  type GoldenImageOutputs,
-} from "../../providers/goldenImage";
-import {
   LibrarianDb,
   type LibrarianDbInputs,
   type LibrarianDbOutputs,
@@ -54,6 +49,7 @@ import { allocatedBooks, PYTHON, shelfBooks, TM_LIBRARIAN } from "../helpers/lfs
 import { LFS_HOSTBASE, LFS_OCTETS, LFS_PORT, LFS_STACK, lfsImageInputs } from "../helpers/lfsImage";
 import { ROOT, RUN_DIR, sandboxNetns, sandboxUri, scratchDir } from "../helpers/sandbox";
 import { ssh, sshOk, waitForSsh } from "../helpers/ssh";
+import { ensureTestImage } from "../helpers/testImage";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -150,16 +146,11 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     const uri = sandboxUri();
     dir = scratchDir("lfs-e2e");
 
-    const imgIn: GoldenImageInputs = lfsImageInputs();
-    const img = (
-      await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
-        () => new GoldenImageBuild("img", imgIn),
-      )
-    ).provider;
-    let t = Date.now();
-    const image = (await img.create(imgIn)).outs!;
-    console.log(
-      `      LFS golden image (${imgIn.recipe.suite}): ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
+    const imgIn = lfsImageInputs();
+    const image = await ensureTestImage(
+      imgIn,
+      (m) => console.log(`      ${m}`),
+      "LFS golden image",
     );
     for (const p of ["python3-fusepy ", "python3-psutil ", "pciutils "])
       assert.ok(
@@ -246,7 +237,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     for (const d of domIns)
       cleanups.push(() => dom.delete(d.name, { ...d, shutdownTimeoutMs: 1000 }));
 
-    t = Date.now();
+    const t = Date.now();
     await bootAll();
     await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
     console.log(

@@ -8,7 +8,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { lsaFileName, nodeCmdline } from "../../components/fameNode";
-import { goldenImageRecipe } from "../../components/goldenImage";
 import { type FamMode, SUITES, type Suite } from "../../lib/config";
 import { imageCmdline } from "../../lib/image";
 import { seedFiles } from "../../lib/outputs";
@@ -17,19 +16,15 @@ import { GiB } from "../../lib/units";
 import { CXL_LSA_BYTES } from "../../lib/xml";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
-import {
-  GoldenImageBuild,
-  type GoldenImageInputs,
-  type GoldenImageOutputs,
-} from "../../providers/goldenImage";
+import type { GoldenImageOutputs } from "../../providers/goldenImage";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
 import { NodeDisk, type NodeDiskInputs, type NodeDiskOutputs } from "../../providers/nodeDisk";
 import { SeedDisk, type SeedDiskInputs, type SeedDiskOutputs } from "../../providers/seedDisk";
 import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
 import { type LoadedProvider, loadSerialized } from "./engine";
 import { domainInputs, famInputs, networkInputs } from "./fixtures";
-import { testImageCache } from "./sandbox";
 import { ssh, waitForSsh } from "./ssh";
+import { ensureTestImage, testImageInputs } from "./testImage";
 
 /** ssh's own failures before the command ran (a loaded host): safe to try again. */
 const NOT_RUN =
@@ -197,29 +192,12 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   });
   const user = DEBIAN_STACK.user;
 
-  const image0 = goldenImageRecipe({
+  const imgIn = testImageInputs({
     mirror: IMAGE_MIRROR,
     ...DEBIAN_IMAGE,
     ...(args.suite ? { suite: args.suite } : {}),
   });
-  const imgIn: GoldenImageInputs = {
-    cacheDir: testImageCache(),
-    key: image0.key,
-    recipe: image0.recipe,
-    hook: image0.hook,
-    l4fame: "",
-    proxy: "",
-  };
-  const img = (
-    await loadSerialized<GoldenImageInputs, GoldenImageOutputs>(
-      () => new GoldenImageBuild("img", imgIn),
-    )
-  ).provider;
-  const t = Date.now();
-  const image = (await img.create(imgIn)).outs!;
-  console.log(
-    `      golden image (${image0.recipe.suite}): ${image.reused ? "cached" : `built in ${image.buildSeconds} s`} (${Date.now() - t} ms)`,
-  );
+  const image = await ensureTestImage(imgIn, (m) => console.log(`      ${m}`));
 
   const keyIn: SshKeyInputs = { comment: "fame-e2e" };
   const key = (
@@ -270,13 +248,13 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
       dir,
       owner,
       image,
-      suite: image0.recipe.suite,
+      suite: imgIn.recipe.suite,
       diskBytes: DEBIAN_IMAGE.sizeGbytes * GiB,
       seeds,
       fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
     });
     if (args.mode === "cxl") await createLsa(i);
-    domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node, image0.recipe.suite));
+    domains.push(withMode(base, args.mode, lsaInputs[i]!.path, node, imgIn.recipe.suite));
   }
   const dom = (
     await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domains[0]!))
@@ -307,7 +285,7 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
         // As FameNode does: the LSA exists exactly while the node is in CXL mode.
         if (mode === "cxl") await createLsa(i);
         const olds = { ...domains[i]! } as DomainOutputs;
-        const news = withMode(domains[i]!, mode, lsaInputs[i]!.path, node, image0.recipe.suite);
+        const news = withMode(domains[i]!, mode, lsaInputs[i]!.path, node, imgIn.recipe.suite);
         const d = await dom.diff(node.name, olds, news);
         if (!d.changes || (d.replaces ?? []).length > 0) {
           throw new Error(

@@ -4,12 +4,11 @@
  * their seed disks, not through the image.
  */
 import * as path from "node:path";
-import { goldenImageRecipe } from "../../components/goldenImage";
 import type { Suite } from "../../lib/config";
 import type { GoldenImageInputs } from "../../providers/goldenImage";
 import { testSuite } from "./debianCluster";
 import { TM_LIBRARIAN } from "./lfs";
-import { testImageCache } from "./sandbox";
+import { testImageInputs } from "./testImage";
 
 export const LFS_MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 export const LFS_HOSTBASE = "ln";
@@ -19,18 +18,10 @@ export const LFS_STACK = { user: "l4mdc", hostbase: LFS_HOSTBASE, octets123: LFS
 
 /** `suite`: default bookworm, or FAME_TEST_SUITE. */
 export function lfsImageInputs(suite: Suite = testSuite()): GoldenImageInputs {
-  const r = goldenImageRecipe({
+  return testImageInputs({
     suite,
     mirror: LFS_MIRROR,
     sizeGbytes: 4,
     lfs: { tmLibrarianDir: path.resolve(TM_LIBRARIAN), port: LFS_PORT },
   });
-  return {
-    cacheDir: testImageCache(),
-    key: r.key,
-    recipe: r.recipe,
-    hook: r.hook,
-    l4fame: "",
-    proxy: "",
-  };
 }
