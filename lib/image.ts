@@ -63,6 +63,8 @@ export interface ImageRecipe {
 export interface SuiteDifferences {
   /** The DHCP client ifupdown runs (a package of the image). */
   dhcpClient: string;
+  /** Packages only this release's image has, after the common ones (bookworm: none, its key stays). */
+  packages: readonly string[];
   /** Kernel arguments a CXL node of this release boots with (not in the image: no rebuild). */
   cxlCmdline: readonly string[];
   /**
@@ -132,9 +134,14 @@ export const TRIXIE_IFUPDOWN_PRE = unit([
  * IVSHMEM nodes (i440fx, no CXL) boot without them.
  */
 export const SUITE_DIFFERENCES: Readonly<Record<Suite, SuiteDifferences>> = {
-  bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [], bootFiles: [] },
+  bookworm: { dhcpClient: "isc-dhcp-client", packages: [], cxlCmdline: [], bootFiles: [] },
   trixie: {
     dhcpClient: "dhcpcd-base",
+    // fsck.ext4. e2fsprogs is Priority important since trixie (required in bookworm), so
+    // minbase leaves it out; initramfs-tools' fsck hook then copies no fsck.ext4, and the
+    // initramfs's check of the root (its only one: systemd skips a root mounted rw) fails
+    // ("error 2 ... while executing fsck.ext4") and sleeps 5 s.
+    packages: ["e2fsprogs"],
     cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"],
     bootFiles: [
       { path: "/etc/dhcpcd.conf", content: TRIXIE_DHCPCD_CONF, mode: 0o644 },
@@ -173,6 +180,7 @@ function basePackages(suite: Suite): string[] {
     // Always installed, so both modes boot the same image.
     "ndctl",
     "daxctl",
+    ...SUITE_DIFFERENCES[suite].packages,
   ];
 }
 

@@ -10,6 +10,7 @@ import {
   aptProxyConf,
   hostsFile,
   type ImageInputs,
+  INITRAMFS_CONF,
   imageCmdline,
   imageKey,
   imageRecipe,
@@ -251,9 +252,10 @@ describe("golden image: the Debian release (fame:suite)", () => {
 
   it("differs between releases only by the table: the DHCP client (ifupdown runs dhclient or dhcpcd), kernel arguments and trixie's boot files", () => {
     assert.deepEqual(SUITE_DIFFERENCES, {
-      bookworm: { dhcpClient: "isc-dhcp-client", cxlCmdline: [], bootFiles: [] },
+      bookworm: { dhcpClient: "isc-dhcp-client", packages: [], cxlCmdline: [], bootFiles: [] },
       trixie: {
         dhcpClient: "dhcpcd-base",
+        packages: ["e2fsprogs"],
         cxlCmdline: ["pcie_ports=compat", "clearcpuid=hypervisor"],
         bootFiles: [
           { path: "/etc/dhcpcd.conf", content: TRIXIE_DHCPCD_CONF, mode: 0o644 },
@@ -268,7 +270,9 @@ describe("golden image: the Debian release (fame:suite)", () => {
     assert.ok(trixie.packages.includes("dhcpcd-base"));
     assert.ok(!trixie.packages.includes("isc-dhcp-client"), "deprecated in trixie");
     assert.deepEqual(
-      trixie.packages.map((p) => (p === "dhcpcd-base" ? "isc-dhcp-client" : p)),
+      trixie.packages
+        .filter((p) => !SUITE_DIFFERENCES.trixie.packages.includes(p))
+        .map((p) => (p === "dhcpcd-base" ? "isc-dhcp-client" : p)),
       bookworm.packages,
     );
     for (const p of ["ifupdown", "linux-image-amd64", "zstd", "ndctl", "daxctl"])
@@ -286,6 +290,21 @@ describe("golden image: the Debian release (fame:suite)", () => {
       { ...trixie, suite: "", packages: [], sources: [], files: [] },
       { ...bookworm, suite: "", packages: [], sources: [], files: [] },
     );
+  });
+
+  it("has fsck.ext4 on trixie (e2fsprogs, no longer Priority required), installed with the kernel, so its initrd checks the root", () => {
+    // Bookworm's minbase has e2fsprogs (Priority required there): its package list stays as it was.
+    assert.ok(!bookworm.packages.includes("e2fsprogs"));
+    // In the one apt run of --include that installs the kernel, whose initrd is built at its end.
+    const include = mmdebstrapCommand(trixie, "/r/", { overlayDir: "/o", hookFile: "/h" })
+      .args.find((a) => a.startsWith("--include="))
+      ?.slice("--include=".length)
+      .split(",");
+    assert.ok(include?.includes("e2fsprogs"));
+    assert.ok(include?.includes("linux-image-amd64"));
+    // initramfs-tools' fsck hook takes the type from FSTYPE (no fstab then): fsck.ext4.
+    const conf = trixie.files.find((f) => f.path === INITRAMFS_CONF);
+    assert.equal(conf?.content, "FSTYPE=ext4\n");
   });
 
   it("trims trixie's boot: dhcpcd skips the ARP probe, networking waits for eth0 alone", () => {
