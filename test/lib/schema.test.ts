@@ -15,6 +15,18 @@ describe("config schema", () => {
     assert.equal(project.config, undefined);
   });
 
+  it("the CLI runs the program transpile-only, which lint's type check keeps safe", () => {
+    // The SDK reads noCheck from the runtime's tsconfig itself (no `extends`): it must be there.
+    const opts = project.runtime?.options ?? {};
+    const tsconfig = JSON.parse(fs.readFileSync(path.join(root, opts.tsconfig), "utf8"));
+    assert.equal(tsconfig.compilerOptions.noCheck, true);
+    assert.equal(tsconfig.extends, "./tsconfig.json");
+    // Transpiling file by file is only right for code that isolatedModules accepts.
+    const base = JSON.parse(fs.readFileSync(path.join(root, "tsconfig.json"), "utf8"));
+    assert.equal(base.compilerOptions.isolatedModules, true);
+    assert.equal(base.compilerOptions.noCheck, undefined, "lint must still type-check");
+  });
+
   it("keeps defaults in lib/schema.ts only: no other program source repeats one", () => {
     const sources: string[] = ["index.ts"];
     for (const dir of ["lib", "lib/host", "components", "providers"]) {
