@@ -30,6 +30,7 @@
  * The engine serializes each provider object with its closures, so this
  * module captures only plain functions and data.
  */
+import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { sameValue } from "../lib/diff";
 import { inDynamicProvider, watchEngine } from "../lib/host/exec";
@@ -37,6 +38,24 @@ import { inDynamicProvider, watchEngine } from "../lib/host/exec";
 /** Stop with the engine, once per process (a module's top level is not serialized: every call asks). */
 function watch(): void {
   if (inDynamicProvider()) watchEngine();
+}
+
+/**
+ * The `keep` of a file-backed object that outlives its name: the recorded
+ * path, when `also` holds and the new path is in the same directory (a
+ * directory change is a real move).
+ */
+export function keepPathInDir(
+  olds: { path?: string | undefined },
+  news: { path?: string | undefined },
+  also: boolean,
+): { path?: string } {
+  const same =
+    also &&
+    olds.path !== undefined &&
+    news.path !== undefined &&
+    path.posix.dirname(olds.path) === path.posix.dirname(news.path);
+  return same ? { path: olds.path } : {};
 }
 
 /** What the engine sends for a value that is not known during a preview. */

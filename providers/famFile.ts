@@ -8,14 +8,13 @@
  * is set, this resource created it (not adopted it), it is still the same file
  * (identity) and no other resource took it over since (the claim beside it).
  */
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as fam from "../lib/host/famfile";
 import { claim, release } from "../lib/host/ownership";
 import * as virsh from "../lib/host/virsh";
 import { famOwnerFile } from "../lib/ownership";
 import { formatSize, isPowerOfTwo } from "../lib/units";
-import { type CheckFailure, defineProvider } from "./contract";
+import { type CheckFailure, defineProvider, keepPathInDir } from "./contract";
 
 export interface FamFileInputs {
   /** Absolute path of the backing file. */
@@ -144,14 +143,7 @@ export const famFileProvider = defineProvider<FamFileInputs, FamFileOutputs>({
   // with no unique key a forced replacement (`up --replace`) is create-first, so
   // the new resource claims the file before the old one's delete looks.
   replaceKeys: [],
-  keep(olds, news) {
-    const same =
-      news.keepPath === true &&
-      olds.path !== undefined &&
-      news.path !== undefined &&
-      path.posix.dirname(olds.path) === path.posix.dirname(news.path);
-    return same ? { path: olds.path } : {};
-  },
+  keep: (olds, news) => keepPathInDir(olds, news, news.keepPath === true),
   check: checkInputs,
 
   async create(inputs: FamFileInputs) {

@@ -7,13 +7,12 @@
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs/promises";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { absolutePath } from "../lib/checks";
 import * as preflight from "../lib/host/preflight";
 import * as qcow2 from "../lib/host/qcow2";
 import * as qemuImg from "../lib/host/qemuimg";
-import { defineProvider, type Undo } from "./contract";
+import { defineProvider, keepPathInDir, type Undo } from "./contract";
 
 export interface NodeDiskInputs {
   /** Absolute path of the overlay. */
@@ -61,15 +60,12 @@ export const nodeDiskProvider = defineProvider<NodeDiskInputs, NodeDiskOutputs>(
   // A node renamed (fame:hostbase) keeps its disk and what it wrote there: the
   // file stays where it was made while it is of the same image and size in the
   // same directory, whatever the node is now called.
-  keep(olds, news) {
-    const same =
-      olds.path !== undefined &&
-      news.path !== undefined &&
-      olds.backingFile === news.backingFile &&
-      olds.sizeBytes === news.sizeBytes &&
-      path.posix.dirname(olds.path) === path.posix.dirname(news.path);
-    return same ? { path: olds.path } : {};
-  },
+  keep: (olds, news) =>
+    keepPathInDir(
+      olds,
+      news,
+      olds.backingFile === news.backingFile && olds.sizeBytes === news.sizeBytes,
+    ),
   async check(news) {
     // Unknown inputs are absent here, and failures about them are dropped.
     const failures = absolutePath("path", news.path);
