@@ -23,7 +23,7 @@ import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { ownershipFacts } from "./lib/host/ownership";
 import { qemuUserFor, reachRefusals } from "./lib/host/reach";
-import { imageCmdline } from "./lib/image";
+import { bootsFameInitrd, imageCmdline } from "./lib/image";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { ownershipProblems } from "./lib/ownership";
 import { reachTargets } from "./lib/reach";
@@ -155,7 +155,13 @@ const librarianRefusal = config.librarian
   : undefined;
 const report = describeChanges(
   previous,
-  appliedConfig(config, goldenKey, owner, imageCmdline(config.suite, config.famMode, domainType)),
+  appliedConfig(
+    config,
+    goldenKey,
+    owner,
+    imageCmdline(config.suite, config.famMode, domainType),
+    bootsFameInitrd(domainType, config),
+  ),
   config.famAllowShrink,
   famStat?.isFile() ? famStat.size : undefined,
   { librarianReset: config.librarianReset, librarianRebuild: librarianRefusal !== undefined },

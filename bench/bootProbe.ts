@@ -7,9 +7,10 @@
  *
  *   sudo npx ts-node bench/bootProbe.ts 'bookworm|' 'bookworm|quiet'
  *
- * Each argument is `<suite>[@<cached image key>]|<extra kernel arguments>` (a key
+ * Each argument is `<suite>[@<cached image key>]|<extra kernel arguments>[|<initrd>]` (a key
  * boots that image of the cache, e.g. one an older recipe made), the arguments added to the command line
- * fame booted before issue 19 (lib/image legacyImageCmdline); FAME_PROBE_RUNS rounds (default 1).
+ * fame booted before issue 19 (lib/image legacyImageCmdline); `<initrd>` is `image` for the image's own
+ * initrd or a path (default: fame's boot initrd, as under TCG); FAME_PROBE_RUNS rounds (default 1).
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -76,9 +77,9 @@ function consoleMarks(file: string): string {
 
 async function main(): Promise<void> {
   const variants = process.argv.slice(2).map((a) => {
-    const [name = "", extra = ""] = a.split("|");
+    const [name = "", extra = "", initrd = ""] = a.split("|");
     const [suite, key] = name.split("@");
-    return { suite: suite as Suite, key, extra: extra.trim(), label: name };
+    return { suite: suite as Suite, key, extra: extra.trim(), initrd, label: name };
   });
   if (variants.length === 0) throw new Error("usage: bootProbe.ts '<suite>|<extra args>' ...");
   log(
@@ -134,7 +135,12 @@ async function main(): Promise<void> {
             fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
           });
           const base = `${legacyImageCmdline(v.suite, "ivshmem")} ${v.extra}`.trim();
-          domains.push({ ...d, cmdline: nodeCmdline(base, node), shutdownTimeoutMs: 60_000 });
+          domains.push({
+            ...d,
+            ...(v.initrd ? { initrd: v.initrd === "image" ? image.initrd : v.initrd } : {}),
+            cmdline: nodeCmdline(base, node),
+            shutdownTimeoutMs: 60_000,
+          });
         }
         dom ??= await loadSerialized<DomainInputs, DomainOutputs>(
           () => new Domain("dom", domains[0] as DomainInputs),

@@ -5,7 +5,7 @@ import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { tmLibrarianDir } from "../lib/host/tmlibrarian";
-import { imageCmdline } from "../lib/image";
+import { bootsFameInitrd, imageCmdline } from "../lib/image";
 import { tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
 import {
@@ -172,9 +172,12 @@ export class FameCluster extends pulumi.ComponentResource {
       { comment: args.owner.replaceAll("/", "-") },
       { parent: this },
     );
-    const image = new GoldenImage(`${name}-image`, imgArgs, {
-      parent: this,
-    });
+    const fameInitrd = bootsFameInitrd(args.domainType, config);
+    const image = new GoldenImage(
+      `${name}-image`,
+      { ...imgArgs, bootInitrd: fameInitrd },
+      { parent: this },
+    );
 
     // libvirt cannot see paths passed through qemu:commandline: open exactly these for its QEMU profiles.
     const apparmor = new AppArmorAccess(
@@ -208,7 +211,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const bootArgs = imageCmdline(config.suite, config.famMode, args.domainType);
     const boot = {
       kernel: config.kernelPath || image.kernel,
-      initrd: config.initrdPath || image.initrd,
+      initrd: config.initrdPath || (fameInitrd && image.bootInitrd) || image.initrd,
       cmdline: `${bootArgs} ${config.cmdline}`.trim(),
     };
     const nodes = plan.nodes.map(
@@ -289,7 +292,7 @@ export class FameCluster extends pulumi.ComponentResource {
       `${name}-applied`,
       {
         path: inDir(APPLIED_FILE),
-        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner, bootArgs), null, 2)}\n`,
+        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner, bootArgs, fameInitrd), null, 2)}\n`,
         mode: 0o644,
       },
       { parent: this, dependsOn: [memory, network, ...nodes, ...(lfs ? [lfs] : [])] },

@@ -1,11 +1,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { BOOT_INITRD_VERSION } from "../lib/bootinitrd";
 import type { Suite } from "../lib/config";
 import { tmLibrarianFiles } from "../lib/host/tmlibrarian";
 import { type ImageInputs, type ImageRecipe, imageKey, imageRecipe } from "../lib/image";
 import { ADAPTER_FILES, lfsImageExtras } from "../lib/lfs";
 import { SCHEMA } from "../lib/schema";
+import { BootInitrdFile } from "../providers/bootInitrd";
 import { GoldenImageBuild } from "../providers/goldenImage";
 
 const TEMPLATES = path.join(__dirname, "..", "templates");
@@ -40,6 +42,11 @@ export interface GoldenImageArgs {
    * unit talking to torms on `port`. Default: none (the image is unchanged).
    */
   lfs?: { tmLibrarianDir: string; port: number };
+  /**
+   * Also make fame's boot initrd beside the image's initrd (lib/bootinitrd:
+   * what TCG nodes boot; not part of the recipe). Default: false.
+   */
+  bootInitrd?: boolean;
 }
 
 /** The image additions for the Librarian File System (reads templates/lfs and the tm-librarian tree). */
@@ -90,6 +97,8 @@ export class GoldenImage extends pulumi.ComponentResource {
   readonly kernel: pulumi.Output<string>;
   readonly initrd: pulumi.Output<string>;
   readonly packages: pulumi.Output<string[]>;
+  /** fame's boot initrd, when `bootInitrd` asked for it. */
+  readonly bootInitrd?: pulumi.Output<string>;
   readonly build: GoldenImageBuild;
 
   constructor(name: string, args: GoldenImageArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -113,12 +122,20 @@ export class GoldenImage extends pulumi.ComponentResource {
     this.kernel = this.build.kernel;
     this.initrd = this.build.initrd;
     this.packages = this.build.packages;
+    if (args.bootInitrd) {
+      this.bootInitrd = new BootInitrdFile(
+        `${name}-boot-initrd`,
+        { source: this.initrd, version: BOOT_INITRD_VERSION },
+        { parent: this },
+      ).path;
+    }
     this.registerOutputs({
       key: this.key,
       qcow2: this.qcow2,
       kernel: this.kernel,
       initrd: this.initrd,
       packages: this.packages,
+      bootInitrd: this.bootInitrd,
     });
   }
 }

@@ -7,6 +7,7 @@
  * which is only ever informational: the one refusal (a FAM shrink) is decided
  * from the FAM file itself, so a stale or damaged record cannot block a change.
  */
+import { BOOT_INITRD_FILE } from "./bootinitrd";
 import { type FameConfig, LEGACY_SUITE, SUITES, type Suite } from "./config";
 import { legacyImageCmdline } from "./image";
 import { nodeName } from "./plan";
@@ -45,6 +46,11 @@ export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
    * absent in a record written before fame recorded them (lib/image legacyImageCmdline).
    */
   bootArgs?: string;
+  /**
+   * fame's boot initrd file (lib/bootinitrd BOOT_INITRD_FILE), or "" for the
+   * image's own; absent in a record written before fame had one (the image's).
+   */
+  bootInitrd?: string;
 };
 
 export function appliedConfig(
@@ -52,6 +58,7 @@ export function appliedConfig(
   imageKey: string,
   owner: string,
   bootArgs: string,
+  fameInitrd: boolean,
 ): AppliedConfig {
   const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
   return {
@@ -61,6 +68,7 @@ export function appliedConfig(
     owner,
     suite: config.suite,
     bootArgs,
+    bootInitrd: fameInitrd ? BOOT_INITRD_FILE : "",
   };
 }
 
@@ -109,6 +117,8 @@ export function parseApplied(
     return { problem: "field user is of the wrong type" };
   if (rec.bootArgs !== undefined && typeof rec.bootArgs !== "string")
     return { problem: "field bootArgs is of the wrong type" };
+  if (rec.bootInitrd !== undefined && typeof rec.bootInitrd !== "string")
+    return { problem: "field bootInitrd is of the wrong type" };
   if (rec.owner !== owner)
     return { problem: `it was written by stack ${String(rec.owner)}, not ${owner}` };
   return { applied: rec as AppliedConfig };
@@ -275,6 +285,11 @@ function consequences(
   if (next.bootArgs !== undefined && (prev.famMode ?? "ivshmem") === (next.famMode ?? "ivshmem")) {
     const change = argsChange(prevBoot, next.bootArgs);
     if (change) restartWhy.push(`fame's kernel arguments (${change})`);
+  }
+  const prevInitrd = prev.bootInitrd ?? "";
+  if (next.bootInitrd !== undefined && prevInitrd !== next.bootInitrd) {
+    const what = (f: string) => (f ? `fame's own (${f})` : "the image's");
+    restartWhy.push(`fame's boot initrd (${what(prevInitrd)} -> ${what(next.bootInitrd)})`);
   }
   // A replaced domain restarts anyway (said above).
   if (restartWhy.length > 0 && kept > 0 && !renamed && !moved) {

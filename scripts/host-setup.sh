@@ -10,10 +10,11 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
   dnsmasq-base iptables iproute2 mmdebstrap e2fsprogs openssl ca-certificates nodejs npm
-  python3 python3-flask git
+  python3 python3-flask git busybox-static zstd xz-utils
 )
 # python3 runs the Librarian on torms (fame:librarian), python3-flask its monitor (lmp.py,
-# fame:librarianMonitor); git fetches tm-librarian.
+# fame:librarianMonitor); git fetches tm-librarian; busybox-static, zstd and xz-utils make
+# fame's boot initrd for TCG nodes from the image's (lib/host/bootinitrd.ts).
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")

@@ -16,6 +16,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   mmdebstrap: "mmdebstrap",
   mke2fs: "e2fsprogs",
   "dpkg-query": "dpkg",
+  zstd: "zstd",
+  xz: "xz-utils",
   openssl: "openssl",
 };
 

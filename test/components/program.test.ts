@@ -3,9 +3,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
+import { BOOT_INITRD_FILE, BOOT_INITRD_VERSION } from "../../lib/bootinitrd";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
 import { sessionQemuUser, systemQemuUser } from "../../lib/host/reach";
-import { hostsFile } from "../../lib/image";
+import { hostsFile, TCG_CMDLINE } from "../../lib/image";
 import { seedSerial } from "../../lib/outputs";
 import { GiB } from "../../lib/units";
 import type { ArtifactFileArgs } from "../../providers/artifactFile";
@@ -13,6 +14,9 @@ import { runProgram, runProgramRefused, TEST_HOST } from "../helpers/mocks";
 import { scratchDir } from "../helpers/sandbox";
 
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
+
+/** What fame adds to the kernel command line under TCG. */
+const TCG = TCG_CMDLINE.join(" ");
 
 describe("program under mocks", function () {
   this.timeout(120_000);
@@ -58,6 +62,12 @@ describe("program under mocks", function () {
       assert.equal(disks.length, scenario.nodes);
       assert.equal(seeds.length, scenario.nodes);
       assert.equal(run.ofType(T("SshKey")).length, 1, "one key pair per stack");
+      const initrds = run.ofType(T("BootInitrd"));
+      assert.deepEqual(
+        initrds.map((r) => [r.inputs.source, r.inputs.version]),
+        [[`${imageDir}/initrd.img`, BOOT_INITRD_VERSION]],
+        "one boot initrd, made from the image's",
+      );
 
       const doms = run.ofType(T("Domain"));
       assert.equal(doms.length, scenario.nodes);
@@ -75,11 +85,12 @@ describe("program under mocks", function () {
         assert.equal(d.inputs.type, "qemu", "the test host (TEST_HOST) has no vmx/svm: TCG");
         assert.equal(d.inputs.consoleLog, `/srv/fame/${name}.console.log`);
         assert.equal(d.inputs.kernel, `${imageDir}/vmlinuz`);
-        assert.equal(d.inputs.initrd, `${imageDir}/initrd.img`);
+        // TCG: fame's boot initrd, made from the image's (lib/bootinitrd).
+        assert.equal(d.inputs.initrd, `${imageDir}/${BOOT_INITRD_FILE}`);
         assert.equal(
           d.inputs.cmdline,
-          // TCG: the guest's speculation mitigations off (lib/image TCG_CMDLINE).
-          `root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off systemd.hostname=${name} fame.node=${n}`,
+          // TCG: the guest's speculation mitigations and unused drivers off (lib/image TCG_CMDLINE).
+          `root=/dev/vda rw console=ttyS0 net.ifnames=0 ${TCG} systemd.hostname=${name} fame.node=${n}`,
         );
         assert.deepEqual(d.inputs.disks, [
           { path: disks[i]?.inputs.path, format: "qcow2" },
@@ -170,9 +181,10 @@ describe("program under mocks", function () {
     const d = run.ofType(T("Domain"))[0]?.inputs;
     assert.equal(d?.kernel, "/boot/k");
     assert.equal(d?.initrd, "/boot/i");
+    assert.equal(run.ofType(T("BootInitrd")).length, 0, "no boot initrd made for another kernel");
     assert.equal(
       d?.cmdline,
-      "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off quiet systemd.hostname=node01 fame.node=1",
+      `root=/dev/vda rw console=ttyS0 net.ifnames=0 ${TCG} quiet systemd.hostname=node01 fame.node=1`,
     );
   });
 
@@ -556,7 +568,12 @@ describe("program under mocks", function () {
 
       // A record as fame wrote it before fame:suite existed: the bookworm image, no suite field
       // (nor bootArgs, recorded since issue 19).
-      const { suite: _s, bootArgs: _b, ...old } = JSON.parse(artifact(bookworm, "applied.json"));
+      const {
+        suite: _s,
+        bootArgs: _b,
+        bootInitrd: _i,
+        ...old
+      } = JSON.parse(artifact(bookworm, "applied.json"));
       assert.equal(old.imageKey, image(bookworm).key);
       fs.writeFileSync(path.join(dir, "applied.json"), JSON.stringify(old));
       const upgraded = await run({});
@@ -564,11 +581,11 @@ describe("program under mocks", function () {
       assert.equal(image(upgraded).key, old.imageKey, "the same image: no disk is replaced");
       const cmdline = (r: Awaited<ReturnType<typeof run>>) =>
         String(r.ofType(T("Domain"))[0]?.inputs.cmdline);
-      // The image and disks are kept; the kernel arguments gain mitigations=off (TCG), an
-      // in-place update: the nodes restart on their disks, and the report says so.
+      // The image and disks are kept; the kernel arguments gain TCG's and the initrd is fame's,
+      // in-place updates: the nodes restart on their disks, and the report says so.
       assert.equal(
         cmdline(upgraded),
-        "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off systemd.hostname=node01 fame.node=1",
+        `root=/dev/vda rw console=ttyS0 net.ifnames=0 ${TCG} systemd.hostname=node01 fame.node=1`,
       );
       assert.equal(cmdline(fresh), cmdline(upgraded), "IVSHMEM: the same on both releases");
       assert.match(
@@ -577,12 +594,13 @@ describe("program under mocks", function () {
       );
       assert.match(
         said.join("\n"),
-        /fame: node01 restart to apply fame's kernel arguments \(\+mitigations=off\) \(disks and FAM kept\)/,
+        /fame: node01 restart to apply fame's kernel arguments \(\+mitigations=off \+modprobe\.blacklist=floppy,[a-z0-9_,]+\), fame's boot initrd \(the image's -> fame's own \(fame-initrd-v\d+\.img\)\) \(disks and FAM kept\)/,
       );
       assert.equal(
         JSON.parse(artifact(upgraded, "applied.json")).bootArgs,
-        "root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off",
+        `root=/dev/vda rw console=ttyS0 net.ifnames=0 ${TCG}`,
       );
+      assert.equal(JSON.parse(artifact(upgraded, "applied.json")).bootInitrd, BOOT_INITRD_FILE);
       assert.doesNotMatch(upgraded.warnings.join("\n"), /golden image|disk is replaced/);
 
       // Asking for trixie on that stack: said to replace every disk, naming both releases.
@@ -599,7 +617,7 @@ describe("program under mocks", function () {
       // CXL: trixie's kernel gets its two arguments (lib/image SUITE_DIFFERENCES); bookworm's as before.
       assert.match(
         cmdline(await run({ suite: "trixie", famMode: "cxl" })),
-        / net\.ifnames=0 pcie_ports=compat clearcpuid=hypervisor mitigations=off systemd\.hostname=node01 /,
+        / net\.ifnames=0 pcie_ports=compat clearcpuid=hypervisor mitigations=off modprobe\.blacklist=\S+ systemd\.hostname=node01 /,
       );
       assert.equal(cmdline(await run({ suite: "bookworm", famMode: "cxl" })), cmdline(upgraded));
       // FAME_SUITE fills an unset key; a bad value is refused naming the key.

@@ -5,15 +5,22 @@
  * recipe is the Debian e2e test's own, so one cached image serves them all
  * (whatever user, names and subnet a stack has: those are on the seed disks).
  */
+
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { lsaFileName, nodeCmdline } from "../../components/fameNode";
+import { BOOT_INITRD_VERSION } from "../../lib/bootinitrd";
 import { type FamMode, SUITES, type Suite } from "../../lib/config";
 import { imageCmdline } from "../../lib/image";
 import { seedFiles } from "../../lib/outputs";
 import { type ClusterPlan, clusterPlan, cxlSerial, type NodePlan } from "../../lib/plan";
 import { GiB } from "../../lib/units";
 import { CXL_LSA_BYTES } from "../../lib/xml";
+import {
+  BootInitrdFile,
+  type BootInitrdInputs,
+  type BootInitrdOutputs,
+} from "../../providers/bootInitrd";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import type { GoldenImageOutputs } from "../../providers/goldenImage";
@@ -84,6 +91,8 @@ export interface DebianCluster {
   ready(timeoutMs?: number): Promise<string[]>;
   /** Last console lines of every node, for failure messages. */
   consoles(): string;
+  /** Node i's whole serial console log (every boot: the log is appended to). */
+  consoleLog(i: number): string;
   destroy(): Promise<void>;
 }
 
@@ -140,11 +149,18 @@ export async function provisionNode(
   await (
     await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
   ).provider.create(seedIn);
+  // Under TCG on the image's kernel FameCluster boots fame's boot initrd (lib/image bootsFameInitrd).
+  const initrdIn: BootInitrdInputs = { source: o.image.initrd, version: BOOT_INITRD_VERSION };
+  const initrd = await (
+    await loadSerialized<BootInitrdInputs, BootInitrdOutputs>(
+      () => new BootInitrdFile("i", initrdIn),
+    )
+  ).provider.create(initrdIn);
   return domainInputs(node, {
     uri: o.uri,
     plan: o.plan,
     kernel: o.image.kernel,
-    initrd: o.image.initrd,
+    initrd: initrd.id,
     cmdline: imageCmdline(o.suite, "ivshmem", "qemu"),
     dir: o.dir,
     fam: o.fam,
@@ -325,6 +341,9 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
             `--- ${d.name}\n${fs.existsSync(d.consoleLog) ? fs.readFileSync(d.consoleLog, "utf8").slice(-4000) : "(no log)"}`,
         )
         .join("\n");
+    },
+    consoleLog(i) {
+      return fs.readFileSync(domains[i]!.consoleLog, "utf8");
     },
     async destroy() {
       for (const c of cleanups.splice(0).reverse()) {

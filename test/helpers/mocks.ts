@@ -2,8 +2,10 @@
  * Runs fame's Pulumi program (or a component) under pulumi.runtime.setMocks and
  * records every resource registration, its inputs and its options.
  */
+
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { BOOT_INITRD_FILE } from "../../lib/bootinitrd";
 import { hostFacts, type ProgramHostFacts } from "../../lib/host/hostfacts";
 import { librarianUnitName, monitorUnitName, monitorUrl } from "../../lib/lfs";
 
@@ -41,6 +43,11 @@ const COMPUTED: Record<string, (inputs: Record<string, unknown>) => Record<strin
     packages: ["openssh-server 1:9.2p1-2", "systemd 252.39-1"],
     buildSeconds: 0,
     reused: true,
+  }),
+  "pulumi-nodejs:dynamic/fame:BootInitrd": (i) => ({
+    path: `${String(i.source).replace(/\/[^/]*$/, "")}/${BOOT_INITRD_FILE}`,
+    kernelRelease: "6.1.0-mock-amd64",
+    modules: ["virtio_pci", "virtio_blk", "ext4"],
   }),
 };
 

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { BOOT_INITRD_FILE } from "../../lib/bootinitrd";
 import {
   type AppliedConfig,
   appliedConfig,
@@ -153,7 +154,7 @@ describe("change report (what preview says before anything happens)", () => {
     const before = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
     const now = `${before} mitigations=off`;
     const config = { ...base, suite: "bookworm" } as unknown as Parameters<typeof appliedConfig>[0];
-    assert.equal(appliedConfig(config, "k", "fame/dev", now).bootArgs, now);
+    assert.equal(appliedConfig(config, "k", "fame/dev", now, false).bootArgs, now);
     // base has no bootArgs (and no suite): it booted what fame booted before, bookworm, IVSHMEM.
     const upgraded = say(base, { bootArgs: now });
     assert.deepEqual(upgraded.info, [
@@ -187,6 +188,28 @@ describe("change report (what preview says before anything happens)", () => {
     });
   });
 
+  it("says the nodes restart on their disks to boot fame's boot initrd, also against a record from before it existed", () => {
+    const config = { ...base, suite: "bookworm" } as unknown as Parameters<typeof appliedConfig>[0];
+    assert.equal(appliedConfig(config, "k", "fame/dev", "a", true).bootInitrd, BOOT_INITRD_FILE);
+    assert.equal(appliedConfig(config, "k", "fame/dev", "a", false).bootInitrd, "");
+    // base has no bootInitrd: its nodes booted the image's initrd.
+    const upgraded = say(base, { bootInitrd: BOOT_INITRD_FILE });
+    assert.deepEqual(upgraded.info, [
+      `node01, node02, node03, node04 restart to apply fame's boot initrd (the image's -> fame's own (${BOOT_INITRD_FILE})) (disks and FAM kept)`,
+    ]);
+    assert.deepEqual(upgraded.warnings, [], "no disk is replaced");
+    assert.deepEqual(say(base, { bootInitrd: "" }).info, ["no change to the cluster"]);
+    assert.match(
+      say({ ...base, bootInitrd: BOOT_INITRD_FILE }, { accel: "kvm", bootInitrd: "" }).info.join(),
+      /restart to apply accel auto -> kvm, fame's boot initrd \(fame's own \(fame-initrd-v\d+\.img\) -> the image's\)/,
+    );
+    assert.match(
+      (parseApplied(JSON.stringify({ ...base, bootInitrd: 2 }), "fame/dev") as { problem: string })
+        .problem,
+      /field bootInitrd is of the wrong type/,
+    );
+  });
+
   it("warns that new golden image inputs replace every node disk", () => {
     assert.match(say(base, { imageKey: "def" }).warnings.join(), /every node's disk is replaced/);
   });
@@ -197,7 +220,7 @@ describe("change report (what preview says before anything happens)", () => {
       suite: "trixie",
       famDeleteOnDestroy: false,
     } as unknown as Parameters<typeof appliedConfig>[0];
-    assert.equal(appliedConfig(config, "k", "fame/dev", "root=/dev/vda").suite, "trixie");
+    assert.equal(appliedConfig(config, "k", "fame/dev", "root=/dev/vda", false).suite, "trixie");
     // base has no suite: an applied.json of every stack before this key
     assert.deepEqual(parseApplied(JSON.stringify(base), "fame/dev"), { applied: base });
     const trixie = { ...base, suite: "trixie" as const };

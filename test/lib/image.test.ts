@@ -8,6 +8,7 @@ import { goldenImageRecipe } from "../../components/goldenImage";
 import { resolveRaw, validateConfig } from "../../lib/config";
 import {
   aptProxyConf,
+  bootsFameInitrd,
   hostsFile,
   type ImageInputs,
   INITRAMFS_CONF,
@@ -19,6 +20,7 @@ import {
   SUITE_DIFFERENCES,
   seedScript,
   sudoersLine,
+  TCG_CMDLINE,
   TRIXIE_DHCPCD_CONF,
   TRIXIE_IFUPDOWN_PRE,
 } from "../../lib/image";
@@ -346,18 +348,31 @@ describe("golden image: the Debian release (fame:suite)", () => {
     );
   });
 
-  it("turns the guest's speculation mitigations off under TCG only, on both releases", () => {
+  it("boots fame's boot initrd under TCG on the image's own kernel only", () => {
+    const stock = { l4fame: "", kernelPath: "" };
+    assert.equal(bootsFameInitrd("qemu", stock), true);
+    assert.equal(bootsFameInitrd("kvm", stock), false);
+    assert.equal(bootsFameInitrd("qemu", { ...stock, l4fame: "http://x/l4fame" }), false);
+    assert.equal(bootsFameInitrd("qemu", { ...stock, kernelPath: "/boot/vmlinuz" }), false);
+  });
+
+  it("turns the guest's speculation mitigations and unused board drivers off under TCG only, on both releases", () => {
     const base = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
-    assert.equal(imageCmdline("bookworm", "ivshmem", "qemu"), `${base} mitigations=off`);
-    assert.equal(imageCmdline("trixie", "ivshmem", "qemu"), `${base} mitigations=off`);
+    const tcg =
+      "mitigations=off modprobe.blacklist=floppy,pcspkr,psmouse,serio_raw,kvm,kvm_amd,kvm_intel,ccp,drm,ata_piix,ata_generic,i2c_piix4";
+    assert.equal(TCG_CMDLINE.join(" "), tcg);
+    assert.equal(imageCmdline("bookworm", "ivshmem", "qemu"), `${base} ${tcg}`);
+    assert.equal(imageCmdline("trixie", "ivshmem", "qemu"), `${base} ${tcg}`);
     assert.equal(
       imageCmdline("trixie", "cxl", "qemu"),
-      `${base} pcie_ports=compat clearcpuid=hypervisor mitigations=off`,
+      `${base} pcie_ports=compat clearcpuid=hypervisor ${tcg}`,
     );
-    // Under KVM the guest runs on the real CPU: its mitigations stay.
+    // What a graceful ACPI shutdown needs (the power button's input device) stays.
+    assert.doesNotMatch(tcg, /[=,](evdev|button)(,|$)/);
+    // Under KVM the guest runs on the real CPU: its mitigations and drivers stay.
     for (const suite of ["bookworm", "trixie"] as const)
       for (const mode of ["ivshmem", "cxl"] as const)
-        assert.doesNotMatch(imageCmdline(suite, mode, "kvm"), /mitigations/);
+        assert.doesNotMatch(imageCmdline(suite, mode, "kvm"), /mitigations|blacklist/);
     // What fame booted before (the change report's reference for a record without bootArgs).
     assert.equal(legacyImageCmdline("bookworm", "cxl"), base);
     assert.equal(legacyImageCmdline("trixie", "ivshmem"), base);
