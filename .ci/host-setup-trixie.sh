@@ -31,10 +31,13 @@ if [[ ${1:-} == --hook ]]; then
   echo "$q; $l"
   [[ $q == *"version 10."* ]] || { echo "host-setup-trixie: not QEMU 10" >&2; exit 1; }
   [[ $l == *" 11."* ]] || { echo "host-setup-trixie: not libvirt 11" >&2; exit 1; }
-  for c in qemu-img virsh libvirtd mmdebstrap mke2fs dnsmasq iptables ip openssl node npm python3 git; do
+  for c in qemu-img virsh libvirtd mmdebstrap mke2fs dnsmasq iptables ip openssl node npm python3 git zstd xz; do
     inroot sh -c "command -v $c" >/dev/null || { echo "host-setup-trixie: $c missing" >&2; exit 1; }
   done
   inroot python3 -c 'import flask' || { echo "host-setup-trixie: python3-flask missing" >&2; exit 1; }
+  # fame's boot initrd takes the host's busybox: it must be the static one (busybox-static).
+  bb=$(inroot ldd /bin/busybox 2>&1 || true)
+  [[ $bb == *"not a dynamic executable"* ]] || { echo "host-setup-trixie: /bin/busybox is not busybox-static: $bb" >&2; exit 1; }
   echo "commands: all present, node $(inroot node --version)"
   out=$(inroot bash /tmp/host-setup.sh 2>&1) || { echo "$out"; echo "host-setup-trixie: the second run failed" >&2; exit 1; }
   echo "$out" | sed 's/^/second run: /'

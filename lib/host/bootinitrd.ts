@@ -78,12 +78,14 @@ export async function bootInitrdEntries(
 ): Promise<{ entries: CpioEntry[]; kernelRelease: string; modules: string[] }> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "fame-initrd-"));
   try {
-    const { main } = splitInitrd(await fs.readFile(source));
-    const kind = compressionOf(main);
+    // trixie's initramfs-tools puts the (already compressed) modules into the uncompressed
+    // first archive and modules.dep into the compressed main one: both are read.
+    const { early, main } = splitInitrd(await fs.readFile(source));
+    const kind = main.length === 0 ? "none" : compressionOf(main);
     if (!kind) throw new Error(`${source}: the initrd's main archive is in an unknown format`);
-    const files = new Map(
-      readNewc(await decompress(main, kind, tmp)).entries.map((e) => [e.name, e] as const),
-    );
+    const mainEntries =
+      main.length === 0 ? [] : readNewc(await decompress(main, kind, tmp)).entries;
+    const files = new Map([...early, ...mainEntries].map((e) => [e.name, e] as const));
     const depName = [...files.keys()].find((n) =>
       /^(usr\/)?lib\/modules\/[^/]+\/modules\.dep$/.test(n),
     );

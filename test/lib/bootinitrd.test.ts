@@ -134,9 +134,18 @@ describe("fame's boot initrd: made from an image's initrd", () => {
   let source: string;
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fame-bootinitrd-"));
-    // An initrd as initramfs-tools writes it for trixie: .ko.xz modules, the archive in zstd.
+    // An initrd as trixie's initramfs-tools writes it: the .ko.xz modules in an uncompressed
+    // first archive (padded to 512 bytes), modules.dep and the rest in a zstd one.
     const modDir = "usr/lib/modules/6.12.0-test-amd64";
-    const files = [
+    const modules = DEP.split("\n")
+      .filter(Boolean)
+      .map((l) => l.slice(0, l.indexOf(":")))
+      .map((rel) => ({
+        name: `${modDir}/${rel}`,
+        mode: 0o100644,
+        data: execFileSync("xz", ["-c"], { input: `module ${moduleName(rel)}` }),
+      }));
+    const rest = [
       { name: "usr", mode: 0o040755, data: Buffer.alloc(0) },
       { name: `${modDir}/modules.dep`, mode: 0o100644, data: Buffer.from(DEP) },
       {
@@ -144,17 +153,17 @@ describe("fame's boot initrd: made from an image's initrd", () => {
         mode: 0o100644,
         data: Buffer.from("kernel/crypto/crc32c_generic.ko\n"),
       },
-      ...DEP.split("\n")
-        .filter(Boolean)
-        .map((l) => l.slice(0, l.indexOf(":")))
-        .map((rel) => ({
-          name: `${modDir}/${rel}`,
-          mode: 0o100644,
-          data: execFileSync("xz", ["-c"], { input: `module ${moduleName(rel)}` }),
-        })),
     ];
+    const early = writeNewc(modules);
     source = path.join(dir, "initrd.img");
-    fs.writeFileSync(source, execFileSync("zstd", ["-q", "-c"], { input: writeNewc(files) }));
+    fs.writeFileSync(
+      source,
+      Buffer.concat([
+        early,
+        Buffer.alloc((512 - (early.length % 512)) % 512),
+        execFileSync("zstd", ["-q", "-c"], { input: writeNewc(rest) }),
+      ]),
+    );
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
