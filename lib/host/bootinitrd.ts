@@ -71,7 +71,7 @@ async function decompress(data: Buffer, kind: Compression, tmp: string): Promise
   return fs.readFile(plain);
 }
 
-/** The boot initrd's entries for the image's initrd `source` (pure apart from reading files). */
+/** The boot initrd's entries for the image's initrd `source` (reads it, and runs zstd/xz in a temporary directory). */
 export async function bootInitrdEntries(
   source: string,
   busybox = HOST_BUSYBOX,
