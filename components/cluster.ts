@@ -222,7 +222,7 @@ export class FameCluster extends pulumi.ComponentResource {
             uri,
             node,
             network: network.networkName,
-            fam: { path: memory.path, sizeBytes: memory.sizeBytes },
+            fam: { path: memory.path, sizeBytes: memory.sizeBytes, prealloc: config.famPrealloc },
             famMode: config.famMode,
             boot,
             image: { qcow2: image.qcow2, key: image.key },

@@ -33,8 +33,12 @@ export interface FameNodeArgs {
   node: NodePlan;
   /** Network the NIC joins (NodeNetwork.networkName, so the node waits for it). */
   network: pulumi.Input<string>;
-  /** FAM backing file and its size (FabricMemory outputs). */
-  fam: { path: pulumi.Input<string>; sizeBytes: pulumi.Input<number> };
+  /**
+   * FAM backing file and its size (FabricMemory outputs); `prealloc`: QEMU
+   * populates every FAM page when the node starts (fame:famPrealloc).
+   * Default: prealloc false.
+   */
+  fam: { path: pulumi.Input<string>; sizeBytes: pulumi.Input<number>; prealloc?: boolean };
   /**
    * How the node sees FAM: "ivshmem" (PCI BAR) or "cxl" (CXL type-3 device on
    * q35, with the node's own label storage area `<dir>/<node>.lsa`, kept with
@@ -169,9 +173,12 @@ export class FameNode extends pulumi.ComponentResource {
         network: args.network,
         mac: node.mac,
         consoleLog: inDir(`${node.name}.console.log`),
-        fam: pulumi
-          .all([args.fam.path, args.fam.sizeBytes])
-          .apply(([p, s]) => ({ path: p, sizeBytes: s })),
+        fam: pulumi.all([args.fam.path, args.fam.sizeBytes]).apply(([p, s]) => ({
+          path: p,
+          sizeBytes: s,
+          // Absent unless on: a domain made before the option existed stays as it is.
+          ...(args.fam.prealloc ? { prealloc: true } : {}),
+        })),
         ...(lsa
           ? {
               cxl: lsa.path.apply((p) => ({

@@ -51,6 +51,8 @@ export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
    * image's own; absent in a record written before fame had one (the image's).
    */
   bootInitrd?: string;
+  /** fame:famPrealloc; absent in a record written before the key existed (off). */
+  famPrealloc?: boolean;
 };
 
 export function appliedConfig(
@@ -69,6 +71,7 @@ export function appliedConfig(
     suite: config.suite,
     bootArgs,
     bootInitrd: fameInitrd ? BOOT_INITRD_FILE : "",
+    famPrealloc: config.famPrealloc,
   };
 }
 
@@ -119,6 +122,8 @@ export function parseApplied(
     return { problem: "field bootArgs is of the wrong type" };
   if (rec.bootInitrd !== undefined && typeof rec.bootInitrd !== "string")
     return { problem: "field bootInitrd is of the wrong type" };
+  if (rec.famPrealloc !== undefined && typeof rec.famPrealloc !== "boolean")
+    return { problem: "field famPrealloc is of the wrong type" };
   if (rec.owner !== owner)
     return { problem: `it was written by stack ${String(rec.owner)}, not ${owner}` };
   return { applied: rec as AppliedConfig };
@@ -275,6 +280,8 @@ function consequences(
   was("vdram KiB", prev.vdramKiB, next.vdramKiB);
   was("accel", prev.accel, next.accel);
   was("FAME-Z socket", prev.famezSocket, next.famezSocket);
+  const onOff = (b: boolean | undefined) => (b ? "on" : "off");
+  was("FAM preallocation", onOff(prev.famPrealloc), onOff(next.famPrealloc));
   was("kernel", prev.kernelPath, next.kernelPath);
   was("initrd", prev.initrdPath, next.initrdPath);
   was("cmdline", prev.cmdline, next.cmdline);

@@ -75,6 +75,8 @@ export interface FameConfig {
   /** How nodes see FAM: IVSHMEM PCI BAR or CXL type-3 device. */
   famMode: FamMode;
   famDeleteOnDestroy: boolean;
+  /** QEMU populates the whole FAM at each node's start (prealloc=on). */
+  famPrealloc: boolean;
   /** Debian release of the golden image. */
   suite: Suite;
   vcpus: number;
@@ -201,7 +203,7 @@ export function resolveRaw(
 
 /** Facts about the host that some rules need; absent facts skip those rules. */
 export interface HostFacts {
-  /** Total host RAM in KiB, for the nodes x DRAM warning. */
+  /** Total host RAM in KiB, for the nodes x DRAM warning and fame:famPrealloc's limit. */
   memTotalKiB?: number;
 }
 
@@ -514,6 +516,25 @@ export function validateConfig(
 
   const famDeleteOnDestroy = bool("famDeleteOnDestroy");
   const famAllowShrink = bool("famAllowShrink");
+  const famPrealloc = bool("famPrealloc");
+  // Preallocated FAM lives in the host's page cache: a FAM larger than RAM would thrash or be reclaimed.
+  if (famPrealloc && host.memTotalKiB !== undefined && Number.isSafeInteger(famSizeBytes)) {
+    const famKiB = famSizeBytes / 1024;
+    if (famKiB >= host.memTotalKiB) {
+      bad(
+        "famPrealloc",
+        `needs the whole FAM (fame:famSize = ${formatSize(famSizeBytes)}) in host memory, and this host has ${host.memTotalKiB} KiB of RAM: use a smaller fame:famSize or set fame:famPrealloc false`,
+      );
+    } else if (
+      Number.isSafeInteger(nodes) &&
+      Number.isSafeInteger(vdramKiB) &&
+      famKiB + nodes * vdramKiB > host.memTotalKiB
+    ) {
+      warnings.push(
+        `fame:famPrealloc holds the whole FAM (${formatSize(famSizeBytes)}) in host memory beside fame:nodes x fame:vdram = ${nodes} x ${vdramKiB} KiB: together more than this host's ${host.memTotalKiB} KiB of RAM`,
+      );
+    }
+  }
   const shutdownTimeoutSeconds = int("shutdownTimeout", 0, 3600);
   const running = parseRunning(raw.running.value, nodes, hostbase, (rule) => bad("running", rule));
   const verbose = bool("verbose");
@@ -602,6 +623,7 @@ export function validateConfig(
       famSizeBytes,
       famMode,
       famDeleteOnDestroy,
+      famPrealloc,
       suite,
       vcpus,
       vdramKiB,

@@ -72,6 +72,12 @@ export const SCHEMA = {
     description:
       "How nodes see FAM: ivshmem (a PCI BAR, as the original FAME) or cxl (a CXL type-3 persistent-memory device on a q35 machine, /dev/fam -> /dev/pmemN). Switching restarts the nodes; disks and FAM are kept.",
   },
+  famPrealloc: {
+    type: "boolean",
+    default: false,
+    description:
+      "Opt-in: each node's QEMU populates every page of the FAM when it starts (QEMU prealloc=on, which keeps the contents), so a node's first write to a FAM page does not pay the host's page-cache allocation. The FAM file then takes its full size on disk and in host memory, and each start takes longer. Changing it restarts the nodes; disks and FAM are kept.",
+  },
   famDeleteOnDestroy: {
     type: "boolean",
     default: false,

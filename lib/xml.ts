@@ -183,6 +183,17 @@ export interface DiskSpec {
 export interface FamAttachment {
   path: string;
   sizeBytes: number;
+  /**
+   * QEMU populates every page at start (prealloc=on, MADV_POPULATE_WRITE:
+   * contents kept). Present only when true, so a domain made before the
+   * option existed reads back unchanged.
+   */
+  prealloc?: boolean;
+}
+
+/** The memory-backend-file options after size= that fame:famPrealloc adds. */
+function preallocOpt(fam: FamAttachment): string {
+  return fam.prealloc ? ",prealloc=on" : "";
 }
 
 /**
@@ -250,7 +261,7 @@ function pciAddress(slot: number): XmlNode {
 export function famQemuArgs(fam: FamAttachment, famezSocket: string): string[] {
   const args = [
     "-object",
-    `memory-backend-file,mem-path=${qemuOptValue(fam.path)},size=${fam.sizeBytes},id=FAM,share=on`,
+    `memory-backend-file,mem-path=${qemuOptValue(fam.path)},size=${fam.sizeBytes}${preallocOpt(fam)},id=FAM,share=on`,
     "-device",
     `ivshmem-plain,memdev=FAM,bus=pci.0,addr=${hex(PCI_SLOTS.ivshmem)}`,
   ];
@@ -310,7 +321,7 @@ export function cxlQemuArgs(fam: FamAttachment, cxl: CxlAttachment, famezSocket:
     "-machine",
     "cxl=on",
     "-object",
-    `memory-backend-file,id=cxl-mem0,share=on,mem-path=${qemuOptValue(fam.path)},size=${fam.sizeBytes}`,
+    `memory-backend-file,id=cxl-mem0,share=on,mem-path=${qemuOptValue(fam.path)},size=${fam.sizeBytes}${preallocOpt(fam)}`,
     "-object",
     `memory-backend-file,id=cxl-lsa0,share=on,mem-path=${qemuOptValue(cxl.lsaPath)},size=${cxl.lsaSizeBytes}`,
     "-device",
@@ -454,7 +465,11 @@ export function famFromQemuArgs(args: string[]): {
   const mem = (type3 ? backend("cxl-mem0") : backend("FAM")) ?? backends[0] ?? none;
   const lsa = backend("cxl-lsa0") ?? none;
   return {
-    fam: { path: mem.get("mem-path") ?? "", sizeBytes: Number(mem.get("size") ?? Number.NaN) },
+    fam: {
+      path: mem.get("mem-path") ?? "",
+      sizeBytes: Number(mem.get("size") ?? Number.NaN),
+      ...(mem.get("prealloc") === "on" ? { prealloc: true } : {}),
+    },
     ...(type3
       ? {
           cxl: {

@@ -5,7 +5,8 @@
  * the Librarian (database built by the real book_register, librarian.py
  * supervised) runs in the sandbox namespace, where the node network is the
  * only network. Shows: /lfs mounted on both nodes at boot by the image's
- * unit; a file written on node01 read on node02; its books in the host's
+ * unit; with fame:famPrealloc (on unless FAME_TEST_FAM_PREALLOC=0) every
+ * FAM page mapped in by each node's QEMU; a file written on node01 read on node02; its books in the host's
  * database and its bytes in the host's FAM file at the offsets those books
  * give; live sharing through BAR2 at those offsets without reopening; /lfs
  * throughput against BAR2 (bench/lfs_workload.py, reported); rm freeing the
@@ -55,6 +56,37 @@ const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const BOOK = 8 * MiB;
 const BOOKS_PER_NODE = 64; // 1G FAM, 2 nodes: 128 books of 8M
+/** fame:famPrealloc for this run: on unless FAME_TEST_FAM_PREALLOC=0 (for a before/after of the throughput). */
+const PREALLOC = process.env.FAME_TEST_FAM_PREALLOC !== "0";
+
+/** Bytes of `file` mapped in by each QEMU process that maps it (Rss in /proc/<pid>/smaps). */
+function qemuRssOf(file: string): number[] {
+  const out: number[] = [];
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    let smaps: string;
+    try {
+      if (!fs.readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("qemu-system")) continue;
+      smaps = fs.readFileSync(`/proc/${pid}/smaps`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    let inFile = false;
+    let kib = 0;
+    let maps = false;
+    for (const line of smaps.split("\n")) {
+      const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (header) {
+        inFile = header[1] === file;
+        maps ||= inFile;
+      } else if (inFile) {
+        const rss = /^Rss:\s+(\d+) kB/.exec(line);
+        if (rss) kib += Number(rss[1]);
+      }
+    }
+    if (maps) out.push(kib * 1024);
+  }
+  return out;
+}
 
 /** node_id:status of every SOC in a Librarian database (status 1: active). */
 function socStatus(db: string): string {
@@ -228,7 +260,11 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
           suite: imgIn.recipe.suite,
           diskBytes: 4 * GiB,
           seeds,
-          fam: { path: famIn.path, sizeBytes: famIn.sizeBytes },
+          fam: {
+            path: famIn.path,
+            sizeBytes: famIn.sizeBytes,
+            ...(PREALLOC ? { prealloc: true } : {}),
+          },
         }),
       );
     }
@@ -252,6 +288,18 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
       );
     // Each daemon registered as its own node (from fame.node=<N> on the kernel command line): both SOCs active.
     assert.equal(socStatus(dbIn.path), "1:1,2:1");
+  });
+
+  it(`fame:famPrealloc ${PREALLOC ? "on: each node's QEMU has every FAM page mapped in from its start" : "off: no node's QEMU has the whole FAM mapped in"}`, () => {
+    const rss = qemuRssOf(famIn.path);
+    assert.equal(rss.length, 2, `QEMU processes mapping ${famIn.path}: ${rss.length}`);
+    for (const bytes of rss) {
+      if (PREALLOC) assert.equal(bytes, famIn.sizeBytes);
+      else assert.ok(bytes < famIn.sizeBytes, `${bytes} bytes of the FAM mapped in`);
+    }
+    console.log(
+      `      FAM mapped in per QEMU: ${rss.map((b) => `${Math.round(b / MiB)} MiB`).join(", ")}`,
+    );
   });
 
   let patternOffset = 0;

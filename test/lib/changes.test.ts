@@ -141,6 +141,29 @@ describe("change report (what preview says before anything happens)", () => {
     assert.deepEqual(say(old as AppliedConfig, {}).info, ["no change to the cluster"]);
   });
 
+  it("turning FAM preallocation on or off restarts the nodes; a record from before the key means off", () => {
+    assert.match(
+      say(base, { famPrealloc: true }).info.join(),
+      /node01, node02, node03, node04 restart to apply FAM preallocation off -> on \(disks and FAM kept\)/,
+    );
+    assert.match(
+      say({ ...base, famPrealloc: true }, { famPrealloc: false }).info.join(),
+      /FAM preallocation on -> off/,
+    );
+    const { famPrealloc: _p, ...old } = { ...base, famPrealloc: false };
+    assert.deepEqual(say(old as AppliedConfig, { famPrealloc: false }).info, [
+      "no change to the cluster",
+    ]);
+    assert.match(
+      (
+        parseApplied(JSON.stringify({ ...base, famPrealloc: "yes" }), "fame/dev") as {
+          problem: string;
+        }
+      ).problem,
+      /field famPrealloc is of the wrong type/,
+    );
+  });
+
   it("names the nodes that restart and why, and nothing for a pure count change", () => {
     const r = say(base, { vcpus: 4, vdramKiB: 1048576 });
     assert.match(

@@ -173,6 +173,30 @@ describe("config validation rules", () => {
     assert.deepEqual(validateConfig(r, { memTotalKiB: 4 * 1048576 }).warnings, []);
   });
 
+  it("famPrealloc: off by default; on needs the FAM to fit in host RAM, warns beside the nodes' DRAM", () => {
+    assert.equal(validateConfig(raw({})).config.famPrealloc, false);
+    assert.equal(validateConfig(raw({ famPrealloc: "true" })).config.famPrealloc, true);
+    assertRefused("famPrealloc", "maybe", /must be true or false/);
+    const r = raw({ famPrealloc: "true", famSize: "4G", nodes: "2", vdram: "1048576" });
+    assert.throws(
+      () => validateConfig(r, { memTotalKiB: 4 * 1048576 }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.length === 1 &&
+        /^fame:famPrealloc = "true": needs the whole FAM \(fame:famSize = 4G\) in host memory, and this host has 4194304 KiB/.test(
+          e.problems[0] ?? "",
+        ),
+    );
+    assert.match(
+      validateConfig(r, { memTotalKiB: 6 * 1048576 - 1 }).warnings.join(),
+      /fame:famPrealloc holds the whole FAM \(4G\) in host memory beside fame:nodes x fame:vdram = 2 x 1048576 KiB/,
+    );
+    assert.deepEqual(validateConfig(r, { memTotalKiB: 6 * 1048576 }).warnings, []);
+    // Off: no rule about host memory for the FAM.
+    const off = raw({ famSize: "4G", nodes: "2", vdram: "1048576" });
+    assert.deepEqual(validateConfig(off, { memTotalKiB: 3 * 1048576 }).warnings, []);
+  });
+
   it("vfsGbytes: 2..2048", () => {
     assertAccepted("vfsGbytes", "2");
     assertAccepted("vfsGbytes", "2048");

@@ -140,6 +140,18 @@ describe("domain XML", () => {
     );
   });
 
+  it("asks QEMU to populate the FAM (prealloc=on) only with fame:famPrealloc, and reads it back", () => {
+    const fam = { ...domSpec.fam, prealloc: true };
+    assert.equal(
+      famQemuArgs(fam, "")[1],
+      "memory-backend-file,mem-path=/srv/odd,,dir & <x>/FAM,size=17179869184,prealloc=on,id=FAM,share=on",
+    );
+    assert.deepEqual(parseDomainXml(domainXml({ ...domSpec, fam })).fam, fam);
+    // Off: no key at all, so a domain defined before the option reads back as it was.
+    assert.equal("prealloc" in parseDomainXml(xml).fam, false);
+    assert.doesNotMatch(xml, /prealloc/);
+  });
+
   it("adds the FAME-Z doorbell only when a socket is configured", () => {
     const args = famQemuArgs(domSpec.fam, "/run/famez.sock");
     assert.deepEqual(args.slice(4), [
@@ -302,6 +314,16 @@ describe("domain XML: FAM as a CXL type-3 device", () => {
       `cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=${4 * GiB}`,
     ]);
     assert.match(cxlProblem({ path: "/F", sizeBytes: 100 * 2 ** 20 }, cxl), /multiple of 256 MiB/);
+  });
+
+  it("preallocates the CXL device's memory (not its label area) with fame:famPrealloc", () => {
+    const fam = { ...spec.fam, prealloc: true };
+    const backends = cxlQemuArgs(fam, cxl, "").filter((a) => a.startsWith("memory-backend-file,"));
+    assert.deepEqual(
+      backends.map((b) => b.includes(",prealloc=on")),
+      [true, false],
+    );
+    assert.deepEqual(parseDomainXml(domainXml({ ...spec, fam })).fam, fam);
   });
 
   it("pins disks and the NIC to pcie.0 (bus 0), never behind the CXL bridge", () => {
