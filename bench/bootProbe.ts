@@ -7,10 +7,11 @@
  *
  *   sudo npx ts-node bench/bootProbe.ts 'bookworm|' 'bookworm|quiet'
  *
- * Each argument is `<suite>[@<cached image key>]|<extra kernel arguments>[|<initrd>]` (a key
+ * Each argument is `<suite>[@<cached image key>]|<extra kernel arguments>[|<initrd>[|<vcpus>]]` (a key
  * boots that image of the cache, e.g. one an older recipe made), the arguments added to the command line
  * fame booted before issue 19 (lib/image legacyImageCmdline); `<initrd>` is `image` for the image's own
- * initrd or a path (default: fame's boot initrd, as under TCG); FAME_PROBE_RUNS rounds (default 1).
+ * initrd or a path (default: fame's boot initrd, as under TCG); `<vcpus>` per node (default 2, fame's
+ * default); FAME_PROBE_RUNS rounds (default 1).
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -77,9 +78,16 @@ function consoleMarks(file: string): string {
 
 async function main(): Promise<void> {
   const variants = process.argv.slice(2).map((a) => {
-    const [name = "", extra = "", initrd = ""] = a.split("|");
+    const [name = "", extra = "", initrd = "", vcpus = ""] = a.split("|");
     const [suite, key] = name.split("@");
-    return { suite: suite as Suite, key, extra: extra.trim(), initrd, label: name };
+    return {
+      suite: suite as Suite,
+      key,
+      extra: extra.trim(),
+      initrd,
+      vcpus: vcpus ? Number(vcpus) : undefined,
+      label: name,
+    };
   });
   if (variants.length === 0) throw new Error("usage: bootProbe.ts '<suite>|<extra args>' ...");
   log(
@@ -138,6 +146,7 @@ async function main(): Promise<void> {
           domains.push({
             ...d,
             ...(v.initrd ? { initrd: v.initrd === "image" ? image.initrd : v.initrd } : {}),
+            ...(v.vcpus ? { vcpus: v.vcpus } : {}),
             cmdline: nodeCmdline(base, node),
             shutdownTimeoutMs: 60_000,
           });
@@ -184,7 +193,7 @@ async function main(): Promise<void> {
         const marks = consoleMarks(domains[0]?.consoleLog as string);
         console.log(
           [
-            `## ${v.label} | extra: '${v.extra}' | round ${round + 1} | loadavg at start ${load0}, now ${loadavg()}`,
+            `## ${v.label} | extra: '${v.extra}' | vcpus ${v.vcpus ?? domains[0]?.vcpus} | round ${round + 1} | loadavg at start ${load0}, now ${loadavg()}`,
             `domains started ${started.toFixed(1)} s; SSH ready ${ready.map((r) => r.at.toFixed(1)).join(" s, ")} s after create; QEMU CPU time by then ${ready.map((r) => r.cpu.toFixed(1)).join(" s, ")} s`,
             `console (node01): ${marks}; before the kernel's clock ${preKernel.toFixed(1)} s`,
             `modules: ${lsmod.trim()}`,

@@ -211,7 +211,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const bootArgs = imageCmdline(config.suite, config.famMode, args.domainType);
     const boot = {
       kernel: config.kernelPath || image.kernel,
-      initrd: config.initrdPath || (fameInitrd && image.bootInitrd) || image.initrd,
+      initrd: config.initrdPath || (image.bootInitrd ?? image.initrd),
       cmdline: `${bootArgs} ${config.cmdline}`.trim(),
     };
     const nodes = plan.nodes.map(
