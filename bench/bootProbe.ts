@@ -80,6 +80,9 @@ async function main(): Promise<void> {
   const variants = process.argv.slice(2).map((a) => {
     const [name = "", extra = "", initrd = "", vcpus = ""] = a.split("|");
     const [suite, key] = name.split("@");
+    if (vcpus && !(Number.isSafeInteger(Number(vcpus)) && Number(vcpus) > 0)) {
+      throw new Error(`bootProbe: vcpus '${vcpus}' in '${a}' is not a positive integer`);
+    }
     return {
       suite: suite as Suite,
       key,
