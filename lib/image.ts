@@ -103,9 +103,13 @@ export const TRIXIE_DHCPCD_CONF = unit([
 /**
  * Drop-in for ifupdown-pre.service, which otherwise holds networking (and so
  * sshd) until udev has handled every device of the coldplug (`udevadm
- * settle`, 12-25 s under TCG). ifup needs only the NIC: eth0, virtio-net,
- * whose driver the initramfs already loaded. `udevadm wait` returns once udev
- * has initialized it; settle remains the fallback if it never appears.
+ * settle`, 12-25 s under TCG). ifup needs only the NIC: eth0, virtio-net.
+ * `udevadm wait` returns once udev has initialized it; settle remains the
+ * fallback if it never appears. It pays only where virtio_net is loaded
+ * before udev starts (the image's own initrd, as under KVM): under TCG fame's
+ * boot initrd loads only the root's drivers, udev loads virtio_net from the
+ * NIC's coldplug event and eth0's own event joins the end of the queue, so
+ * the wait lasts about as long as a settle (README, "Boot time").
  */
 export const TRIXIE_IFUPDOWN_PRE = unit([
   "[Service]",
