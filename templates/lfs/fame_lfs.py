@@ -1,7 +1,7 @@
 #!/usr/bin/python3 -P
 # fame: launcher for tm-librarian's LFS daemon (lfs_fuse.py) on stock Debian.
 #
-#   fame_lfs.py [--tm_librarian DIR] [--node N] [--fast LIST] [lfs_fuse.py options...]
+#   fame_lfs.py [--tm_librarian DIR] [--node N] [--fast LIST] [--fuse 2|3] [lfs_fuse.py options...]
 #
 # Runs the unmodified lfs_fuse.py from the tm-librarian source tree DIR
 # (default /opt/fame/tm-librarian, or $FAME_TM_LIBRARIAN) after putting fame's
@@ -20,6 +20,10 @@
 #    lfs_fast.FastTMFS: reads and writes served from the open file's cached
 #    books, file sizes sent at close, fast zeroing of freed books (see
 #    lfs_fast.py; --fast all (default), none, or a comma list of its features).
+#  * --fuse 3 (work in progress, issue 18): `tm_fuse.TMFS` becomes
+#    tm_fuse3.TMFS instead, upstream's LibrarianFS on libfuse 3 (Debian's
+#    python3-pyfuse3) with 1 MiB requests and none of lfs_fast's fast paths
+#    yet (--fast none, the default there). --fuse 2 (default): fusepy.
 #
 # Defaults filled in when the option is absent:
 #  * --physloc from --node N, else from fame.node=N on the kernel command line
@@ -80,14 +84,14 @@ def find_bar2(sysfs="/sys/bus/pci/devices"):
 
 
 def _split_own_args(argv):
-    """Take --tm_librarian, --node and --fast out of argv; the rest is lfs_fuse's."""
+    """Take --tm_librarian, --node, --fast and --fuse out of argv; the rest is lfs_fuse's."""
     own = {"tm_librarian": os.environ.get("FAME_TM_LIBRARIAN", "/opt/fame/tm-librarian"),
-           "node": None, "fast": "all"}
+           "node": None, "fast": None, "fuse": "2"}
     rest = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        for key in ("tm_librarian", "node", "fast"):
+        for key in ("tm_librarian", "node", "fast", "fuse"):
             flag = "--" + key
             if arg == flag:
                 if i + 1 >= len(argv):
@@ -109,9 +113,21 @@ def _has_option(argv, name):
     return any(a == name or a.startswith(name + "=") for a in argv)
 
 
-def install_adapter(src, fast="all"):
+def fuse_and_fast(fuse, fast):
+    """--fuse and --fast -> (fuse, fast), refusing what does not go together."""
+    if fuse not in ("2", "3"):
+        raise SystemExit("--fuse %r: expected 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)" % fuse)
+    if fuse == "3":
+        if fast not in (None, "none"):
+            raise SystemExit("--fuse 3 has none of lfs_fast's fast paths yet: --fast none, or --fuse 2")
+        return fuse, "none"
+    return fuse, "all" if fast is None else fast
+
+
+def install_adapter(src, fast="all", fuse="2"):
     """Make `import tm_fuse` fame's stand-in and tm-librarian's src/ importable,
     then patch lfs_shadow and tm_fuse.TMFS. Returns the lfs_shadow module."""
+    fuse, fast = fuse_and_fast(fuse, fast)
     if not os.path.isfile(os.path.join(src, "lfs_fuse.py")):
         raise SystemExit("no lfs_fuse.py in %s (tm-librarian source)" % src)
     # Our directory first, so `tm_fuse` is ours; never the script's own dir
@@ -124,6 +140,12 @@ def install_adapter(src, fast="all"):
     import lfs_shadow
 
     lfs_shadow.shadow_file = make_shadow_class(lfs_shadow)
+    if fuse == "3":
+        import tm_fuse3
+
+        tm_fuse.context_hook = tm_fuse3.request_context
+        tm_fuse.TMFS = tm_fuse3.TMFS  # before lfs_fuse.py's `from tm_fuse import TMFS`
+        return lfs_shadow
     import lfs_fast
 
     try:
@@ -230,7 +252,7 @@ def main(argv):
     if not _has_option(rest, "--shadow_file") and not _has_option(rest, "--shadow_dir"):
         rest += ["--shadow_file", find_bar2()]
     src = os.path.join(own["tm_librarian"], "src")
-    install_adapter(src, own["fast"])
+    install_adapter(src, own["fast"], own["fuse"])
     sys.argv = [os.path.join(src, "lfs_fuse.py")] + rest
     runpy.run_path(sys.argv[0], run_name="__main__")
 

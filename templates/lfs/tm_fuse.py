@@ -48,10 +48,18 @@ _libfuse = fusepy._libfuse
 _request = threading.local()
 
 
+# Set by fame_lfs.py --fuse 3: tm_fuse3.request_context, the caller of the
+# request libfuse 3 is serving (None outside one).
+context_hook = None
+
+
 def tmfs_get_context():
     """(uid, gid, pid) of the process behind the current FUSE request, or of
     this process when there is no request (main thread before the mount,
     helper threads such as lfs_fuse.py's heartbeat)."""
+    if context_hook is not None:
+        ids = context_hook()
+        return ids if ids is not None else (os.getuid(), os.getgid(), os.getpid())
     if getattr(_request, "depth", 0) > 0:
         ctxp = fusepy._libfuse.fuse_get_context()
         if ctxp:
