@@ -20,10 +20,10 @@
 #    lfs_fast.FastTMFS: reads and writes served from the open file's cached
 #    books, file sizes sent at close, fast zeroing of freed books (see
 #    lfs_fast.py; --fast all (default), none, or a comma list of its features).
-#  * --fuse 3 (work in progress, issue 18): `tm_fuse.TMFS` becomes
-#    tm_fuse3.TMFS instead, upstream's LibrarianFS on libfuse 3 (Debian's
-#    python3-pyfuse3) with 1 MiB requests and none of lfs_fast's fast paths
-#    yet (--fast none, the default there). --fuse 2 (default): fusepy.
+#  * --fuse 3 (work in progress, issue 18): `tm_fuse.TMFS` mounts through
+#    tm_fuse3.py instead, on libfuse 3 (Debian's python3-pyfuse3) with 1 MiB
+#    requests, LibrarianFS wrapped in lfs_fast.FastOps (the same fast paths
+#    but `copy`, which is fusepy's). --fuse 2 (default): fusepy.
 #
 # Defaults filled in when the option is absent:
 #  * --physloc from --node N, else from fame.node=N on the kernel command line
@@ -117,10 +117,8 @@ def fuse_and_fast(fuse, fast):
     """--fuse and --fast -> (fuse, fast), refusing what does not go together."""
     if fuse not in ("2", "3"):
         raise SystemExit("--fuse %r: expected 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)" % fuse)
-    if fuse == "3":
-        if fast not in (None, "none"):
-            raise SystemExit("--fuse 3 has none of lfs_fast's fast paths yet: --fast none, or --fuse 2")
-        return fuse, "none"
+    if fuse == "3" and fast is not None and "copy" in fast.split(","):
+        raise SystemExit("--fast copy is libfuse 2's (fusepy's request buffers): not with --fuse 3")
     return fuse, "all" if fast is None else fast
 
 
@@ -140,18 +138,26 @@ def install_adapter(src, fast="all", fuse="2"):
     import lfs_shadow
 
     lfs_shadow.shadow_file = make_shadow_class(lfs_shadow)
-    if fuse == "3":
-        import tm_fuse3
-
-        tm_fuse.context_hook = tm_fuse3.request_context
-        tm_fuse.TMFS = tm_fuse3.TMFS  # before lfs_fuse.py's `from tm_fuse import TMFS`
-        return lfs_shadow
     import lfs_fast
 
     try:
-        lfs_fast.FastTMFS.features = lfs_fast.parse_features(fast)
+        features = lfs_fast.parse_features(fast)
     except ValueError as e:
         raise SystemExit(str(e))
+    if fuse == "3":
+        import tm_fuse3
+
+        class FastTMFS3(tm_fuse3.TMFS):
+            """tm_fuse3.TMFS serving LibrarianFS through lfs_fast.FastOps."""
+
+            def __init__(self, operations, mountpoint, **kwargs):
+                kwargs.setdefault("fsname", type(operations).__name__)
+                super().__init__(lfs_fast.FastOps(operations, features), mountpoint, **kwargs)
+
+        tm_fuse.context_hook = tm_fuse3.request_context
+        tm_fuse.TMFS = FastTMFS3  # before lfs_fuse.py's `from tm_fuse import TMFS`
+        return lfs_shadow
+    lfs_fast.FastTMFS.features = features
     tm_fuse.TMFS = lfs_fast.FastTMFS  # before lfs_fuse.py's `from tm_fuse import TMFS`
     return lfs_shadow
 

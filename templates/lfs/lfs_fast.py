@@ -179,29 +179,121 @@ def count_round_trips(lfs, stats):
     lfs.librarian = counted  # an instance attribute wins over LibrarianFS's method
 
 
-class FastTMFS(tm_fuse.TMFS):
+class FastState:
+    """What both backends' fast paths share (FastTMFS on libfuse 2, FastOps
+    on libfuse 3): the counters, the sizes not yet at the Librarian, growing
+    a file and freeing its books."""
+
+    def _setup(self, lfs, features):
+        self.lfs = lfs
+        self.shadow = lfs.shadow
+        self.book_size = lfs.shadow.book_size
+        self.stats = Stats(features)
+        # shelf id -> [path, size]: sizes this node's writes reached that the Librarian has not been told.
+        self.pending = {}
+        self._handle = "handle" in features
+        self._copy = "copy" in features
+        self._size = "size" in features
+        self._grow = "grow" in features
+        self._xattr = "xattr" in features
+        count_round_trips(lfs, self.stats)
+        if "zero" in features:
+            lfs._zero = self._zero
+
+    def stats_xattr(self):
+        return json.dumps(self.stats.snapshot()).encode()
+
+    # ---------------------------------------------------------------- sizes
+
+    def _resize(self, path, sid, size):
+        lfs = self.lfs
+        lfs.librarian(
+            lfs.lcp(
+                "resize_shelf",
+                path=path,
+                size_bytes=size,
+                id=sid,
+                zero_enabled=self.shadow.zero_on_unlink,
+            )
+        )
+
+    def _grow_to(self, path, shelf, end):
+        """Upstream's truncate for a larger size, in 2 round trips: resize,
+        then the new book list, into the cached file all its handles share."""
+        t0 = time.perf_counter()
+        self.pending.pop(shelf.id, None)
+        lfs = self.lfs
+        try:
+            self._resize(path, shelf.id, end)  # growing never makes a zeroing file
+        except OSError as e:
+            if e.errno != errno.EMFILE:
+                raise
+            # A shrink, refused while the file is open (this daemon's requests are not
+            # its opener's): another node grew it meanwhile. Take its size and books.
+            end = max(end, lfs.librarian(lfs.lcp("get_shelf", path=path))["size_bytes"])
+        bos = lfs.librarian(lfs.lcp("list_shelf_books", path=path))
+        shelf.bos = bos
+        shelf.book_count = len(bos)
+        shelf.size_bytes = end
+        self.stats.op("grow", t0)  # (part of the write that needed it)
+
+    def push(self):
+        """Gives the Librarian the sizes this node's writes reached (what
+        upstream's resize on every such write did); raises the first
+        failure after trying them all."""
+        t0 = time.perf_counter()
+        failed = None
+        for sid in list(self.pending):
+            path, size = self.pending.pop(sid)
+            try:
+                self._resize(path, sid, size)
+            except Exception as e:
+                if isinstance(e, OSError) and e.errno == errno.EMFILE:
+                    continue  # a shrink, refused: another node grew the file beyond this size
+                self.lfs.logger.error("size %d of %s not recorded: %s" % (size, path, e))
+                if failed is None:
+                    failed = e
+        self.stats.op("push", t0)  # (part of the request that needed it)
+        if failed is not None:
+            if isinstance(failed, OSError) and failed.errno:
+                raise failed
+            raise tm_fuse.TmfsOSError(errno.EIO)
+
+    # ---------------------------------------------------------------- freeing
+
+    def _zero(self, shelf):
+        """LibrarianFS._zero without dd: zero the books through the mapping,
+        then truncate (the Librarian frees the books) and unlink the zeroing
+        file through the mount, as upstream's workflow does. A failed step
+        is tried again (twice): otherwise the books stay allocated."""
+        lfs = self.lfs
+        t0 = time.perf_counter()
+        full = os.path.join(lfs.mountpoint, shelf.name)  # zeroing files live at the root
+        for attempt in range(3):
+            try:
+                assert shelf.name.startswith(lfs._ZERO_PREFIX), shelf.name
+                with lfs.zerosema:
+                    if not lfs.fakezero:
+                        bos = lfs.librarian(lfs.lcp("list_shelf_books", path="/" + shelf.name))
+                        self.shadow.zero_books(bos)
+                os.truncate(full, 0)
+                os.unlink(full)
+                break
+            except Exception as e:
+                lfs.logger.error("zeroing %s (attempt %d): %s" % (shelf.name, attempt + 1, e))
+                self.stats.op("zero_failed", t0)
+                time.sleep(1)
+        self.stats.op("zero", t0, shelf.size_bytes)
+
+
+class FastTMFS(FastState, tm_fuse.TMFS):
     """tm_fuse.TMFS for a LibrarianFS, with the fast paths above."""
 
     features = frozenset(FEATURES)  # set by fame_lfs.py from --fast
 
     def __init__(self, operations, mountpoint, **kwargs):
-        lfs = operations
-        self.lfs = lfs
-        self.shadow = lfs.shadow
-        self.book_size = lfs.shadow.book_size
-        self.stats = Stats(self.features)
-        # shelf id -> [path, size]: sizes this node's writes reached that the Librarian has not been told.
-        self.pending = {}
-        self._handle = "handle" in self.features
-        self._copy = "copy" in self.features
-        self._size = "size" in self.features
-        self._grow = "grow" in self.features
-        self._xattr = "xattr" in self.features
-
-        count_round_trips(lfs, self.stats)
-        if "zero" in self.features:
-            lfs._zero = self._zero
-        kwargs.setdefault("fsname", type(lfs).__name__)
+        self._setup(operations, self.features)
+        kwargs.setdefault("fsname", type(operations).__name__)
         super().__init__(_Requests(self), mountpoint, **kwargs)  # returns at unmount
 
     # ---------------------------------------------------------------- FAM access
@@ -285,7 +377,7 @@ class FastTMFS(tm_fuse.TMFS):
 
     def getxattr(self, path, name, value, size, *args):
         if name == STATS_XATTR and path == b"/":
-            data = json.dumps(self.stats.snapshot()).encode()
+            data = self.stats_xattr()
             if not value:
                 return len(data)
             if len(data) > size:
@@ -298,84 +390,72 @@ class FastTMFS(tm_fuse.TMFS):
             return 0  # upstream's answer for security.*: an empty value
         return super().getxattr(path, name, value, size, *args)
 
-    # ---------------------------------------------------------------- sizes
 
-    def _resize(self, path, sid, size):
-        lfs = self.lfs
-        lfs.librarian(
-            lfs.lcp(
-                "resize_shelf",
-                path=path,
-                size_bytes=size,
-                id=sid,
-                zero_enabled=self.shadow.zero_on_unlink,
-            )
-        )
 
-    def _grow_to(self, path, shelf, end):
-        """Upstream's truncate for a larger size, in 2 round trips: resize,
-        then the new book list, into the cached file all its handles share."""
+class FastOps(FastState):
+    """The fast paths for libfuse 3 (tm_fuse3.Fuse3Bridge, fame_lfs.py --fuse
+    3): the operations object the bridge calls, in fusepy's path form, with
+    bytes in and out (pyfuse3 has no request buffer to copy into, so `copy`
+    does not apply). Every request it does not answer goes to LibrarianFS as
+    _Requests sends it on libfuse 2."""
+
+    def __init__(self, lfs, features):
+        self._setup(lfs, features - {"copy"})
+        self._requests = _Requests(self)
+
+    def __call__(self, op, *args):
+        if op == "read":
+            return self.read(*args)
+        if op == "write":
+            return self.write(*args)
+        if op == "getxattr":
+            return self.getxattr(*args)
+        return self._requests(op, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.lfs, name)
+
+    def _shelf(self, fh):
+        return self.shadow[(None, fh)] if self._handle else None
+
+    def read(self, path, size, offset, fh):
+        shelf = self._shelf(fh)
+        if shelf is None:  # upstream's path (or a file not opened through this daemon)
+            return self._requests("read", path, size, offset, fh)
         t0 = time.perf_counter()
-        self.pending.pop(shelf.id, None)
-        lfs = self.lfs
-        try:
-            self._resize(path, shelf.id, end)  # growing never makes a zeroing file
-        except OSError as e:
-            if e.errno != errno.EMFILE:
-                raise
-            # A shrink, refused while the file is open (this daemon's requests are not
-            # its opener's): another node grew it meanwhile. Take its size and books.
-            end = max(end, lfs.librarian(lfs.lcp("get_shelf", path=path))["size_bytes"])
-        bos = lfs.librarian(lfs.lcp("list_shelf_books", path=path))
-        shelf.bos = bos
-        shelf.book_count = len(bos)
-        shelf.size_bytes = end
-        self.stats.op("grow", t0)  # (part of the write that needed it)
+        data = self.shadow.read(shelf, size, offset, fh)
+        self.stats.op("read", t0, size)
+        return data
 
-    def push(self):
-        """Gives the Librarian the sizes this node's writes reached (what
-        upstream's resize on every such write did); raises the first
-        failure after trying them all."""
+    def write(self, path, buf, offset, fh):
+        shelf = self._shelf(fh)
+        if shelf is None:
+            return self._requests("write", path, buf, offset, fh)
         t0 = time.perf_counter()
-        failed = None
-        for sid in list(self.pending):
-            path, size = self.pending.pop(sid)
-            try:
-                self._resize(path, sid, size)
-            except Exception as e:
-                if isinstance(e, OSError) and e.errno == errno.EMFILE:
-                    continue  # a shrink, refused: another node grew the file beyond this size
-                self.lfs.logger.error("size %d of %s not recorded: %s" % (size, path, e))
-                if failed is None:
-                    failed = e
-        self.stats.op("push", t0)  # (part of the request that needed it)
-        if failed is not None:
-            if isinstance(failed, OSError) and failed.errno:
-                raise failed
-            raise tm_fuse.TmfsOSError(errno.EIO)
+        size = len(buf)
+        end = offset + size
+        if end > shelf.size_bytes:
+            if end > len(shelf.bos) * self.book_size:  # needs new books
+                if not self._grow:
+                    self.pending.pop(shelf.id, None)  # upstream's resize sets a larger size
+                    return self._requests("write", path, buf, offset, fh)
+                self._grow_to(path, shelf, end)
+            elif self._size:
+                shelf.size_bytes = end
+                self.pending[shelf.id] = [path, end]
+            else:
+                return self._requests("write", path, buf, offset, fh)
+        n = self.shadow.write(shelf, buf, offset, fh)
+        if n < size:
+            raise tm_fuse.TmfsOSError(errno.ENOSPC)
+        self.stats.op("write", t0, size)
+        return n
 
-    # ---------------------------------------------------------------- freeing
-
-    def _zero(self, shelf):
-        """LibrarianFS._zero without dd: zero the books through the mapping,
-        then truncate (the Librarian frees the books) and unlink the zeroing
-        file through the mount, as upstream's workflow does. A failed step
-        is tried again (twice): otherwise the books stay allocated."""
-        lfs = self.lfs
-        t0 = time.perf_counter()
-        full = os.path.join(lfs.mountpoint, shelf.name)  # zeroing files live at the root
-        for attempt in range(3):
-            try:
-                assert shelf.name.startswith(lfs._ZERO_PREFIX), shelf.name
-                with lfs.zerosema:
-                    if not lfs.fakezero:
-                        bos = lfs.librarian(lfs.lcp("list_shelf_books", path="/" + shelf.name))
-                        self.shadow.zero_books(bos)
-                os.truncate(full, 0)
-                os.unlink(full)
-                break
-            except Exception as e:
-                lfs.logger.error("zeroing %s (attempt %d): %s" % (shelf.name, attempt + 1, e))
-                self.stats.op("zero_failed", t0)
-                time.sleep(1)
-        self.stats.op("zero", t0, shelf.size_bytes)
+    def getxattr(self, path, name, position=0):
+        if name == STATS_XATTR.decode() and path == "/":
+            return self.stats_xattr()
+        if self._xattr and name.startswith("security."):
+            t0 = time.perf_counter()
+            self.stats.op("getxattr", t0)
+            return b""  # upstream's answer for security.*: an empty value
+        return self._requests("getxattr", path, name, position)

@@ -16,9 +16,10 @@
 # LibrarianFS cannot tell the difference. An OSError from it becomes the
 # request's errno.
 #
-# Not here yet: lfs_fast.py's fast paths (they are written against fusepy's
-# callbacks), and fallocate (pyfuse3 3.2 has no such operation: the kernel
-# answers EOPNOTSUPP and posix_fallocate(3) writes zeros instead).
+# fame_lfs.py hands it LibrarianFS wrapped in lfs_fast.FastOps (the fast
+# paths, in this same path form). Not here: fallocate (pyfuse3 3.2 has no
+# such operation: the kernel answers EOPNOTSUPP and posix_fallocate(3) writes
+# zeros instead).
 
 import errno
 import os
@@ -291,18 +292,33 @@ class Fuse3Bridge(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         return self.path(h[0])
 
+    @staticmethod
+    def file_info(fh):
+        """keep_cache off (pyfuse3's default is on): every open drops this
+        node's cached pages of the file, so it reads what other nodes wrote
+        before (close-to-open, as libfuse 2 does by default)."""
+        return pyfuse3.FileInfo(fh=fh, keep_cache=False, direct_io=False)
+
     async def open(self, inode, flags, ctx):
         path = self.path(inode)
         fh = self.call("open", path, flags, ctx=ctx)
         self._opened(fh, inode)
-        return pyfuse3.FileInfo(fh=fh)
+        if flags & os.O_TRUNC:
+            # libfuse 3 asks the kernel for atomic O_TRUNC (pyfuse3 cannot turn it off): the
+            # truncate comes inside the open, where libfuse 2 sent a setattr after it.
+            try:
+                self.call("truncate", path, 0, fh, ctx=ctx)
+            except pyfuse3.FUSEError:
+                await self.release(fh)
+                raise
+        return self.file_info(fh)
 
     async def create(self, parent_inode, name, mode, flags, ctx):
         path = self.child(parent_inode, name)
         fh = self.call("create", path, mode, ctx=ctx)
         e = self.entry(path, self.stat(path, ctx=ctx))
         self._opened(fh, e.st_ino)
-        return pyfuse3.FileInfo(fh=fh), e
+        return self.file_info(fh), e
 
     async def read(self, fh, off, size):
         return self.call("read", self.handle_path(fh), size, off, fh)

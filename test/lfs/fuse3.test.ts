@@ -39,26 +39,26 @@ print(sorted(mount_options(dict(dev=True, allow_other=True, noatime=True, noexec
     );
   });
 
-  it("takes --fuse 2 or 3; --fuse 3 refuses fast paths it does not have", () => {
+  it("takes --fuse 2 or 3; --fuse 3 takes every fast path but fusepy's copy", () => {
     const out = py(`from fame_lfs import fuse_and_fast as f
-print(f("2", None), f("2", "none"), f("3", None), f("3", "none"))
-for args in (("3", "all"), ("3", "handle"), ("4", None)):
+print(f("2", None), f("2", "none"), f("3", None), f("3", "handle,size"))
+for args in (("3", "handle,copy"), ("4", None)):
     try:
         f(*args); print("accepted", args)
     except SystemExit as e:
         print("refused", e)`);
     const lines = out.trim().split("\n");
-    assert.equal(lines[0], "('2', 'all') ('2', 'none') ('3', 'none') ('3', 'none')");
+    assert.equal(lines[0], "('2', 'all') ('2', 'none') ('3', 'all') ('3', 'handle,size')");
     assert.doesNotMatch(out, /accepted/);
-    assert.match(lines[1] ?? "", /refused --fuse 3 has none of lfs_fast's fast paths yet/);
-    assert.match(lines[3] ?? "", /refused --fuse '4': expected 2 .* or 3/);
+    assert.match(lines[1] ?? "", /refused --fast copy is libfuse 2's/);
+    assert.match(lines[2] ?? "", /refused --fuse '4': expected 2 .* or 3/);
   });
 
   it("answers the context of the request being served, else this process's ids", () => {
     const out = py(`import os, fame_lfs, tm_fuse, tm_fuse3
 fame_lfs.install_adapter(${JSON.stringify(path.join(TM_LIBRARIAN, "src"))}, None, "3")
 import tm_fuse as t
-assert t.TMFS is tm_fuse3.TMFS
+assert issubclass(t.TMFS, tm_fuse3.TMFS)
 print(t.tmfs_get_context() == (os.getuid(), os.getgid(), os.getpid()))
 tm_fuse3._context.ids = (1000, 1001, 4242)
 print(t.tmfs_get_context())`);
@@ -66,92 +66,168 @@ print(t.tmfs_get_context())`);
   });
 });
 
-describe("LFS adapter on libfuse 3: two daemons on one shadow file, real Librarian", function () {
-  this.timeout(300_000);
-  const ini = "[global]\nnode_count = 2\nbook_size_bytes = 8M\nnvm_size_per_node = 64B\n";
-  const famBytes = 2 * 1024 * MiB;
-  let lab: LfsLab;
-  let m1: string;
-  let m2: string;
+/** What getxattr user.fame.stats answers (lfs_fast.py): round trips by command, requests by size. */
+interface Stats {
+  features: string[];
+  librarian: Record<string, number>;
+  ops: Record<string, { count: number; sizes: Record<string, number> }>;
+}
 
-  before(async () => {
-    lab = new LfsLab(scratchDir("lfs-fuse3"), ini, famBytes);
-    await lab.startLibrarian();
-    m1 = await lab.startNode(1, ["--fuse", "3"]);
-    m2 = await lab.startNode(2, ["--fuse", "3"]);
-  });
+for (const fast of ["all", "none"])
+  describe(`LFS adapter on libfuse 3 (--fast ${fast}): two daemons on one shadow file, real Librarian`, function () {
+    this.timeout(300_000);
+    const ini = "[global]\nnode_count = 2\nbook_size_bytes = 8M\nnvm_size_per_node = 64B\n";
+    const famBytes = 2 * 1024 * MiB;
+    let lab: LfsLab;
+    let m1: string;
+    let m2: string;
 
-  after(async function () {
-    if (!lab) return;
-    await lab.close();
-    if (this.test?.parent?.tests.every((t) => t.state === "passed"))
-      fs.rmSync(lab.dir, { recursive: true });
-  });
+    before(async () => {
+      lab = new LfsLab(scratchDir("lfs-fuse3"), ini, famBytes);
+      await lab.startLibrarian();
+      m1 = await lab.startNode(1, ["--fuse", "3", "--fast", fast]);
+      m2 = await lab.startNode(2, ["--fuse", "3", "--fast", fast]);
+    });
 
-  it("mounts through libfuse 3 with 1 MiB readahead", () => {
-    const opts = lab.sh(["findmnt", "-no", "SOURCE,FSTYPE,OPTIONS", m1]).trim();
-    assert.match(opts, /^LibrarianFS fuse .*allow_other/);
-    const dev = lab.sh(["mountpoint", "-d", m1]).trim();
-    assert.equal(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, "utf8").trim(), "1024");
-  });
+    after(async function () {
+      if (!lab) return;
+      await lab.close();
+      if (this.test?.parent?.tests.every((t) => t.state === "passed"))
+        fs.rmSync(lab.dir, { recursive: true });
+    });
 
-  it("truncate allocates books; bytes written on node 1 read back on node 2 after close/open", () => {
-    const before = allocatedBooks(lab.db);
-    lab.sh(["truncate", "-s", "20M", path.join(m1, "data")]);
-    assert.equal(shelfBooks(lab.db, "data").length, 3);
-    assert.equal(allocatedBooks(lab.db) - before, 3);
-    const data = Buffer.alloc(20 * MiB);
-    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i ^ 0x5a5a5a5a, i);
-    lab.sh(["dd", `of=${path.join(m1, "data")}`, "bs=1M", "conv=notrunc", "status=none"], data);
-    const back = execFileSync(
-      "nsenter",
-      ["-t", String(lab.holder.pid), "-n", "-m", "--", "cat", path.join(m2, "data")],
-      { maxBuffer: 64 * MiB },
-    );
-    assert.equal(back.length, data.length);
-    assert.ok(back.equals(data), "node 2 reads node 1's bytes");
-  });
+    it("mounts through libfuse 3 with 1 MiB readahead", () => {
+      const opts = lab.sh(["findmnt", "-no", "SOURCE,FSTYPE,OPTIONS", m1]).trim();
+      assert.match(opts, /^LibrarianFS fuse .*allow_other/);
+      const dev = lab.sh(["mountpoint", "-d", m1]).trim();
+      assert.equal(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, "utf8").trim(), "1024");
+    });
 
-  it("a write past the end grows the file at the Librarian; stat, ls and rename see it", () => {
-    lab.sh(["sh", "-c", `printf hello > ${path.join(m1, "small")}`]);
-    assert.equal(lab.sh(["stat", "-c", "%s", path.join(m2, "small")]).trim(), "5");
-    assert.equal(shelfBooks(lab.db, "small").length, 1);
-    lab.sh(["mv", path.join(m2, "small"), path.join(m2, "renamed")]);
-    assert.equal(lab.sh(["cat", path.join(m1, "renamed")]), "hello");
-    assert.equal(lab.run(["stat", path.join(m1, "small")]).status, 1, "the old name is gone");
-    const names = lab.sh(["ls", "-1", m1]).trim().split("\n");
-    assert.ok(names.includes("renamed") && names.includes("data"), names.join(","));
-    // security.* (ls asks for security.selinux): upstream's empty answer, through the bridge.
-    const xattr = lab.sh([
-      PYTHON,
-      "-c",
-      "import os, sys; print(repr(os.getxattr(sys.argv[1], 'security.selinux')))",
-      path.join(m1, "renamed"),
-    ]);
-    assert.equal(xattr.trim(), "b''");
-  });
+    it("truncate allocates books; bytes written on node 1 read back on node 2 after close/open", () => {
+      const before = allocatedBooks(lab.db);
+      lab.sh(["truncate", "-s", "20M", path.join(m1, "data")]);
+      assert.equal(shelfBooks(lab.db, "data").length, 3);
+      assert.equal(allocatedBooks(lab.db) - before, 3);
+      const data = Buffer.alloc(20 * MiB);
+      for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i ^ 0x5a5a5a5a, i);
+      lab.sh(["dd", `of=${path.join(m1, "data")}`, "bs=1M", "conv=notrunc", "status=none"], data);
+      const back = execFileSync(
+        "nsenter",
+        ["-t", String(lab.holder.pid), "-n", "-m", "--", "cat", path.join(m2, "data")],
+        { maxBuffer: 64 * MiB },
+      );
+      assert.equal(back.length, data.length);
+      assert.ok(back.equals(data), "node 2 reads node 1's bytes");
+    });
 
-  it("statfs answers the Librarian's totals", () => {
-    const [bsize, blocks] = lab.sh(["stat", "-f", "-c", "%S %b", m1]).trim().split(" ").map(Number);
-    assert.ok((bsize ?? 0) > 0 && (blocks ?? 0) > 0, `${bsize} ${blocks}`);
-  });
+    it("moves 1 MiB per request; with the fast paths, no Librarian round trip per request", async () => {
+      const stats = (): Stats =>
+        JSON.parse(
+          lab.sh([
+            PYTHON,
+            "-c",
+            "import os, sys; print(os.getxattr(sys.argv[1], 'user.fame.stats').decode())",
+            m1,
+          ]),
+        );
+      const moved = (cmd: string[], op: string) => {
+        const b = stats();
+        lab.sh(cmd);
+        const a = stats();
+        const sizes = Object.fromEntries(
+          Object.entries(a.ops[op]?.sizes ?? {})
+            .map(([k, v]) => [k, v - (b.ops[op]?.sizes[k] ?? 0)] as const)
+            .filter(([, v]) => v > 0),
+        );
+        const trips = (x: Stats) =>
+          Object.entries(x.librarian)
+            .filter(([c]) => c !== "heartbeat")
+            .reduce((n, [, v]) => n + v, 0);
+        const by = Object.entries(a.librarian)
+          .map(([c, v]) => `${c} ${v - (b.librarian[c] ?? 0)}`)
+          .filter((x) => !x.endsWith(" 0"))
+          .join(", ");
+        return { sizes, trips: trips(a) - trips(b), by };
+      };
+      const file = path.join(m1, "seq16");
+      const w = moved(
+        ["dd", "if=/dev/zero", `of=${file}`, "bs=1M", "count=16", "status=none"],
+        "write",
+      );
+      assert.deepEqual(w.sizes, { [MiB]: 16 }, "16 write requests of 1 MiB");
+      const r = moved(["dd", `if=${file}`, "of=/dev/null", "bs=1M", "status=none"], "read");
+      assert.deepEqual(r.sizes, { [MiB]: 16 }, "16 read requests of 1 MiB (read_ahead_kb 1024)");
+      if (fast === "all") {
+        assert.equal(stats().features.includes("copy"), false, "copy is fusepy's");
+        // A few per file (create, a grow per new book, the size at close, lookups), none per request.
+        assert.ok(w.trips <= 12, `writing 16 MiB took ${w.trips} round trips (${w.by})`);
+        assert.ok(r.trips <= 8, `reading 16 MiB took ${r.trips} round trips (${r.by})`);
+      } else {
+        assert.ok(
+          w.trips >= 16 && r.trips >= 16,
+          `upstream: one or more per request (${w.trips}, ${r.trips})`,
+        );
+      }
+      lab.sh(["rm", file]);
+      await lab.waitFor("seq16's books to be freed", () => zeroing(lab.db) === 0, 120_000);
+    });
 
-  it("rm frees the file's books, and the name can be created again", async () => {
-    const before = allocatedBooks(lab.db);
-    lab.sh(["rm", path.join(m1, "data")]);
-    await lab.waitFor(
-      "the books of data to be freed",
-      () => allocatedBooks(lab.db) === before - 3 && zeroing(lab.db) === 0,
-      120_000,
-    );
-    assert.equal(lab.run(["stat", path.join(m2, "data")]).status, 1);
-    lab.sh(["sh", "-c", `printf again > ${path.join(m2, "data")}`]);
-    assert.equal(lab.sh(["cat", path.join(m1, "data")]), "again");
-  });
+    it("close-to-open: a node that read a file reads another node's later write at its next open", async () => {
+      const file = (m: string) => path.join(m, "coherent");
+      lab.sh(["sh", "-c", `printf first-version > ${file(m1)}`]);
+      assert.equal(lab.sh(["cat", file(m2)]), "first-version", "node 2 reads (and caches) it");
+      lab.sh(["sh", "-c", `printf SECOND > ${file(m1)}`]);
+      // The attribute timeout (1 s, as fusepy's) passes before node 2 opens it again.
+      lab.sh(["sleep", "1.2"]);
+      assert.equal(lab.sh(["cat", file(m2)]), "SECOND", "not node 2's cached pages");
+      lab.sh(["rm", file(m1)]);
+      await lab.waitFor("coherent's books to be freed", () => zeroing(lab.db) === 0, 120_000);
+    });
 
-  it("left the shadow (FAM) file's size alone; SIGTERM unmounts", async () => {
-    assert.equal(fs.statSync(lab.fam).size, famBytes);
-    process.kill(lab.nodePids.get(2) as number, "SIGTERM");
-    await lab.waitFor("node 2's unmount", () => !lab.mounted(m2), 30_000);
+    it("a write past the end grows the file at the Librarian; stat, ls and rename see it", () => {
+      lab.sh(["sh", "-c", `printf hello > ${path.join(m1, "small")}`]);
+      assert.equal(lab.sh(["stat", "-c", "%s", path.join(m2, "small")]).trim(), "5");
+      assert.equal(shelfBooks(lab.db, "small").length, 1);
+      lab.sh(["mv", path.join(m2, "small"), path.join(m2, "renamed")]);
+      assert.equal(lab.sh(["cat", path.join(m1, "renamed")]), "hello");
+      assert.equal(lab.run(["stat", path.join(m1, "small")]).status, 1, "the old name is gone");
+      const names = lab.sh(["ls", "-1", m1]).trim().split("\n");
+      assert.ok(names.includes("renamed") && names.includes("data"), names.join(","));
+      // security.* (ls asks for security.selinux): upstream's empty answer, through the bridge.
+      const xattr = lab.sh([
+        PYTHON,
+        "-c",
+        "import os, sys; print(repr(os.getxattr(sys.argv[1], 'security.selinux')))",
+        path.join(m1, "renamed"),
+      ]);
+      assert.equal(xattr.trim(), "b''");
+    });
+
+    it("statfs answers the Librarian's totals", () => {
+      const [bsize, blocks] = lab
+        .sh(["stat", "-f", "-c", "%S %b", m1])
+        .trim()
+        .split(" ")
+        .map(Number);
+      assert.ok((bsize ?? 0) > 0 && (blocks ?? 0) > 0, `${bsize} ${blocks}`);
+    });
+
+    it("rm frees the file's books, and the name can be created again", async () => {
+      const before = allocatedBooks(lab.db);
+      lab.sh(["rm", path.join(m1, "data")]);
+      await lab.waitFor(
+        "the books of data to be freed",
+        () => allocatedBooks(lab.db) === before - 3 && zeroing(lab.db) === 0,
+        120_000,
+      );
+      assert.equal(lab.run(["stat", path.join(m2, "data")]).status, 1);
+      lab.sh(["sh", "-c", `printf again > ${path.join(m2, "data")}`]);
+      assert.equal(lab.sh(["cat", path.join(m1, "data")]), "again");
+    });
+
+    it("left the shadow (FAM) file's size alone; SIGTERM unmounts", async () => {
+      assert.equal(fs.statSync(lab.fam).size, famBytes);
+      process.kill(lab.nodePids.get(2) as number, "SIGTERM");
+      await lab.waitFor("node 2's unmount", () => !lab.mounted(m2), 30_000);
+    });
   });
-});
