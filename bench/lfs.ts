@@ -9,6 +9,7 @@
  *   sudo npm run bench:lfs
  *   FAME_BENCH_RUNS=5 sudo npm run bench:lfs          # runs per step (default 3)
  *   FAME_BENCH_LFS_STEPS=none,all sudo npm run bench:lfs
+ *   FAME_BENCH_LFS_STEPS=all,fuse3:all sudo npm run bench:lfs   # fuse3:<features>: fame_lfs.py --fuse 3
  *
  * Each figure is the median of the runs with min and max.
  */
@@ -53,7 +54,13 @@ async function runStep(fast: string, floor: boolean): Promise<WorkloadResult> {
   );
   try {
     await lab.startLibrarian();
-    const m1 = await lab.startNode(1, ["--fast", fast]);
+    // "fuse3:<features>": the same features on libfuse 3 (fame_lfs.py --fuse 3, work in progress).
+    const fuse3 = fast.startsWith("fuse3:");
+    const m1 = await lab.startNode(1, [
+      ...(fuse3 ? ["--fuse", "3"] : []),
+      "--fast",
+      fuse3 ? fast.slice("fuse3:".length) : fast,
+    ]);
     const offsets = lab.offsetsCommand(m1, 1).join(" ");
     const r = spawnSync(
       "nsenter",
