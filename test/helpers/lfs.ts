@@ -11,7 +11,7 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ROOT } from "./sandbox";
+import { ROOT, scratchDir } from "./sandbox";
 
 /** tm-librarian source used by the tests (GPL-2, never copied into the repo). */
 /**
@@ -269,4 +269,29 @@ export class LfsLab {
       ),
     );
   }
+}
+
+/**
+ * The adapter tests' lab: 2 nodes x 64 books of 8M = 1G, on a FAM file of 2G
+ * (an unused tail shows nothing resizes it), the Librarian, and an LFS daemon
+ * per node started with `args`.
+ */
+export async function startTwoNodeLab(
+  name: string,
+  args: string[] = [],
+): Promise<{ lab: LfsLab; m1: string; m2: string }> {
+  const ini = "[global]\nnode_count = 2\nbook_size_bytes = 8M\nnvm_size_per_node = 64B\n";
+  const lab = new LfsLab(scratchDir(name), ini, 2 * 1024 * 2 ** 20);
+  await lab.startLibrarian();
+  const m1 = await lab.startNode(1, args);
+  const m2 = await lab.startNode(2, args);
+  return { lab, m1, m2 };
+}
+
+/** Closes a lab after its suite; keeps its logs and database when a test of the suite failed. */
+export async function closeLab(lab: LfsLab | undefined, ctx: Mocha.Context): Promise<void> {
+  if (!lab) return;
+  await lab.close();
+  if (ctx.test?.parent?.tests.every((t) => t.state === "passed"))
+    fs.rmSync(lab.dir, { recursive: true });
 }

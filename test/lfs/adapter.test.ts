@@ -12,15 +12,16 @@ import * as path from "node:path";
 import {
   allocatedBooks,
   booksPerNode,
+  closeLab,
   LFS_TEMPLATES,
-  LfsLab,
+  type LfsLab,
   launcherArgv,
   PYTHON,
   shelfBooks,
+  startTwoNodeLab,
   TM_LIBRARIAN,
   zeroing,
 } from "../helpers/lfs";
-import { scratchDir } from "../helpers/sandbox";
 
 const MiB = 2 ** 20;
 const BOOK = 8 * MiB;
@@ -207,25 +208,17 @@ print(tm_fuse.tmfs_get_context() == (os.getuid(), os.getgid(), os.getpid()))`);
 describe("LFS adapter: two daemons on one shadow file, real Librarian, stock FUSE", function () {
   this.timeout(300_000);
   // 2 nodes x 64 books of 8M = 1G; the FAM file is 2G so an unused tail shows nothing is resized.
-  const ini = "[global]\nnode_count = 2\nbook_size_bytes = 8M\nnvm_size_per_node = 64B\n";
   const famBytes = 2 * 1024 * MiB;
   let lab: LfsLab;
   let m1: string;
   let m2: string;
 
   before(async () => {
-    lab = new LfsLab(scratchDir("lfs-adapter"), ini, famBytes);
-    await lab.startLibrarian();
-    m1 = await lab.startNode(1);
-    m2 = await lab.startNode(2);
+    ({ lab, m1, m2 } = await startTwoNodeLab("lfs-adapter"));
   });
 
   after(async function () {
-    if (!lab) return;
-    await lab.close();
-    // Keep the logs and the database of a failed run for inspection.
-    if (this.test?.parent?.tests.every((t) => t.state === "passed"))
-      fs.rmSync(lab.dir, { recursive: true });
+    await closeLab(lab, this);
   });
 
   it("registered the nodes the launcher derived from --node (1:1:1 and 1:1:2)", () => {

@@ -10,14 +10,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   allocatedBooks,
+  closeLab,
   LFS_TEMPLATES,
-  LfsLab,
+  type LfsLab,
   PYTHON,
   shelfBooks,
+  startTwoNodeLab,
   TM_LIBRARIAN,
   zeroing,
 } from "../helpers/lfs";
-import { scratchDir } from "../helpers/sandbox";
 
 const MiB = 2 ** 20;
 
@@ -76,24 +77,16 @@ interface Stats {
 for (const fast of ["all", "none"])
   describe(`LFS adapter on libfuse 3 (--fast ${fast}): two daemons on one shadow file, real Librarian`, function () {
     this.timeout(300_000);
-    const ini = "[global]\nnode_count = 2\nbook_size_bytes = 8M\nnvm_size_per_node = 64B\n";
-    const famBytes = 2 * 1024 * MiB;
     let lab: LfsLab;
     let m1: string;
     let m2: string;
 
     before(async () => {
-      lab = new LfsLab(scratchDir("lfs-fuse3"), ini, famBytes);
-      await lab.startLibrarian();
-      m1 = await lab.startNode(1, ["--fuse", "3", "--fast", fast]);
-      m2 = await lab.startNode(2, ["--fuse", "3", "--fast", fast]);
+      ({ lab, m1, m2 } = await startTwoNodeLab("lfs-fuse3", ["--fuse", "3", "--fast", fast]));
     });
 
     after(async function () {
-      if (!lab) return;
-      await lab.close();
-      if (this.test?.parent?.tests.every((t) => t.state === "passed"))
-        fs.rmSync(lab.dir, { recursive: true });
+      await closeLab(lab, this);
     });
 
     it("mounts through libfuse 3 with 1 MiB readahead", () => {
@@ -226,7 +219,7 @@ for (const fast of ["all", "none"])
     });
 
     it("left the shadow (FAM) file's size alone; SIGTERM unmounts", async () => {
-      assert.equal(fs.statSync(lab.fam).size, famBytes);
+      assert.equal(fs.statSync(lab.fam).size, 2 * 1024 * MiB);
       process.kill(lab.nodePids.get(2) as number, "SIGTERM");
       await lab.waitFor("node 2's unmount", () => !lab.mounted(m2), 30_000);
     });
