@@ -205,6 +205,22 @@ class FastState:
 
     # ---------------------------------------------------------------- sizes
 
+    def _extend(self, path, shelf, end):
+        """Readies the cached file for a write that ends at `end`, past its
+        size: True when the fast path may write it, False for upstream's
+        write (which resizes the file itself)."""
+        if end > len(shelf.bos) * self.book_size:  # needs new books
+            if not self._grow:
+                self.pending.pop(shelf.id, None)  # upstream's resize sets a larger size
+                return False
+            self._grow_to(path, shelf, end)
+            return True
+        if not self._size:
+            return False
+        shelf.size_bytes = end  # the cache upstream's write checks, shared by the file's handles
+        self.pending[shelf.id] = [path, end]
+        return True
+
     def _resize(self, path, sid, size):
         lfs = self.lfs
         lfs.librarian(
@@ -354,18 +370,9 @@ class FastTMFS(FastState, tm_fuse.TMFS):
         if shelf is None:
             return super().write(path, buf, size, offset, fip)
         end = offset + size
-        if end > shelf.size_bytes:
-            if end > len(shelf.bos) * self.book_size:  # needs new books
-                if not self._grow:
-                    # Upstream's path, whose truncate refreshes the cached book list.
-                    self.pending.pop(shelf.id, None)  # its resize sets a larger size
-                    return super().write(path, buf, size, offset, fip)
-                self._grow_to(path.decode(self.encoding), shelf, end)
-            elif self._size:
-                shelf.size_bytes = end  # the cache upstream's write checks, shared by the file's handles
-                self.pending[shelf.id] = [path.decode(self.encoding), end]
-            else:
-                return super().write(path, buf, size, offset, fip)
+        if end > shelf.size_bytes and not self._extend(path.decode(self.encoding), shelf, end):
+            # Upstream's path, whose truncate refreshes the cached book list.
+            return super().write(path, buf, size, offset, fip)
         if self._copy:
             n = self._span(shelf.bos, offset, size, ctypes.addressof(buf.contents), True)
         else:
@@ -434,17 +441,8 @@ class FastOps(FastState):
         t0 = time.perf_counter()
         size = len(buf)
         end = offset + size
-        if end > shelf.size_bytes:
-            if end > len(shelf.bos) * self.book_size:  # needs new books
-                if not self._grow:
-                    self.pending.pop(shelf.id, None)  # upstream's resize sets a larger size
-                    return self._requests("write", path, buf, offset, fh)
-                self._grow_to(path, shelf, end)
-            elif self._size:
-                shelf.size_bytes = end
-                self.pending[shelf.id] = [path, end]
-            else:
-                return self._requests("write", path, buf, offset, fh)
+        if end > shelf.size_bytes and not self._extend(path, shelf, end):
+            return self._requests("write", path, buf, offset, fh)
         n = self.shadow.write(shelf, buf, offset, fh)
         if n < size:
             raise tm_fuse.TmfsOSError(errno.ENOSPC)

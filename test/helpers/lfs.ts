@@ -26,6 +26,14 @@ export const PYTHON = "/usr/bin/python3";
 export const LFS_TEMPLATES = path.join(ROOT, "templates", "lfs");
 export const LAUNCHER = path.join(LFS_TEMPLATES, "fame_lfs.py");
 
+/** Runs Python with fame's adapter directory first on sys.path and tm-librarian's src after it. */
+export function adapterPython(code: string, ...args: string[]): string {
+  return execFileSync(PYTHON, ["-P", "-c", code, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, PYTHONPATH: `${LFS_TEMPLATES}:${path.join(TM_LIBRARIAN, "src")}` },
+  });
+}
+
 /** The command line of fame's LFS launcher for a node on this host (Librarian at 127.0.0.1). */
 export function launcherArgv(o: {
   node: number;

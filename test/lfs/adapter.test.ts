@@ -10,16 +10,15 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  adapterPython,
   allocatedBooks,
   booksPerNode,
   closeLab,
-  LFS_TEMPLATES,
   type LfsLab,
   launcherArgv,
   PYTHON,
   shelfBooks,
   startTwoNodeLab,
-  TM_LIBRARIAN,
   zeroing,
 } from "../helpers/lfs";
 
@@ -36,13 +35,7 @@ interface AdapterStats {
   >;
 }
 
-/** Runs Python with fame's adapter directory first on sys.path and tm-librarian's src after it. */
-function py(code: string, ...args: string[]): string {
-  return execFileSync(PYTHON, ["-P", "-c", code, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, PYTHONPATH: `${LFS_TEMPLATES}:${path.join(TM_LIBRARIAN, "src")}` },
-  });
-}
+const py = adapterPython;
 
 describe("LFS adapter: pure parts", () => {
   it("maps fame node N to a physloc whose Librarian node id is N, for every node 1..80", () => {

@@ -9,9 +9,9 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  adapterPython,
   allocatedBooks,
   closeLab,
-  LFS_TEMPLATES,
   type LfsLab,
   PYTHON,
   shelfBooks,
@@ -22,12 +22,7 @@ import {
 
 const MiB = 2 ** 20;
 
-function py(code: string): string {
-  return execFileSync(PYTHON, ["-P", "-c", code], {
-    encoding: "utf8",
-    env: { ...process.env, PYTHONPATH: `${LFS_TEMPLATES}:${path.join(TM_LIBRARIAN, "src")}` },
-  });
-}
+const py = adapterPython;
 
 describe("LFS adapter on libfuse 3: pure parts", () => {
   it("turns lfs_fuse.py's fusepy options into libfuse 3 mount options", () => {
