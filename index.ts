@@ -24,6 +24,7 @@ import { librarianDbRefusal } from "./lib/host/librarian";
 import { ownershipFacts } from "./lib/host/ownership";
 import { qemuUserFor, reachRefusals } from "./lib/host/reach";
 import { bootsFameInitrd, imageCmdline } from "./lib/image";
+import { lfsBootArgs } from "./lib/lfs";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { ownershipProblems } from "./lib/ownership";
 import { reachTargets } from "./lib/reach";
@@ -159,7 +160,7 @@ const report = describeChanges(
     config,
     goldenKey,
     owner,
-    imageCmdline(config.suite, config.famMode, domainType),
+    [imageCmdline(config.suite, config.famMode, domainType), ...lfsBootArgs(config)].join(" "),
     bootsFameInitrd(domainType, config),
   ),
   config.famAllowShrink,

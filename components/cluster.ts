@@ -6,7 +6,7 @@ import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { tmLibrarianDir } from "../lib/host/tmlibrarian";
 import { bootsFameInitrd, imageCmdline } from "../lib/image";
-import { tmLibrarianSource } from "../lib/lfs";
+import { lfsBootArgs, tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
 import {
   envSh,
@@ -208,7 +208,10 @@ export class FameCluster extends pulumi.ComponentResource {
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
       .apply(([pub, priv, password]) => seedFiles(identity, pub, priv, password, config.proxy));
-    const bootArgs = imageCmdline(config.suite, config.famMode, args.domainType);
+    const bootArgs = [
+      imageCmdline(config.suite, config.famMode, args.domainType),
+      ...lfsBootArgs(config),
+    ].join(" ");
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || (image.bootInitrd ?? image.initrd),

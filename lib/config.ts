@@ -111,6 +111,8 @@ export interface FameConfig {
   /** Run tm-librarian's monitoring server (lmp.py) on torms (default: with the Librarian). */
   librarianMonitor: boolean;
   librarianMonitorPort: number;
+  /** The FUSE library /lfs mounts through on the nodes: 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3). */
+  lfsFuse: 2 | 3;
 }
 
 /** Where a resolved value came from, for messages and for env.sh. */
@@ -564,6 +566,12 @@ export function validateConfig(
       "librarianMonitorPort",
       `must differ from fame:librarianPort (${librarianPort}): both listen on torms`,
     );
+  const lfsFuse = int("lfsFuse", 2, 3, "must be 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)");
+  if (!librarian && lfsFuse === 3)
+    bad(
+      "lfsFuse",
+      "must be 2 (or unset) while fame:librarian is off: it chooses how nodes mount /lfs",
+    );
   // ip-netns names: one path component under /run/netns.
   if (librarianNetns !== "" && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(librarianNetns))
     bad(
@@ -651,6 +659,7 @@ export function validateConfig(
       librarianReset,
       librarianMonitor,
       librarianMonitorPort,
+      lfsFuse: lfsFuse === 3 ? 3 : 2,
     },
     warnings,
     suiteReason,

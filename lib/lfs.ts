@@ -5,7 +5,7 @@
  * names. Pure: file contents come in as arguments.
  */
 import * as path from "node:path";
-import { isGitSource } from "./config";
+import { type FameConfig, isGitSource } from "./config";
 import type { ImageFile } from "./image";
 
 /** Where tm-librarian lives in the node image. */
@@ -13,10 +13,19 @@ export const NODE_TM_LIBRARIAN = "/opt/fame/tm-librarian";
 /** fame's adapter (tm_fuse stand-in, launcher, fast paths, offsets tool) in the node image. */
 export const NODE_LFS_DIR = "/opt/fame/lfs";
 export const LFS_MOUNTPOINT = "/lfs";
-export const LFS_PACKAGES = ["python3", "python3-fusepy", "python3-psutil", "pciutils"];
+/** Both FUSE bindings (fame:lfsFuse chooses at boot, so a change never rebuilds the image). */
+export const LFS_PACKAGES = [
+  "python3",
+  "python3-fusepy",
+  "python3-pyfuse3",
+  "python3-trio",
+  "python3-psutil",
+  "pciutils",
+];
 /** fame's adapter files (templates/lfs), installed in NODE_LFS_DIR. */
 export const ADAPTER_FILES = [
   "tm_fuse.py",
+  "tm_fuse3.py",
   "fame_lfs.py",
   "lfs_fast.py",
   "lfs_offsets.py",
@@ -34,6 +43,18 @@ export function tmLibrarianSource(
 ): TmLibrarianSource {
   if (isGitSource(source)) return { kind: "git", url: source, commit };
   return { kind: "dir", dir: path.resolve(projectDir, source) };
+}
+
+/** The kernel argument fame_lfs.py reads for its FUSE library when the unit names none. */
+export const LFS_FUSE_ARG = "fame.lfs_fuse";
+
+/**
+ * fame's kernel arguments for /lfs: `fame.lfs_fuse=3` with fame:lfsFuse 3, none
+ * for the default (libfuse 2), so the nodes of a stack that never chose keep
+ * their command line.
+ */
+export function lfsBootArgs(config: Pick<FameConfig, "librarian" | "lfsFuse">): string[] {
+  return config.librarian && config.lfsFuse === 3 ? [`${LFS_FUSE_ARG}=3`] : [];
 }
 
 /** A file of the tm-librarian tree, relative to its root. */

@@ -20,15 +20,17 @@
 #    lfs_fast.FastTMFS: reads and writes served from the open file's cached
 #    books, file sizes sent at close, fast zeroing of freed books (see
 #    lfs_fast.py; --fast all (default), none, or a comma list of its features).
-#  * --fuse 3 (work in progress, issue 18): `tm_fuse.TMFS` mounts through
-#    tm_fuse3.py instead, on libfuse 3 (Debian's python3-pyfuse3) with 1 MiB
-#    requests, LibrarianFS wrapped in lfs_fast.FastOps (the same fast paths
-#    but `copy`, which is fusepy's). --fuse 2 (default): fusepy.
+#  * --fuse 3: `tm_fuse.TMFS` mounts through tm_fuse3.py instead, on libfuse 3
+#    (Debian's python3-pyfuse3) with 1 MiB requests, LibrarianFS wrapped in
+#    lfs_fast.FastOps (the same fast paths but `copy`, which is fusepy's).
+#    --fuse 2: fusepy (libfuse 2).
 #
 # Defaults filled in when the option is absent:
 #  * --physloc from --node N, else from fame.node=N on the kernel command line
 #    (node N is rack 1, enclosure (N-1)//10+1, node (N-1)%10+1: the order in
 #    which book_register numbers a node_count INI; at most 80 nodes).
+#  * --fuse from fame.lfs_fuse=2|3 on the kernel command line (fame:lfsFuse),
+#    else 2.
 #  * --shadow_file: the BAR2 of the first IVSHMEM device (1af4:1110).
 
 import ctypes
@@ -68,6 +70,15 @@ def node_from_cmdline(cmdline):
     return node
 
 
+def fuse_from_cmdline(cmdline):
+    """The value of the last fame.lfs_fuse= on a kernel command line, or "2"."""
+    fuse = "2"
+    for word in cmdline.split():
+        if word.startswith("fame.lfs_fuse="):
+            fuse = word[len("fame.lfs_fuse="):]
+    return fuse
+
+
 def find_bar2(sysfs="/sys/bus/pci/devices"):
     """resource2 of the first IVSHMEM device (sorted by PCI address)."""
     for dev in sorted(glob.glob(os.path.join(sysfs, "*"))):
@@ -86,7 +97,7 @@ def find_bar2(sysfs="/sys/bus/pci/devices"):
 def _split_own_args(argv):
     """Take --tm_librarian, --node, --fast and --fuse out of argv; the rest is lfs_fuse's."""
     own = {"tm_librarian": os.environ.get("FAME_TM_LIBRARIAN", "/opt/fame/tm-librarian"),
-           "node": None, "fast": None, "fuse": "2"}
+           "node": None, "fast": None, "fuse": None}
     rest = []
     i = 0
     while i < len(argv):
@@ -244,11 +255,16 @@ def make_shadow_class(lfs_shadow):
 
 def main(argv):
     own, rest = _split_own_args(argv)
+    cmdline = None
+    if own["fuse"] is None or (own["node"] is None and not _has_option(rest, "--physloc")):
+        with open("/proc/cmdline") as f:
+            cmdline = f.read()
+    if own["fuse"] is None:
+        own["fuse"] = fuse_from_cmdline(cmdline)
     if not _has_option(rest, "--physloc"):
         node = own["node"]
         if node is None:
-            with open("/proc/cmdline") as f:
-                node = node_from_cmdline(f.read())
+            node = node_from_cmdline(cmdline)
             if node is None:
                 raise SystemExit("no --physloc, --node or fame.node=N on the kernel command line")
         try:

@@ -91,6 +91,25 @@ describe("program under mocks: the Librarian", function () {
     assert.equal(key(moved), key(on));
   });
 
+  it("fame:lfsFuse 3 boots the nodes with fame.lfs_fuse=3 from the same image; the default adds no argument", async () => {
+    const cfg = {
+      nodes: "2",
+      famSize: "1G",
+      dir: "/srv/fame",
+      librarian: "true",
+      librarianSource: VENDOR,
+    };
+    const two = await runProgram(cfg);
+    const three = await runProgram({ ...cfg, lfsFuse: "3" });
+    const cmdlines = (r: typeof two) => r.ofType(T("Domain")).map((d) => String(d.inputs.cmdline));
+    assert.equal(cmdlines(three).length, 2);
+    for (const c of cmdlines(three)) assert.match(c, / fame\.lfs_fuse=3( |$)/);
+    for (const c of cmdlines(two)) assert.doesNotMatch(c, /lfs_fuse/);
+    // Both libraries are in the LFS image: choosing one never replaces a disk.
+    const key = (r: typeof two) => r.ofType(T("GoldenImage"))[0]!.inputs.key;
+    assert.equal(key(three), key(two));
+  });
+
   it("with fame:librarianNetns: the supervised service in that namespace, and the same node image", async () => {
     const cfg = {
       nodes: "2",

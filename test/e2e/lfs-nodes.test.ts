@@ -5,11 +5,13 @@
  * the Librarian (database built by the real book_register, librarian.py
  * supervised) runs in the sandbox namespace, where the node network is the
  * only network. Shows: /lfs mounted on both nodes at boot by the image's
- * unit; with fame:famPrealloc (on unless FAME_TEST_FAM_PREALLOC=0) every
+ * unit, node01 through libfuse 2 (fusepy, fame:lfsFuse 2) and node02 through
+ * libfuse 3 (pyfuse3, fame:lfsFuse 3: fame.lfs_fuse=3 on its kernel command
+ * line), so every step between the nodes crosses both; with fame:famPrealloc (on unless FAME_TEST_FAM_PREALLOC=0) every
  * FAM page mapped in by each node's QEMU; a file written on node01 read on node02; its books in the host's
  * database and its bytes in the host's FAM file at the offsets those books
  * give; live sharing through BAR2 at those offsets without reopening; /lfs
- * throughput against BAR2 (bench/lfs_workload.py, reported); rm freeing the
+ * throughput against BAR2 on each node (bench/lfs_workload.py, reported); rm freeing the
  * books (timed); a vCPU change (nodes restart) keeping a file;
  * destroy + up keeping the database and the file; a FAM grow refused
  * without the reset opt-in.
@@ -26,6 +28,7 @@ import {
   summarize,
   type WorkloadResult,
 } from "../../bench/lfsReport";
+import { lfsBootArgs } from "../../lib/lfs";
 import { librarianIni } from "../../lib/librarian";
 import { seedFiles } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
@@ -184,7 +187,13 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
       (m) => console.log(`      ${m}`),
       "LFS golden image",
     );
-    for (const p of ["python3-fusepy ", "python3-psutil ", "pciutils "])
+    for (const p of [
+      "python3-fusepy ",
+      "python3-pyfuse3 ",
+      "python3-trio ",
+      "python3-psutil ",
+      "pciutils ",
+    ])
       assert.ok(
         image.packages.some((x) => x.startsWith(p)),
         p,
@@ -250,23 +259,24 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     // --- nodes
     const seeds = seedFiles(LFS_STACK, key.publicKey, key.privateKey);
     for (const node of plan.nodes) {
-      domIns.push(
-        await provisionNode(node, {
-          uri,
-          plan,
-          dir,
-          owner,
-          image,
-          suite: imgIn.recipe.suite,
-          diskBytes: 4 * GiB,
-          seeds,
-          fam: {
-            path: famIn.path,
-            sizeBytes: famIn.sizeBytes,
-            ...(PREALLOC ? { prealloc: true } : {}),
-          },
-        }),
-      );
+      const d = await provisionNode(node, {
+        uri,
+        plan,
+        dir,
+        owner,
+        image,
+        suite: imgIn.recipe.suite,
+        diskBytes: 4 * GiB,
+        seeds,
+        fam: {
+          path: famIn.path,
+          sizeBytes: famIn.sizeBytes,
+          ...(PREALLOC ? { prealloc: true } : {}),
+        },
+      });
+      // node02 as a stack with fame:lfsFuse 3 makes it (FameNode's command line + lfsBootArgs).
+      const lfs = lfsBootArgs({ librarian: true, lfsFuse: node.index === 2 ? 3 : 2 });
+      domIns.push({ ...d, cmdline: [d.cmdline, ...lfs].join(" ") });
     }
     dom = (await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domIns[0]!)))
       .provider;
@@ -286,6 +296,14 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
         (await on(ip, ". /etc/os-release && echo $VERSION_CODENAME")).trim(),
         imgIn.recipe.suite,
       );
+    // The library each daemon mounted through: node01's fusepy (libfuse 2), node02's pyfuse3 (libfuse 3).
+    const libfuse = (ip: string) =>
+      on(
+        ip,
+        "sudo grep -o 'libfuse[0-9]*\\.so\\.[0-9]*' /proc/$(pgrep -f fame_lfs.py | head -n 1)/maps | sort -u",
+      );
+    assert.equal((await libfuse(ip1)).trim(), "libfuse.so.2");
+    assert.equal((await libfuse(ip2)).trim(), "libfuse3.so.3");
     // Each daemon registered as its own node (from fame.node=<N> on the kernel command line): both SOCs active.
     assert.equal(socStatus(dbIn.path), "1:1,2:1");
   });
@@ -389,43 +407,60 @@ else: print("timeout",flush=True)`;
     );
   });
 
-  it("measures /lfs against BAR2 on a node: 64 MiB in 8 MiB and 1 MiB blocks, 4 KiB random, rm (reported, not asserted)", async () => {
+  /**
+   * bench/lfs_workload.py on one node, reported; `features`: the fast paths its
+   * daemon must report; `request`: the FUSE library's largest sequential request.
+   */
+  async function measure(
+    node: string,
+    ip: string,
+    features: string[],
+    request: number,
+  ): Promise<void> {
     // bench/lfs_workload.py, as bench/lfs.ts runs it without a VM: through /lfs (FUSE ->
     // lfs_fuse.py with fame's fast paths -> its mapping of BAR2), then the same file's books
     // through direct BAR2 mappings at the offsets lfs_offsets gives, and the floor: the same
     // I/O on a copy-only fusepy file system (FUSE alone). Median of 3 runs.
     const workload = fs.readFileSync(path.join(ROOT, "bench", "lfs_workload.py"), "utf8");
-    await on(ip1, `cat > /tmp/lfs_workload.py <<'EOF'\n${workload}\nEOF`);
+    await on(ip, `cat > /tmp/lfs_workload.py <<'EOF'\n${workload}\nEOF`);
     const bar =
       '$(for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1110 ] && echo $d/resource2 && break; done)';
     // Minutes under TCG: longer than on()'s 2-minute limit.
     const r = await ssh(
       keyFile,
       user,
-      ip1,
+      ip,
       `sudo python3 /tmp/lfs_workload.py --mount /lfs --shadow ${bar} --offsets lfs_offsets --mib 64 --runs 3 --floor /tmp/fame-floor`,
       30 * 60_000,
     );
     if (r.code !== 0) {
       // Leave no benchmark file behind for the tests that count files.
-      await ssh(keyFile, user, ip1, "sudo rm -f /lfs/bench-seq8 /lfs/bench-seq1 /lfs/bench-seqd");
+      await ssh(keyFile, user, ip, "sudo rm -f /lfs/bench-seq8 /lfs/bench-seq1 /lfs/bench-seqd");
       throw new Error(`workload exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
     }
     const result = JSON.parse(r.stdout) as WorkloadResult;
     const s = summarize(result);
     const q = ratios(s);
     const report = [
-      `node01, TCG, fame's adapter (--fast ${result.features?.join(",")}), median (min-max) of ${result.runs.length} runs:`,
+      `${node}, TCG, fame's adapter (--fast ${result.features?.join(",")}), median (min-max) of ${result.runs.length} runs:`,
       markdownTable(PHASE_HEADER, phaseRows(s)),
       `/lfs against BAR2 at the same file's books (8 MiB blocks): write ${q.write.toFixed(2)}x (rewrite in place ${q.rewrite.toFixed(2)}x), read ${q.read.toFixed(2)}x`,
     ].join("\n");
     console.log(report.replace(/^/gm, "      "));
     // Kept after the run (the scratch directory is not) for a look at every counter.
     fs.mkdirSync(RUN_DIR, { recursive: true });
-    fs.writeFileSync(path.join(RUN_DIR, "lfs-e2e-throughput.json"), JSON.stringify(result));
+    fs.writeFileSync(path.join(RUN_DIR, `lfs-e2e-throughput-${node}.json`), JSON.stringify(result));
     assert.equal(result.runs.length, 3);
-    assert.deepEqual(result.features, ["copy", "grow", "handle", "size", "xattr", "zero"]);
-  });
+    assert.deepEqual(result.features, features);
+    for (const phase of ["seq8_write", "seq8_read"] as const)
+      assert.equal(s[phase]?.largestRequest, request, `${node} ${phase}: largest request`);
+  }
+
+  it("measures /lfs against BAR2 on node01 (libfuse 2: 128 KiB requests): 64 MiB in 8 MiB and 1 MiB blocks, 4 KiB random, rm (reported, not asserted)", () =>
+    measure("node01", ip1, ["copy", "grow", "handle", "size", "xattr", "zero"], 128 * 1024));
+
+  it("measures the same on node02 (libfuse 3: 1 MiB requests, every fast path but fusepy's copy)", () =>
+    measure("node02", ip2, ["grow", "handle", "size", "xattr", "zero"], MiB));
 
   it("rm frees the books (the time is reported)", async () => {
     const before = allocatedBooks(dbIn.path);

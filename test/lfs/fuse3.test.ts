@@ -50,6 +50,12 @@ for args in (("3", "handle,copy"), ("4", None)):
     assert.match(lines[2] ?? "", /refused --fuse '4': expected 2 .* or 3/);
   });
 
+  it("takes the FUSE library from fame.lfs_fuse= on the kernel command line (fame:lfsFuse), else 2", () => {
+    const out = py(`from fame_lfs import fuse_from_cmdline as f
+print(f("root=/dev/vda fame.node=2"), f("fame.lfs_fuse=3 fame.node=1"), f("fame.lfs_fuse=3 fame.lfs_fuse=2"))`);
+    assert.equal(out.trim(), "2 3 2");
+  });
+
   it("answers the context of the request being served, else this process's ids", () => {
     const out = py(`import os, fame_lfs, tm_fuse, tm_fuse3
 fame_lfs.install_adapter(${JSON.stringify(path.join(TM_LIBRARIAN, "src"))}, None, "3")

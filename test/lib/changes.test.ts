@@ -196,6 +196,13 @@ describe("change report (what preview says before anything happens)", () => {
       }).info.join(),
       /restart to apply fame's kernel arguments \(\+mitigations=off\)/,
     );
+    // fame:lfsFuse 3 (lib/lfs lfsBootArgs) is one such argument: a restart, no disk replaced.
+    const fuse3 = say({ ...base, bootArgs: now }, { bootArgs: `${now} fame.lfs_fuse=3` });
+    assert.match(
+      fuse3.info.join(),
+      /restart to apply fame's kernel arguments \(\+fame\.lfs_fuse=3\)/,
+    );
+    assert.deepEqual(fuse3.warnings, []);
     // Back under KVM (fame:accel), the argument goes: said as well.
     assert.match(
       say({ ...base, bootArgs: now }, { accel: "kvm", bootArgs: before }).info.join(),

@@ -12,7 +12,13 @@ import {
   validateConfig,
 } from "../../lib/config";
 import { checkTmLibrarianDir, tmLibrarianDir, tmLibrarianFiles } from "../../lib/host/tmlibrarian";
-import { LFS_PACKAGES, lfsUnit, NODE_TM_LIBRARIAN, tmLibrarianSource } from "../../lib/lfs";
+import {
+  LFS_PACKAGES,
+  lfsBootArgs,
+  lfsUnit,
+  NODE_TM_LIBRARIAN,
+  tmLibrarianSource,
+} from "../../lib/lfs";
 import type { ConfigKey } from "../../lib/schema";
 import { TM_LIBRARIAN } from "../helpers/lfs";
 import { ROOT } from "../helpers/sandbox";
@@ -124,6 +130,26 @@ describe("Librarian config", () => {
     );
   });
 
+  it("mounts /lfs through libfuse 2 unless fame:lfsFuse is 3; 3 needs the Librarian", () => {
+    assert.equal(validate({}).lfsFuse, 2);
+    const lib = { librarian: "true", librarianSource: VENDOR };
+    assert.equal(validate(lib).lfsFuse, 2);
+    assert.equal(validate({ ...lib, lfsFuse: "3" }).lfsFuse, 3);
+    assert.deepEqual(problems({ lfsFuse: "3" }), [
+      `fame:lfsFuse = "3": must be 2 (or unset) while fame:librarian is off: it chooses how nodes mount /lfs`,
+    ]);
+    for (const v of ["1", "4"])
+      assert.deepEqual(problems({ ...lib, lfsFuse: v }), [
+        `fame:lfsFuse = "${v}": must be 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)`,
+      ]);
+    assert.deepEqual(problems({ ...lib, lfsFuse: "fuse3" }), [
+      `fame:lfsFuse = "fuse3": must be an integer (must be 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3))`,
+    ]);
+    assert.deepEqual(lfsBootArgs({ librarian: true, lfsFuse: 3 }), ["fame.lfs_fuse=3"]);
+    assert.deepEqual(lfsBootArgs({ librarian: true, lfsFuse: 2 }), []);
+    assert.deepEqual(lfsBootArgs({ librarian: false, lfsFuse: 3 }), []);
+  });
+
   it("refuses a monitor without the Librarian, on the Librarian's port, or on a bad port", () => {
     assert.deepEqual(problems({ librarianMonitor: "true" }), [
       `fame:librarianMonitor = "true": must be false (or unset) while fame:librarian is off: the monitor shows the Librarian's database`,
@@ -189,6 +215,7 @@ describe("Librarian in the image recipe", () => {
     const paths = r.recipe.files.map((f) => f.path);
     for (const p of [
       "/opt/fame/lfs/tm_fuse.py",
+      "/opt/fame/lfs/tm_fuse3.py",
       "/opt/fame/lfs/fame_lfs.py",
       "/opt/fame/lfs/lfs_fast.py",
       "/opt/fame/lfs/lfs_offsets.py",
