@@ -296,14 +296,18 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
         (await on(ip, ". /etc/os-release && echo $VERSION_CODENAME")).trim(),
         imgIn.recipe.suite,
       );
-    // The library each daemon mounted through: node01's fusepy (libfuse 2), node02's pyfuse3 (libfuse 3).
-    const libfuse = (ip: string) =>
-      on(
-        ip,
-        "sudo grep -o 'libfuse[0-9]*\\.so\\.[0-9]*' /proc/$(pgrep -f fame_lfs.py | head -n 1)/maps | sort -u",
-      );
-    assert.equal((await libfuse(ip1)).trim(), "libfuse.so.2");
-    assert.equal((await libfuse(ip2)).trim(), "libfuse3.so.3");
+    // The library each daemon mounted through: node01's fusepy (libfuse 2 only), node02's
+    // pyfuse3 (libfuse 3 mapped; tm_fuse3 sets the mount's read-ahead to 1 MiB).
+    const libfuse = async (ip: string) =>
+      (
+        await on(
+          ip,
+          "sudo grep -o 'libfuse[0-9]*\\.so\\.[0-9]*' /proc/$(pgrep -f fame_lfs.py | head -n 1)/maps | sort -u | tr '\\n' ' '; cat /sys/class/bdi/$(mountpoint -d /lfs)/read_ahead_kb",
+        )
+      ).trim();
+    assert.equal(await libfuse(ip1), "libfuse.so.2 128");
+    // fusepy is loaded there too (tm_fuse imports it), but libfuse 3 serves the mount.
+    assert.equal(await libfuse(ip2), "libfuse.so.2 libfuse3.so.3 1024");
     // Each daemon registered as its own node (from fame.node=<N> on the kernel command line): both SOCs active.
     assert.equal(socStatus(dbIn.path), "1:1,2:1");
   });
