@@ -212,7 +212,6 @@ def make_shadow_class(lfs_shadow):
             # For memmove/memset on the mapping (lfs_fast.py); it stays mapped for the daemon's life.
             self.fam_address = ctypes.addressof(ctypes.c_char.from_buffer(self._fam))
             self.fam_size = need
-            self._fam_view = memoryview(self._fam)
 
         def book_offset(self, book):
             """FAM offset of a book (an entry of the Librarian's list_shelf_books)."""
@@ -240,16 +239,6 @@ def make_shadow_class(lfs_shadow):
 
         def read(self, shelf, length, offset, fd):
             return b"".join(self._fam[o:o + n] for o, n in self._chunks(shelf, offset, length))
-
-        def view(self, shelf, length, offset):
-            """What read gives, as a view of the mapping when the range lies in
-            one book: pyfuse3 replies from any buffer, so a read costs no copy
-            in the daemon (libfuse 3; a range across books is joined as bytes)."""
-            chunks = list(self._chunks(shelf, offset, length))
-            if len(chunks) == 1:
-                o, n = chunks[0]
-                return self._fam_view[o:o + n]
-            return b"".join(self._fam[o:o + n] for o, n in chunks)
 
         def write(self, shelf, buf, offset, fd):
             view = memoryview(buf)

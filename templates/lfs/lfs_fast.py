@@ -402,8 +402,8 @@ class FastTMFS(FastState, tm_fuse.TMFS):
 class FastOps(FastState):
     """The fast paths for libfuse 3 (tm_fuse3.Fuse3Bridge, fame_lfs.py --fuse
     3): the operations object the bridge calls, in fusepy's path form, with
-    bytes in and a view of the mapping out (pyfuse3 hands a write over as
-    bytes and replies to a read from any buffer, so `copy` does not apply). Every request it does not answer goes to LibrarianFS as
+    bytes in and out (pyfuse3 has no request buffer to copy into, so `copy`
+    does not apply). Every request it does not answer goes to LibrarianFS as
     _Requests sends it on libfuse 2."""
 
     def __init__(self, lfs, features):
@@ -430,7 +430,9 @@ class FastOps(FastState):
         if shelf is None:  # upstream's path (or a file not opened through this daemon)
             return self._requests("read", path, size, offset, fh)
         t0 = time.perf_counter()
-        data = self.shadow.view(shelf, size, offset)
+        # bytes, not a view of the mapping: the kernel pins a FUSE reply's
+        # pages (get_user_pages), which a node's BAR2 mapping refuses (EIO).
+        data = self.shadow.read(shelf, size, offset, fh)
         self.stats.op("read", t0, size)
         return data
 

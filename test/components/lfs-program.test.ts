@@ -10,6 +10,14 @@ import { scratchDir } from "../helpers/sandbox";
 const T = (t: string) => `pulumi-nodejs:dynamic/fame:${t}`;
 const GiB = 2 ** 30;
 const VENDOR = TM_LIBRARIAN;
+/** A 2-node stack with the Librarian on, from the vendored tm-librarian. */
+const LIB_ON = {
+  nodes: "2",
+  famSize: "1G",
+  dir: "/srv/fame",
+  librarian: "true",
+  librarianSource: VENDOR,
+} as const;
 
 describe("program under mocks: the Librarian", function () {
   this.timeout(120_000);
@@ -66,13 +74,7 @@ describe("program under mocks: the Librarian", function () {
   });
 
   it("fame:librarianMonitor false leaves the monitor out, and its port moves it without touching the nodes", async () => {
-    const cfg = {
-      nodes: "2",
-      famSize: "1G",
-      dir: "/srv/fame",
-      librarian: "true",
-      librarianSource: VENDOR,
-    };
+    const cfg = LIB_ON;
     const on = await runProgram(cfg);
     const off = await runProgram({ ...cfg, librarianMonitor: "false" });
     assert.equal(off.ofType(T("LibrarianMonitor")).length, 0);
@@ -92,13 +94,7 @@ describe("program under mocks: the Librarian", function () {
   });
 
   it("fame:lfsFuse 3 boots the nodes with fame.lfs_fuse=3 from the same image; the default adds no argument", async () => {
-    const cfg = {
-      nodes: "2",
-      famSize: "1G",
-      dir: "/srv/fame",
-      librarian: "true",
-      librarianSource: VENDOR,
-    };
+    const cfg = LIB_ON;
     const two = await runProgram(cfg);
     const three = await runProgram({ ...cfg, lfsFuse: "3" });
     const cmdlines = (r: typeof two) => r.ofType(T("Domain")).map((d) => String(d.inputs.cmdline));
@@ -111,13 +107,7 @@ describe("program under mocks: the Librarian", function () {
   });
 
   it("with fame:librarianNetns: the supervised service in that namespace, and the same node image", async () => {
-    const cfg = {
-      nodes: "2",
-      famSize: "1G",
-      dir: "/srv/fame",
-      librarian: "true",
-      librarianSource: VENDOR,
-    };
+    const cfg = LIB_ON;
     const unit = await runProgram(cfg);
     const run = await runProgram({ ...cfg, librarianNetns: "fame-lab" });
     const [svc] = run.ofType(T("LibrarianService"));
