@@ -54,7 +54,7 @@ async function runStep(fast: string, floor: boolean): Promise<WorkloadResult> {
   );
   try {
     await lab.startLibrarian();
-    // "fuse3:<features>": the same features on libfuse 3 (fame_lfs.py --fuse 3, work in progress).
+    // "fuse3:<features>": the same features on libfuse 3 (fame_lfs.py --fuse 3, fame:lfsFuse 3).
     const fuse3 = fast.startsWith("fuse3:");
     const m1 = await lab.startNode(1, [
       ...(fuse3 ? ["--fuse", "3"] : []),

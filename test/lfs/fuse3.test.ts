@@ -1,6 +1,6 @@
 /**
  * fame's LFS adapter on libfuse 3 (`fame_lfs.py --fuse 3`, templates/lfs/tm_fuse3.py;
- * work in progress of issue 18) without a VM: the real Librarian and two
+ * fame:lfsFuse 3) without a VM: the real Librarian and two
  * unmodified lfs_fuse.py daemons on one shadow file, as test/lfs/adapter.test.ts
  * runs them on libfuse 2, in a private network + mount namespace.
  */
