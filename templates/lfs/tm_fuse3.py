@@ -1,11 +1,13 @@
-# fame: tm_fuse's TMFS on libfuse 3 (Debian's python3-pyfuse3), a work in
-# progress of issue 18 beside tm_fuse.py (fusepy, libfuse 2), which stays the
-# default. `fame_lfs.py --fuse 3` mounts with it.
+# fame: tm_fuse's TMFS on libfuse 3 (Debian's python3-pyfuse3), beside
+# tm_fuse.py (fusepy, libfuse 2), which stays the default. fame_lfs.py mounts
+# with it for `--fuse 3`, or fame.lfs_fuse=3 on the kernel command line
+# (fame:lfsFuse 3).
 #
 # Why: libfuse 2 caps FUSE requests at 128 KiB; libfuse 3 negotiates 1 MiB
 # writes, and 1 MiB reads with the mount's read_ahead_kb at 1024 (set here
-# after the mount). A copy-only pyfuse3 file system moved about twice the
-# bytes of a fusepy one on a TCG node (README, "LFS throughput on a node").
+# after the mount). On a TCG node that makes /lfs's sequential writes about
+# 1.5-2x faster, while random 4 KiB requests cost up to twice as much (README,
+# "LFS throughput on a node").
 #
 # How: pyfuse3 speaks FUSE's inode protocol and is asynchronous (trio); the
 # daemon's LibrarianFS is a fusepy-style object of path operations, called
