@@ -10,7 +10,7 @@ import type { ImageFile } from "./image";
 
 /** Where tm-librarian lives in the node image. */
 export const NODE_TM_LIBRARIAN = "/opt/fame/tm-librarian";
-/** fame's adapter (tm_fuse stand-in, launcher, fast paths, offsets tool) in the node image. */
+/** fame's adapter (tm_fuse stand-ins on libfuse 2 and 3, launcher, fast paths, offsets tool) in the node image. */
 export const NODE_LFS_DIR = "/opt/fame/lfs";
 export const LFS_MOUNTPOINT = "/lfs";
 /** Both FUSE bindings (fame:lfsFuse chooses at boot, so a change never rebuilds the image). */

@@ -249,7 +249,7 @@ export const SCHEMA = {
     type: "integer",
     default: 2,
     description:
-      "The FUSE library /lfs mounts through on every node: 2 (fusepy on libfuse 2: 128 KiB requests, fallocate) or 3 (pyfuse3 on libfuse 3: 1 MiB requests; under TCG sequential writes about 1.5x faster, reads the same, random 4 KiB I/O about half as fast; no fallocate). Both are in the LFS image; a change restarts the nodes (kernel argument fame.lfs_fuse). Only with fame:librarian on.",
+      "The FUSE library /lfs mounts through on every node: 2 (fusepy on libfuse 2: 128 KiB requests, fallocate) or 3 (pyfuse3 on libfuse 3: 1 MiB requests; under TCG sequential writes 1.5-2x faster, reads as fast or faster, random 4 KiB I/O up to half as fast; no fallocate). Both are in the LFS image; a change restarts the nodes (kernel argument fame.lfs_fuse). Only with fame:librarian on.",
   },
   librarianReset: {
     type: "boolean",
