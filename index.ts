@@ -23,8 +23,8 @@ import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { ownershipFacts } from "./lib/host/ownership";
 import { qemuUserFor, reachRefusals } from "./lib/host/reach";
-import { bootsFameInitrd, imageCmdline } from "./lib/image";
-import { lfsBootArgs } from "./lib/lfs";
+import { bootsFameInitrd } from "./lib/image";
+import { fameBootArgs } from "./lib/lfs";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { ownershipProblems } from "./lib/ownership";
 import { reachTargets } from "./lib/reach";
@@ -160,7 +160,7 @@ const report = describeChanges(
     config,
     goldenKey,
     owner,
-    [imageCmdline(config.suite, config.famMode, domainType), ...lfsBootArgs(config)].join(" "),
+    fameBootArgs(config, domainType),
     bootsFameInitrd(domainType, config),
   ),
   config.famAllowShrink,

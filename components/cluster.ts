@@ -5,8 +5,8 @@ import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { tmLibrarianDir } from "../lib/host/tmlibrarian";
-import { bootsFameInitrd, imageCmdline } from "../lib/image";
-import { lfsBootArgs, tmLibrarianSource } from "../lib/lfs";
+import { bootsFameInitrd } from "../lib/image";
+import { fameBootArgs, tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
 import {
   envSh,
@@ -208,10 +208,7 @@ export class FameCluster extends pulumi.ComponentResource {
     const seeds = pulumi
       .all([key.publicKey, key.privateKey, args.password ?? ""])
       .apply(([pub, priv, password]) => seedFiles(identity, pub, priv, password, config.proxy));
-    const bootArgs = [
-      imageCmdline(config.suite, config.famMode, args.domainType),
-      ...lfsBootArgs(config),
-    ].join(" ");
+    const bootArgs = fameBootArgs(config, args.domainType);
     const boot = {
       kernel: config.kernelPath || image.kernel,
       initrd: config.initrdPath || (image.bootInitrd ?? image.initrd),

@@ -42,7 +42,7 @@ export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
   /** Debian release; absent in a record written before fame:suite existed (bookworm). */
   suite?: Suite;
   /**
-   * fame's own kernel arguments (lib/image imageCmdline, before fame:cmdline);
+   * fame's own kernel arguments (lib/lfs fameBootArgs, before fame:cmdline);
    * absent in a record written before fame recorded them (lib/image legacyImageCmdline).
    */
   bootArgs?: string;

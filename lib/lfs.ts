@@ -5,8 +5,9 @@
  * names. Pure: file contents come in as arguments.
  */
 import * as path from "node:path";
+import type { DomainType } from "./accel";
 import { type FameConfig, isGitSource } from "./config";
-import type { ImageFile } from "./image";
+import { type ImageFile, imageCmdline } from "./image";
 
 /** Where tm-librarian lives in the node image. */
 export const NODE_TM_LIBRARIAN = "/opt/fame/tm-librarian";
@@ -55,6 +56,18 @@ export const LFS_FUSE_ARG = "fame.lfs_fuse";
  */
 export function lfsBootArgs(config: Pick<FameConfig, "librarian" | "lfsFuse">): string[] {
   return config.librarian && config.lfsFuse === 3 ? [`${LFS_FUSE_ARG}=3`] : [];
+}
+
+/**
+ * fame's own kernel arguments for every node of a stack (before the user's
+ * fame:cmdline): the image's, then /lfs's. One function, so what the domains
+ * boot and what the change report records as applied cannot drift apart.
+ */
+export function fameBootArgs(
+  config: Pick<FameConfig, "suite" | "famMode" | "librarian" | "lfsFuse">,
+  domainType: DomainType,
+): string {
+  return [imageCmdline(config.suite, config.famMode, domainType), ...lfsBootArgs(config)].join(" ");
 }
 
 /** A file of the tm-librarian tree, relative to its root. */

@@ -12,7 +12,9 @@ import {
   validateConfig,
 } from "../../lib/config";
 import { checkTmLibrarianDir, tmLibrarianDir, tmLibrarianFiles } from "../../lib/host/tmlibrarian";
+import { imageCmdline } from "../../lib/image";
 import {
+  fameBootArgs,
   LFS_PACKAGES,
   lfsBootArgs,
   lfsUnit,
@@ -148,6 +150,18 @@ describe("Librarian config", () => {
     assert.deepEqual(lfsBootArgs({ librarian: true, lfsFuse: 3 }), ["fame.lfs_fuse=3"]);
     assert.deepEqual(lfsBootArgs({ librarian: true, lfsFuse: 2 }), []);
     assert.deepEqual(lfsBootArgs({ librarian: false, lfsFuse: 3 }), []);
+    // What the domains boot and what applied.json records: the image's arguments, then /lfs's.
+    const image = imageCmdline("bookworm", "ivshmem", "qemu");
+    const base = { suite: "bookworm", famMode: "ivshmem" } as const;
+    assert.equal(
+      fameBootArgs({ ...base, librarian: true, lfsFuse: 3 }, "qemu"),
+      `${image} fame.lfs_fuse=3`,
+    );
+    assert.equal(fameBootArgs({ ...base, librarian: true, lfsFuse: 2 }, "qemu"), image);
+    assert.equal(
+      fameBootArgs({ ...base, librarian: false, lfsFuse: 2 }, "kvm"),
+      imageCmdline("bookworm", "ivshmem", "kvm"),
+    );
   });
 
   it("refuses a monitor without the Librarian, on the Librarian's port, or on a bad port", () => {
