@@ -1,7 +1,7 @@
 /**
  * End to end, the Librarian File System on two real Debian nodes inside the
  * sandbox's network namespace (engine-free: fame's providers loaded as the
- * engine loads them). The image is the golden image with the Librarian on;
+ * engine loads them; the cluster is test/helpers/lfsCluster.ts's). The image is the golden image with the Librarian on;
  * the Librarian (database built by the real book_register, librarian.py
  * supervised) runs in the sandbox namespace, where the node network is the
  * only network. Shows: /lfs mounted on both nodes at boot by the image's
@@ -11,7 +11,8 @@
  * FAM page mapped in by each node's QEMU; a file written on node01 read on node02; its books in the host's
  * database and its bytes in the host's FAM file at the offsets those books
  * give; live sharing through BAR2 at those offsets without reopening; /lfs
- * throughput against BAR2 on each node (bench/lfs_workload.py, reported); rm freeing the
+ * throughput against BAR2 on each node (bench/lfs_workload.py, one run, reported; the
+ * median of 3 against the target is `npm run bench:lfs-nodes`'s); rm freeing the
  * books (timed); a vCPU change (nodes restart) keeping a file;
  * destroy + up keeping the database and the file; a FAM grow refused
  * without the reset opt-in.
@@ -20,40 +21,17 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  markdownTable,
-  PHASE_HEADER,
-  phaseRows,
-  ratios,
-  summarize,
-  type WorkloadResult,
-} from "../../bench/lfsReport";
-import { lfsBootArgs } from "../../lib/lfs";
+import { markdownTable, PHASE_HEADER, phaseRows, ratios, summarize } from "../../bench/lfsReport";
 import { librarianIni } from "../../lib/librarian";
-import { seedFiles } from "../../lib/outputs";
 import { clusterPlan } from "../../lib/plan";
-import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
-import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
-import {
-  LibrarianDb,
-  type LibrarianDbInputs,
-  type LibrarianDbOutputs,
-} from "../../providers/librarianDb";
-import {
-  LibrarianService,
-  type LibrarianServiceInputs,
-  type LibrarianServiceOutputs,
-} from "../../providers/librarianService";
-import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
-import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
-import { provisionNode } from "../helpers/debianCluster";
-import { loadSerialized } from "../helpers/engine";
-import { famInputs, networkInputs } from "../helpers/fixtures";
-import { allocatedBooks, PYTHON, shelfBooks, TM_LIBRARIAN } from "../helpers/lfs";
-import { LFS_HOSTBASE, LFS_OCTETS, LFS_PORT, LFS_STACK, lfsImageInputs } from "../helpers/lfsImage";
-import { ROOT, RUN_DIR, sandboxNetns, sandboxUri, scratchDir } from "../helpers/sandbox";
-import { ssh, sshOk, waitForSsh } from "../helpers/ssh";
-import { ensureTestImage } from "../helpers/testImage";
+import type { DomainOutputs } from "../../providers/domain";
+import type { LibrarianDbOutputs } from "../../providers/librarianDb";
+import type { LibrarianServiceOutputs } from "../../providers/librarianService";
+import { allocatedBooks, PYTHON, shelfBooks } from "../helpers/lfs";
+import { LfsCluster } from "../helpers/lfsCluster";
+import { LFS_HOSTBASE, LFS_OCTETS } from "../helpers/lfsImage";
+import { RUN_DIR } from "../helpers/sandbox";
+import { ssh, waitForSsh } from "../helpers/ssh";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -61,6 +39,8 @@ const BOOK = 8 * MiB;
 const BOOKS_PER_NODE = 64; // 1G FAM, 2 nodes: 128 books of 8M
 /** fame:famPrealloc for this run: on unless FAME_TEST_FAM_PREALLOC=0 (for a before/after of the throughput). */
 const PREALLOC = process.env.FAME_TEST_FAM_PREALLOC !== "0";
+/** Workload runs per node (FAME_TEST_LFS_RUNS, default 1): reported here, held by `npm run bench:lfs-nodes`. */
+const RUNS = Number(process.env.FAME_TEST_LFS_RUNS ?? 1);
 
 /** Bytes of `file` mapped in by each QEMU process that maps it (Rss in /proc/<pid>/smaps). */
 function qemuRssOf(file: string): number[] {
@@ -108,85 +88,22 @@ print(",".join("%s:%s" % r for r in c.execute("select node_id,status from SOCs o
 
 describe("e2e: the Librarian File System on two Debian nodes", function () {
   this.timeout(60 * 60_000);
-  const plan = clusterPlan({ nodes: 2, hostbase: LFS_HOSTBASE, octets123: LFS_OCTETS });
-  const user = LFS_STACK.user;
-  const owner = "fame/e2e-lfs";
-  let dir: string;
-  let keyFile: string;
-  let famIn: FamFileInputs;
-  let dbIn: LibrarianDbInputs;
-  let svcIn: LibrarianServiceInputs;
-  const domIns: DomainInputs[] = [];
-  let netIn: NetworkInputs;
-  let dom: Awaited<ReturnType<typeof loadSerialized<DomainInputs, DomainOutputs>>>["provider"];
-  let net: Awaited<ReturnType<typeof loadSerialized<NetworkInputs, NetworkOutputs>>>["provider"];
-  let dbP: Awaited<
-    ReturnType<typeof loadSerialized<LibrarianDbInputs, LibrarianDbOutputs>>
-  >["provider"];
-  let svcP: Awaited<
-    ReturnType<typeof loadSerialized<LibrarianServiceInputs, LibrarianServiceOutputs>>
-  >["provider"];
-  let svcOut: LibrarianServiceOutputs | undefined;
-  const cleanups: (() => Promise<void>)[] = [];
-  const [ip1, ip2] = plan.nodes.map((n) => n.ip) as [string, string];
-  const on = (ip: string, cmd: string) => sshOk(keyFile, user, ip, cmd);
-
-  const consoleTails = () =>
-    domIns
-      .map(
-        (d) =>
-          `--- ${d.name}\n${fs.existsSync(d.consoleLog) ? fs.readFileSync(d.consoleLog, "utf8").slice(-3000) : "(no log)"}`,
-      )
-      .join("\n");
-
-  async function waitLfs(ip: string, ms = 600_000): Promise<void> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const r = await ssh(
-        keyFile,
-        user,
-        ip,
-        "mountpoint -q /lfs && ls /lfs/lost+found >/dev/null && echo up",
-      );
-      if (r.stdout.includes("up")) return;
-      if (Date.now() > end) {
-        const st = await ssh(
-          keyFile,
-          user,
-          ip,
-          "sudo systemctl status fame-lfs --no-pager; sudo journalctl -u fame-lfs --no-pager | tail -40",
-        );
-        throw new Error(`/lfs not mounted on ${ip}:\n${st.stdout}${st.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 3000));
-    }
-  }
-
-  async function bootAll(): Promise<void> {
-    await Promise.all(domIns.map((d) => dom.create(d)));
-    await Promise.all([
-      waitForSsh(keyFile, user, ip1, 900_000),
-      waitForSsh(keyFile, user, ip2, 900_000),
-    ]).catch((e) => {
-      throw new Error(`${e}\n${consoleTails()}`);
-    });
-  }
+  let c: LfsCluster;
+  const [ip1, ip2] = clusterPlan({
+    nodes: 2,
+    hostbase: LFS_HOSTBASE,
+    octets123: LFS_OCTETS,
+  }).nodes.map((n) => n.ip) as [string, string];
+  const on = (ip: string, cmd: string) => c.on(ip, cmd);
 
   after(async () => {
-    for (const c of cleanups.reverse()) await c().catch((e) => console.error(`cleanup: ${e}`));
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (c) await c.stop();
   });
 
   it("boots two nodes that mount /lfs from the Librarian on torms", async () => {
-    const uri = sandboxUri();
-    dir = scratchDir("lfs-e2e");
-
-    const imgIn = lfsImageInputs();
-    const image = await ensureTestImage(
-      imgIn,
-      (m) => console.log(`      ${m}`),
-      "LFS golden image",
-    );
+    c = new LfsCluster("fame/e2e-lfs", PREALLOC, (m) => console.log(`      ${m}`));
+    assert.deepEqual(c.ips, [ip1, ip2]);
+    await c.start();
     for (const p of [
       "python3-fusepy ",
       "python3-pyfuse3 ",
@@ -195,106 +112,15 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
       "pciutils ",
     ])
       assert.ok(
-        image.packages.some((x) => x.startsWith(p)),
+        c.image.packages.some((x) => x.startsWith(p)),
         p,
       );
-
-    const keyIn: SshKeyInputs = { comment: "fame-e2e-lfs" };
-    const key = (
-      await (
-        await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", keyIn))
-      ).provider.create(keyIn)
-    ).outs!;
-    keyFile = path.join(dir, "id_ed25519");
-    fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
-
-    famIn = famInputs(path.join(dir, "FAM"), { sizeBytes: GiB });
-    const fam = (
-      await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn))
-    ).provider;
-    await fam.create(famIn);
-    cleanups.push(() => fam.delete(famIn.path, { ...famIn, createdByFame: true }));
-
-    netIn = networkInputs(plan, uri, owner);
-    net = (await loadSerialized<NetworkInputs, NetworkOutputs>(() => new Network("net", netIn)))
-      .provider;
-    await net.create(netIn);
-    cleanups.push(() => net.delete(netIn.name, { ...netIn, active: true }));
-
-    // --- torms: database (real book_register) and librarian.py in the sandbox namespace
-    dbIn = {
-      path: path.join(dir, "librarian.db"),
-      ini: librarianIni(GiB, 2),
-      tmLibrarian: TM_LIBRARIAN,
-      reset: false,
-    };
-    dbP = (
-      await loadSerialized<LibrarianDbInputs, LibrarianDbOutputs>(() => new LibrarianDb("db", dbIn))
-    ).provider;
-    assert.deepEqual((await dbP.check!({}, dbIn)).failures, []);
-    const dbOut = (await dbP.create!(dbIn)).outs as LibrarianDbOutputs;
-    assert.equal(dbOut.info.nodes, 2);
-    svcIn = {
-      owner,
-      mode: "netns",
-      netns: sandboxNetns(),
-      stateDir: dir,
-      tmLibrarian: TM_LIBRARIAN,
-      db: dbIn.path,
-      dbGeneration: dbOut.generation,
-      port: LFS_PORT,
-      subnet: `${LFS_OCTETS}.0/24`,
-      bridge: plan.network.bridge,
-    };
-    svcP = (
-      await loadSerialized<LibrarianServiceInputs, LibrarianServiceOutputs>(
-        () => new LibrarianService("svc", svcIn),
-      )
-    ).provider;
-    svcOut = (await svcP.create!(svcIn)).outs as LibrarianServiceOutputs;
-    cleanups.push(async () => {
-      if (svcOut) await svcP.delete!(svcOut.unit, svcOut);
-    });
-
-    // --- nodes
-    const seeds = seedFiles(LFS_STACK, key.publicKey, key.privateKey);
-    for (const node of plan.nodes) {
-      const d = await provisionNode(node, {
-        uri,
-        plan,
-        dir,
-        owner,
-        image,
-        suite: imgIn.recipe.suite,
-        diskBytes: 4 * GiB,
-        seeds,
-        fam: {
-          path: famIn.path,
-          sizeBytes: famIn.sizeBytes,
-          ...(PREALLOC ? { prealloc: true } : {}),
-        },
-      });
-      // node02 as a stack with fame:lfsFuse 3 makes it (FameNode's command line + lfsBootArgs).
-      const lfs = lfsBootArgs({ librarian: true, lfsFuse: node.index === 2 ? 3 : 2 });
-      domIns.push({ ...d, cmdline: [d.cmdline, ...lfs].join(" ") });
-    }
-    dom = (await loadSerialized<DomainInputs, DomainOutputs>(() => new Domain("dom", domIns[0]!)))
-      .provider;
-    for (const d of domIns)
-      cleanups.push(() => dom.delete(d.name, { ...d, shutdownTimeoutMs: 1000 }));
-
-    const t = Date.now();
-    await bootAll();
-    await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
-    console.log(
-      `      /lfs mounted on both nodes ${Math.round((Date.now() - t) / 1000)} s after start`,
-    );
     assert.match(await on(ip1, "findmnt -n -o FSTYPE,SOURCE /lfs"), /fuse\s+LibrarianFS/);
     // The release this run tests (bookworm, or FAME_TEST_SUITE): what the nodes really run.
     for (const ip of [ip1, ip2])
       assert.equal(
         (await on(ip, ". /etc/os-release && echo $VERSION_CODENAME")).trim(),
-        imgIn.recipe.suite,
+        c.imgIn.recipe.suite,
       );
     // The library each daemon mounted through: node01's fusepy (libfuse 2 only), node02's
     // pyfuse3 (libfuse 3 mapped; tm_fuse3 sets the mount's read-ahead to 1 MiB).
@@ -309,15 +135,15 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     // fusepy is loaded there too (tm_fuse imports it), but libfuse 3 serves the mount.
     assert.equal(await libfuse(ip2), "libfuse.so.2 libfuse3.so.3 1024");
     // Each daemon registered as its own node (from fame.node=<N> on the kernel command line): both SOCs active.
-    assert.equal(socStatus(dbIn.path), "1:1,2:1");
+    assert.equal(socStatus(c.dbIn.path), "1:1,2:1");
   });
 
   it(`fame:famPrealloc ${PREALLOC ? "on: each node's QEMU has every FAM page mapped in from its start" : "off: no node's QEMU has the whole FAM mapped in"}`, () => {
-    const rss = qemuRssOf(famIn.path);
-    assert.equal(rss.length, 2, `QEMU processes mapping ${famIn.path}: ${rss.length}`);
+    const rss = qemuRssOf(c.famIn.path);
+    assert.equal(rss.length, 2, `QEMU processes mapping ${c.famIn.path}: ${rss.length}`);
     for (const bytes of rss) {
-      if (PREALLOC) assert.equal(bytes, famIn.sizeBytes);
-      else assert.ok(bytes < famIn.sizeBytes, `${bytes} bytes of the FAM mapped in`);
+      if (PREALLOC) assert.equal(bytes, c.famIn.sizeBytes);
+      else assert.ok(bytes < c.famIn.sizeBytes, `${bytes} bytes of the FAM mapped in`);
     }
     console.log(
       `      FAM mapped in per QEMU: ${rss.map((b) => `${Math.round(b / MiB)} MiB`).join(", ")}`,
@@ -329,7 +155,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
 
   it("a file written on node01 is read on node02; its books are in the host's database and its bytes in the host's FAM file", async () => {
     await on(ip1, "sudo truncate -s 64M /lfs/data");
-    const books = shelfBooks(dbIn.path, "data");
+    const books = shelfBooks(c.dbIn.path, "data");
     assert.equal(books.length, 8, "64M = 8 books of 8M");
     patternOffset = 3 * BOOK - 50; // straddles books 2 and 3
     await on(
@@ -342,7 +168,7 @@ describe("e2e: the Librarian File System on two Debian nodes", function () {
     );
     assert.equal(read, pattern);
     // In the host's FAM file at interleave group x 512M + book x 8M + offset in book.
-    const fd = fs.openSync(famIn.path, "r");
+    const fd = fs.openSync(c.famIn.path, "r");
     try {
       const got = Buffer.alloc(pattern.length);
       let done = 0;
@@ -412,8 +238,9 @@ else: print("timeout",flush=True)`;
   });
 
   /**
-   * bench/lfs_workload.py on one node, reported; `features`: the fast paths its
-   * daemon must report; `request`: the FUSE library's largest sequential request.
+   * bench/lfs_workload.py on one node (LfsCluster.workload), reported; `features`: the fast
+   * paths its daemon must report; `request`: the FUSE library's largest sequential request.
+   * One run here: the median of 3 against the target is bench/lfsNodes.ts's.
    */
   async function measure(
     node: string,
@@ -421,32 +248,11 @@ else: print("timeout",flush=True)`;
     features: string[],
     request: number,
   ): Promise<void> {
-    // bench/lfs_workload.py, as bench/lfs.ts runs it without a VM: through /lfs (FUSE ->
-    // lfs_fuse.py with fame's fast paths -> its mapping of BAR2), then the same file's books
-    // through direct BAR2 mappings at the offsets lfs_offsets gives, and the floor: the same
-    // I/O on a copy-only fusepy file system (FUSE alone). Median of 3 runs.
-    const workload = fs.readFileSync(path.join(ROOT, "bench", "lfs_workload.py"), "utf8");
-    await on(ip, `cat > /tmp/lfs_workload.py <<'EOF'\n${workload}\nEOF`);
-    const bar =
-      '$(for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1110 ] && echo $d/resource2 && break; done)';
-    // Minutes under TCG: longer than on()'s 2-minute limit.
-    const r = await ssh(
-      keyFile,
-      user,
-      ip,
-      `sudo python3 /tmp/lfs_workload.py --mount /lfs --shadow ${bar} --offsets lfs_offsets --mib 64 --runs 3 --floor /tmp/fame-floor`,
-      30 * 60_000,
-    );
-    if (r.code !== 0) {
-      // Leave no benchmark file behind for the tests that count files.
-      await ssh(keyFile, user, ip, "sudo rm -f /lfs/bench-seq8 /lfs/bench-seq1 /lfs/bench-seqd");
-      throw new Error(`workload exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-    }
-    const result = JSON.parse(r.stdout) as WorkloadResult;
+    const result = await c.workload(ip, RUNS);
     const s = summarize(result);
     const q = ratios(s);
     const report = [
-      `${node}, TCG, fame's adapter (--fast ${result.features?.join(",")}), median (min-max) of ${result.runs.length} runs:`,
+      `${node}, TCG, fame's adapter (--fast ${result.features?.join(",")}), ${result.runs.length === 1 ? "one run" : `median (min-max) of ${result.runs.length} runs`}:`,
       markdownTable(PHASE_HEADER, phaseRows(s)),
       `/lfs against BAR2 at the same file's books (8 MiB blocks): write ${q.write.toFixed(2)}x (rewrite in place ${q.rewrite.toFixed(2)}x), read ${q.read.toFixed(2)}x`,
     ].join("\n");
@@ -454,7 +260,7 @@ else: print("timeout",flush=True)`;
     // Kept after the run (the scratch directory is not) for a look at every counter.
     fs.mkdirSync(RUN_DIR, { recursive: true });
     fs.writeFileSync(path.join(RUN_DIR, `lfs-e2e-throughput-${node}.json`), JSON.stringify(result));
-    assert.equal(result.runs.length, 3);
+    assert.equal(result.runs.length, RUNS);
     assert.deepEqual(result.features, features);
     for (const phase of ["seq8_write", "seq8_read"] as const)
       assert.equal(s[phase]?.largestRequest, request, `${node} ${phase}: largest request`);
@@ -467,7 +273,7 @@ else: print("timeout",flush=True)`;
     measure("node02", ip2, ["grow", "handle", "size", "xattr", "zero"], MiB));
 
   it("rm frees the books (the time is reported)", async () => {
-    const before = allocatedBooks(dbIn.path);
+    const before = allocatedBooks(c.dbIn.path);
     // Timed on node02: from the unlink until the Librarian counts the 8 books free (statvfs).
     const timed = `import os,time
 free=os.statvfs("/lfs").f_bfree*4096//(8<<20); t=time.time(); os.unlink("/lfs/data")
@@ -476,14 +282,14 @@ while os.statvfs("/lfs").f_bfree*4096//(8<<20) < free+8:
     time.sleep(0.05)
 print("%.2f" % (time.time()-t))`;
     const seconds = (
-      await ssh(keyFile, user, ip2, `sudo python3 -c '${timed}'`, 400_000)
+      await ssh(c.keyFile, c.user, ip2, `sudo python3 -c '${timed}'`, 400_000)
     ).stdout.trim();
     const end = Date.now() + 300_000;
     // (Books of other files freed meanwhile, such as the benchmark's, only lower the count further.)
-    while (allocatedBooks(dbIn.path) > before - 8 || shelfBooks(dbIn.path, "data").length > 0) {
+    while (allocatedBooks(c.dbIn.path) > before - 8 || shelfBooks(c.dbIn.path, "data").length > 0) {
       if (Date.now() > end)
         throw new Error(
-          `books not freed: ${allocatedBooks(dbIn.path)} allocated, ${before} before`,
+          `books not freed: ${allocatedBooks(c.dbIn.path)} allocated, ${before} before`,
         );
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -491,64 +297,64 @@ print("%.2f" % (time.time()-t))`;
       `      rm of the 64 MiB /lfs/data on node02: its 8 books free after ${seconds} s (statvfs on node02)`,
     );
     assert.match(seconds, /^\d+\.\d\d$/);
-    assert.equal((await ssh(keyFile, user, ip1, "ls /lfs/data")).code !== 0, true);
+    assert.equal((await ssh(c.keyFile, c.user, ip1, "ls /lfs/data")).code !== 0, true);
   });
 
   it("a vCPU change restarts the nodes and keeps a file", async () => {
     await on(ip1, "echo kept-across-restart | sudo tee /lfs/keep >/dev/null");
-    for (let i = 0; i < domIns.length; i++) {
-      const d = domIns[i]!;
+    for (let i = 0; i < c.domIns.length; i++) {
+      const d = c.domIns[i]!;
       const next = { ...d, vcpus: 1 };
-      await dom.update(d.name, { ...d, running: true } as unknown as DomainOutputs, next);
-      domIns[i] = next;
+      await c.dom.update(d.name, { ...d, running: true } as unknown as DomainOutputs, next);
+      c.domIns[i] = next;
     }
     await Promise.all([
-      waitForSsh(keyFile, user, ip1, 900_000),
-      waitForSsh(keyFile, user, ip2, 900_000),
+      waitForSsh(c.keyFile, c.user, ip1, 900_000),
+      waitForSsh(c.keyFile, c.user, ip2, 900_000),
     ]);
     assert.equal((await on(ip1, "nproc")).trim(), "1");
-    await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
+    await Promise.all([c.waitLfs(ip1), c.waitLfs(ip2)]);
     assert.equal((await on(ip2, "cat /lfs/keep")).trim(), "kept-across-restart");
   });
 
   it("destroy then up keeps the database and the file", async () => {
-    for (const d of domIns)
-      await dom.delete(d.name, { ...d, shutdownTimeoutMs: 60_000 } as unknown as DomainOutputs);
-    await svcP.delete!(svcOut!.unit, svcOut!);
-    svcOut = undefined;
-    await dbP.delete!(dbIn.path, {
-      ...dbIn,
+    for (const d of c.domIns)
+      await c.dom.delete(d.name, { ...d, shutdownTimeoutMs: 60_000 } as unknown as DomainOutputs);
+    await c.svcP.delete!(c.svcOut!.unit, c.svcOut!);
+    c.svcOut = undefined;
+    await c.dbP.delete!(c.dbIn.path, {
+      ...c.dbIn,
       info: {} as LibrarianDbOutputs["info"],
       generation: "",
     });
-    assert.ok(fs.existsSync(dbIn.path), "database kept");
+    assert.ok(fs.existsSync(c.dbIn.path), "database kept");
     // up
-    const adopted = (await dbP.create!(dbIn)).outs as LibrarianDbOutputs;
+    const adopted = (await c.dbP.create!(c.dbIn)).outs as LibrarianDbOutputs;
     assert.equal(adopted.info.files, 1, "the database still lists /lfs/keep");
     assert.equal(
       adopted.generation,
-      svcIn.dbGeneration,
+      c.svcIn.dbGeneration,
       "the same database file, not a rebuilt one",
     );
-    svcOut = (await svcP.create!(svcIn)).outs as LibrarianServiceOutputs;
-    await bootAll();
-    await Promise.all([waitLfs(ip1), waitLfs(ip2)]);
+    c.svcOut = (await c.svcP.create!(c.svcIn)).outs as LibrarianServiceOutputs;
+    await c.bootAll();
+    await Promise.all([c.waitLfs(ip1), c.waitLfs(ip2)]);
     assert.equal((await on(ip1, "cat /lfs/keep")).trim(), "kept-across-restart");
   });
 
   it("refuses a FAM grow with the Librarian on unless the reset opt-in is set", async () => {
-    const grown = { ...dbIn, ini: librarianIni(2 * GiB, 2) };
+    const grown = { ...c.dbIn, ini: librarianIni(2 * GiB, 2) };
     const olds = {
-      ...dbIn,
-      info: (await dbP.read!(dbIn.path, undefined)).props!.info,
+      ...c.dbIn,
+      info: (await c.dbP.read!(c.dbIn.path, undefined)).props!.info,
     } as LibrarianDbOutputs;
-    const r = await dbP.check!(olds, grown);
+    const r = await c.dbP.check!(olds, grown);
     assert.equal(r.failures?.length, 1);
     assert.match(
       r.failures![0]!.reason,
       /would lose 1 file\(s\) and 0 directory\(ies\) under \/lfs/,
     );
-    assert.deepEqual((await dbP.check!(olds, { ...grown, reset: true })).failures, []);
+    assert.deepEqual((await c.dbP.check!(olds, { ...grown, reset: true })).failures, []);
     assert.equal((await on(ip2, "cat /lfs/keep")).trim(), "kept-across-restart");
   });
 });
