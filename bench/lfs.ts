@@ -54,12 +54,12 @@ async function runStep(fast: string, floor: boolean): Promise<WorkloadResult> {
   );
   try {
     await lab.startLibrarian();
-    // "fuse3:<features>": the same features on libfuse 3 (fame_lfs.py --fuse 3, fame:lfsFuse 3).
-    const fuse3 = fast.startsWith("fuse3:");
+    // "fuse<version>:<features>": the same features on another binding (fame_lfs.py --fuse <version>).
+    const [, version, features] = /^fuse(\w+):(.*)$/.exec(fast) ?? [];
     const m1 = await lab.startNode(1, [
-      ...(fuse3 ? ["--fuse", "3"] : []),
+      ...(version ? ["--fuse", version] : []),
       "--fast",
-      fuse3 ? fast.slice("fuse3:".length) : fast,
+      features ?? fast,
     ]);
     const offsets = lab.offsetsCommand(m1, 1).join(" ");
     const r = spawnSync(

@@ -111,7 +111,7 @@ export interface FameConfig {
   /** Run tm-librarian's monitoring server (lmp.py) on torms (default: with the Librarian). */
   librarianMonitor: boolean;
   librarianMonitorPort: number;
-  /** The FUSE library /lfs mounts through on the nodes: 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3). */
+  /** The libfuse /lfs mounts through on the nodes: 2 or 3 (fame's adapter on either; templates/lfs/fusepy3.py). */
   lfsFuse: 2 | 3;
 }
 
@@ -566,7 +566,7 @@ export function validateConfig(
       "librarianMonitorPort",
       `must differ from fame:librarianPort (${librarianPort}): both listen on torms`,
     );
-  const lfsFuse = int("lfsFuse", 2, 3, "must be 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)");
+  const lfsFuse = int("lfsFuse", 2, 3, "must be 2 (libfuse 2) or 3 (libfuse 3)");
   if (!librarian && lfsFuse === 3)
     bad(
       "lfsFuse",

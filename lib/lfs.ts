@@ -14,19 +14,12 @@ export const NODE_TM_LIBRARIAN = "/opt/fame/tm-librarian";
 /** fame's adapter (tm_fuse stand-ins on libfuse 2 and 3, launcher, fast paths, offsets tool) in the node image. */
 export const NODE_LFS_DIR = "/opt/fame/lfs";
 export const LFS_MOUNTPOINT = "/lfs";
-/** Both FUSE bindings (fame:lfsFuse chooses at boot, so a change never rebuilds the image). */
-export const LFS_PACKAGES = [
-  "python3",
-  "python3-fusepy",
-  "python3-pyfuse3",
-  "python3-trio",
-  "python3-psutil",
-  "pciutils",
-];
+/** Both libfuse versions under fame's adapter (fame:lfsFuse chooses at boot, so a change never rebuilds the image). */
+export const LFS_PACKAGES = ["python3", "python3-fusepy", "fuse3", "python3-psutil", "pciutils"];
 /** fame's adapter files (templates/lfs), installed in NODE_LFS_DIR. */
 export const ADAPTER_FILES = [
   "tm_fuse.py",
-  "tm_fuse3.py",
+  "fusepy3.py",
   "fame_lfs.py",
   "lfs_fast.py",
   "lfs_offsets.py",

@@ -249,7 +249,7 @@ export const SCHEMA = {
     type: "integer",
     default: 2,
     description:
-      "The FUSE library /lfs mounts through on every node: 2 (fusepy on libfuse 2: 128 KiB requests, fallocate) or 3 (pyfuse3 on libfuse 3: 1 MiB requests; under TCG sequential writes 1.5-2x faster, reads as fast or faster, random 4 KiB I/O up to half as fast; no fallocate). Both are in the LFS image; a change restarts the nodes (kernel argument fame.lfs_fuse). Only with fame:librarian on.",
+      "The libfuse /lfs mounts through on every node, under the same adapter and fast paths: 2 (fusepy on libfuse 2: 128 KiB requests) or 3 (fame's ctypes binding of libfuse 3: 1 MiB requests, writes spliced from the kernel into FAM). Both are in the LFS image; a change restarts the nodes (kernel argument fame.lfs_fuse). Only with fame:librarian on.",
   },
   librarianReset: {
     type: "boolean",

@@ -20,10 +20,10 @@
 #    lfs_fast.FastTMFS: reads and writes served from the open file's cached
 #    books, file sizes sent at close, fast zeroing of freed books (see
 #    lfs_fast.py; --fast all (default), none, or a comma list of its features).
-#  * --fuse 3: `tm_fuse.TMFS` mounts through tm_fuse3.py instead, on libfuse 3
-#    (Debian's python3-pyfuse3) with 1 MiB requests, LibrarianFS wrapped in
-#    lfs_fast.FastOps (the same fast paths but `copy`, which is fusepy's).
-#    --fuse 2: fusepy (libfuse 2).
+#  * --fuse 3: FastTMFS mounts through libfuse 3 instead (fusepy3.py: fusepy's
+#    requests on libfuse 3's operation table, by ctypes), with 1 MiB requests
+#    and writes spliced from /dev/fuse into the FAM mapping; every fast path
+#    applies. --fuse 2: fusepy (libfuse 2).
 #
 # Defaults filled in when the option is absent:
 #  * --physloc from --node N, else from fame.node=N on the kernel command line
@@ -127,9 +127,7 @@ def _has_option(argv, name):
 def fuse_and_fast(fuse, fast):
     """--fuse and --fast -> (fuse, fast), refusing what does not go together."""
     if fuse not in ("2", "3"):
-        raise SystemExit("--fuse %r: expected 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)" % fuse)
-    if fuse == "3" and fast is not None and "copy" in fast.split(","):
-        raise SystemExit("--fast copy is libfuse 2's (fusepy's request buffers): not with --fuse 3")
+        raise SystemExit("--fuse %r: expected 2 (libfuse 2) or 3 (libfuse 3)" % fuse)
     return fuse, "all" if fast is None else fast
 
 
@@ -156,16 +154,13 @@ def install_adapter(src, fast="all", fuse="2"):
     except ValueError as e:
         raise SystemExit(str(e))
     if fuse == "3":
-        import tm_fuse3
+        import fusepy3
 
-        class FastTMFS3(tm_fuse3.TMFS):
-            """tm_fuse3.TMFS serving LibrarianFS through lfs_fast.FastOps."""
+        class FastTMFS3(lfs_fast.FastTMFS, fusepy3.FUSE3):
+            """lfs_fast.FastTMFS (tm_fuse.TMFS, fusepy's requests) mounted through libfuse 3."""
 
-            def __init__(self, operations, mountpoint, **kwargs):
-                kwargs.setdefault("fsname", type(operations).__name__)
-                super().__init__(lfs_fast.FastOps(operations, features), mountpoint, **kwargs)
-
-        tm_fuse.context_hook = tm_fuse3.request_context
+        FastTMFS3.features = features
+        tm_fuse.context_hook = fusepy3.request_context
         tm_fuse.TMFS = FastTMFS3  # before lfs_fuse.py's `from tm_fuse import TMFS`
         return lfs_shadow
     lfs_fast.FastTMFS.features = features

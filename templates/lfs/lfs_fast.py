@@ -180,9 +180,9 @@ def count_round_trips(lfs, stats):
 
 
 class FastState:
-    """What both backends' fast paths share (FastTMFS on libfuse 2, FastOps
-    on libfuse 3): the counters, the sizes not yet at the Librarian, growing
-    a file and freeing its books."""
+    """FastTMFS's state, whichever libfuse it is mounted through: the
+    counters, the sizes not yet at the Librarian, growing a file and freeing
+    its books."""
 
     def _setup(self, lfs, features):
         self.lfs = lfs
@@ -314,9 +314,11 @@ class FastTMFS(FastState, tm_fuse.TMFS):
 
     # ---------------------------------------------------------------- FAM access
 
-    def _span(self, bos, offset, size, addr, into_fam):
+    def _span(self, bos, offset, size, addr, into_fam, pull=None):
         """Copies [offset, offset+size) of a file with books `bos` between the
-        buffer at `addr` and the FAM mapping; stops after the last book."""
+        buffer at `addr` and the FAM mapping; stops after the last book. With
+        `pull` (libfuse 3's write_buf), into the FAM from the request itself:
+        pull(address, n) copies its next n bytes there."""
         shadow = self.shadow
         bs = self.book_size
         igstart = shadow._igstart
@@ -335,7 +337,10 @@ class FastTMFS(FastState, tm_fuse.TMFS):
             fam = igstart[b["intlv_group"] & _IG_MASK] + b["book_num"] * bs + inbook
             if fam + n > limit:
                 raise tm_fuse.TmfsOSError(errno.EIO)
-            if into_fam:
+            if pull is not None:
+                if pull(base + fam, n) != n:
+                    raise tm_fuse.TmfsOSError(errno.EIO)
+            elif into_fam:
                 ctypes.memmove(base + fam, addr + done, n)
             else:
                 ctypes.memmove(addr + done, base + fam, n)
@@ -382,6 +387,29 @@ class FastTMFS(FastState, tm_fuse.TMFS):
         self.stats.op("write", t0, size)
         return n
 
+    def write_buf(self, path, pull, size, offset, fip):
+        """A write on libfuse 3 (fusepy3.FUSE3) whose bytes are still in the
+        request: with copy, read from it straight into the FAM mapping (one
+        copy in the daemon); otherwise into a buffer for write's paths."""
+        shelf = self.shadow[(None, fip.contents.fh)] if self._handle and self._copy else None
+        end = offset + size
+        if shelf is None or (
+            end > shelf.size_bytes and not self._extend(path.decode(self.encoding), shelf, end)
+        ):
+            buf = (ctypes.c_byte * size)()
+            n = pull(ctypes.addressof(buf), size)
+            if shelf is None:
+                return self.write(path, buf, n, offset, fip)
+            return super().write(path, buf, n, offset, fip)  # upstream's, as write falls back
+        t0 = time.perf_counter()
+        n = self._span(shelf.bos, offset, size, None, True, pull)
+        if n < size:
+            raise tm_fuse.TmfsOSError(errno.ENOSPC)
+        self.stats.op("write", t0, size)
+        if getattr(pull, "spliced", False):  # the bytes came from a pipe, not libfuse's buffer
+            self.stats.op("write_spliced", t0, size)
+        return n
+
     def getxattr(self, path, name, value, size, *args):
         if name == STATS_XATTR and path == b"/":
             data = self.stats_xattr()
@@ -396,66 +424,3 @@ class FastTMFS(FastState, tm_fuse.TMFS):
             self.stats.op("getxattr", t0)
             return 0  # upstream's answer for security.*: an empty value
         return super().getxattr(path, name, value, size, *args)
-
-
-
-class FastOps(FastState):
-    """The fast paths for libfuse 3 (tm_fuse3.Fuse3Bridge, fame_lfs.py --fuse
-    3): the operations object the bridge calls, in fusepy's path form, with
-    bytes in and out (pyfuse3 has no request buffer to copy into, so `copy`
-    does not apply). Every request it does not answer goes to LibrarianFS as
-    _Requests sends it on libfuse 2."""
-
-    def __init__(self, lfs, features):
-        self._setup(lfs, features - {"copy"})
-        self._requests = _Requests(self)
-
-    def __call__(self, op, *args):
-        if op == "read":
-            return self.read(*args)
-        if op == "write":
-            return self.write(*args)
-        if op == "getxattr":
-            return self.getxattr(*args)
-        return self._requests(op, *args)
-
-    def __getattr__(self, name):
-        return getattr(self.lfs, name)
-
-    def _shelf(self, fh):
-        return self.shadow[(None, fh)] if self._handle else None
-
-    def read(self, path, size, offset, fh):
-        shelf = self._shelf(fh)
-        if shelf is None:  # upstream's path (or a file not opened through this daemon)
-            return self._requests("read", path, size, offset, fh)
-        t0 = time.perf_counter()
-        # bytes, not a view of the mapping: the kernel pins a FUSE reply's
-        # pages (get_user_pages), which a node's BAR2 mapping refuses (EIO).
-        data = self.shadow.read(shelf, size, offset, fh)
-        self.stats.op("read", t0, size)
-        return data
-
-    def write(self, path, buf, offset, fh):
-        shelf = self._shelf(fh)
-        if shelf is None:
-            return self._requests("write", path, buf, offset, fh)
-        t0 = time.perf_counter()
-        size = len(buf)
-        end = offset + size
-        if end > shelf.size_bytes and not self._extend(path, shelf, end):
-            return self._requests("write", path, buf, offset, fh)
-        n = self.shadow.write(shelf, buf, offset, fh)
-        if n < size:
-            raise tm_fuse.TmfsOSError(errno.ENOSPC)
-        self.stats.op("write", t0, size)
-        return n
-
-    def getxattr(self, path, name, position=0):
-        if name == STATS_XATTR.decode() and path == "/":
-            return self.stats_xattr()
-        if self._xattr and name.startswith("security."):
-            t0 = time.perf_counter()
-            self.stats.op("getxattr", t0)
-            return b""  # upstream's answer for security.*: an empty value
-        return self._requests("getxattr", path, name, position)

@@ -48,7 +48,7 @@ _libfuse = fusepy._libfuse
 _request = threading.local()
 
 
-# Set by fame_lfs.py --fuse 3: tm_fuse3.request_context, the caller of the
+# Set by fame_lfs.py --fuse 3: fusepy3.request_context, the caller of the
 # request libfuse 3 is serving (None outside one).
 context_hook = None
 

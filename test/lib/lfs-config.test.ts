@@ -142,10 +142,10 @@ describe("Librarian config", () => {
     ]);
     for (const v of ["1", "4"])
       assert.deepEqual(problems({ ...lib, lfsFuse: v }), [
-        `fame:lfsFuse = "${v}": must be 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3)`,
+        `fame:lfsFuse = "${v}": must be 2 (libfuse 2) or 3 (libfuse 3)`,
       ]);
     assert.deepEqual(problems({ ...lib, lfsFuse: "fuse3" }), [
-      `fame:lfsFuse = "fuse3": must be an integer (must be 2 (fusepy, libfuse 2) or 3 (pyfuse3, libfuse 3))`,
+      `fame:lfsFuse = "fuse3": must be an integer (must be 2 (libfuse 2) or 3 (libfuse 3))`,
     ]);
     assert.deepEqual(lfsBootArgs({ librarian: true, lfsFuse: 3 }), ["fame.lfs_fuse=3"]);
     assert.deepEqual(lfsBootArgs({ librarian: true, lfsFuse: 2 }), []);
@@ -229,7 +229,7 @@ describe("Librarian in the image recipe", () => {
     const paths = r.recipe.files.map((f) => f.path);
     for (const p of [
       "/opt/fame/lfs/tm_fuse.py",
-      "/opt/fame/lfs/tm_fuse3.py",
+      "/opt/fame/lfs/fusepy3.py",
       "/opt/fame/lfs/fame_lfs.py",
       "/opt/fame/lfs/lfs_fast.py",
       "/opt/fame/lfs/lfs_offsets.py",
