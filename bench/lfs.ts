@@ -15,10 +15,9 @@
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { LfsLab, PYTHON } from "../test/helpers/lfs";
-import { ROOT, RUN_DIR, scratchDir } from "../test/helpers/sandbox";
+import { ROOT, scratchDir } from "../test/helpers/sandbox";
 import {
   fmtStat,
   markdownTable,
@@ -29,6 +28,7 @@ import {
   summarize,
   type WorkloadResult,
 } from "./lfsReport";
+import { machineLine, writeResults } from "./results";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const MIB = Number(process.env.FAME_BENCH_LFS_MIB ?? 64);
@@ -140,7 +140,6 @@ async function main(): Promise<void> {
   if (!last) throw new Error("FAME_BENCH_LFS_STEPS names no step");
   const s = summarize(last.result);
   const q = ratios(s);
-  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   const text = [
     `LFS throughput without a VM (bench/lfs.ts): ${MIB} MiB files, MiB/s, median (min-max) of ${RUNS} run(s) per step.`,
     "",
@@ -152,19 +151,11 @@ async function main(): Promise<void> {
     "",
     `/lfs against FAM mapped at the same file's books (8 MiB blocks, medians): write ${q.write.toFixed(2)}x (rewrite in place ${q.rewrite.toFixed(2)}x), read ${q.read.toFixed(2)}x.`,
     "",
-    `Machine: ${os.cpus().length} x ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Linux ${os.release()}, load ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")}; ${new Date().toISOString().slice(0, 10)}.`,
+    machineLine(`; ${new Date().toISOString().slice(0, 10)}.`),
     "",
   ].join("\n");
   console.log(text);
-  const out = path.join(ROOT, "bench", "results");
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, "lfs.md"), text);
-  // Every counter of every run, for a closer look (not kept in the repository).
-  fs.mkdirSync(RUN_DIR, { recursive: true });
-  fs.writeFileSync(path.join(RUN_DIR, "bench-lfs.json"), `${JSON.stringify(results)}\n`);
+  writeResults("lfs.md", text, "bench-lfs.json", results);
 }
 
 main().catch((e) => {

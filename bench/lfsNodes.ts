@@ -15,11 +15,8 @@
  * file's sequential write and read through /lfs at >= 0.25x BAR2's, and rm
  * freeing its books in under 10 s.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { LfsCluster } from "../test/helpers/lfsCluster";
-import { ROOT, RUN_DIR, removeOwnScratch, stopSandbox } from "../test/helpers/sandbox";
+import { removeOwnScratch, stopSandbox } from "../test/helpers/sandbox";
 import {
   markdownTable,
   PHASE_HEADER,
@@ -29,6 +26,7 @@ import {
   summarize,
   type WorkloadResult,
 } from "./lfsReport";
+import { machineLine, writeResults } from "./results";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 /** The issue's target, for a new file's sequential write and read against BAR2's. */
@@ -68,23 +66,15 @@ async function main(): Promise<void> {
       "",
     ];
   });
-  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   const text = [
     `LFS throughput on two TCG nodes (bench/lfsNodes.ts): 64 MiB files, median (min-max) of ${RUNS} run(s) per node; started ${started}.`,
     "",
     ...sections,
-    `Machine: ${os.cpus().length} x ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Linux ${os.release()}, load ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")} at the end.`,
+    machineLine(" at the end."),
     "",
   ].join("\n");
   console.log(text);
-  const out = path.join(ROOT, "bench", "results");
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, "lfs-nodes.md"), text);
-  fs.mkdirSync(RUN_DIR, { recursive: true });
-  fs.writeFileSync(path.join(RUN_DIR, "bench-lfs-nodes.json"), `${JSON.stringify(results)}\n`);
+  writeResults("lfs-nodes.md", text, "bench-lfs-nodes.json", results);
 }
 
 main()

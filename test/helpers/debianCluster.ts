@@ -199,6 +199,18 @@ export async function startDebianCluster(args: StartArgs): Promise<DebianCluster
   }
 }
 
+/** The stack's SSH key from the serialized SshKey provider; its private half written to `keyFile` (0600). */
+export async function stackKey(comment: string, keyFile: string): Promise<SshKeyOutputs> {
+  const keyIn: SshKeyInputs = { comment };
+  const key = (
+    await (
+      await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", keyIn))
+    ).provider.create(keyIn)
+  ).outs!;
+  fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+  return key;
+}
+
 async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promise<DebianCluster> {
   const { uri, dir, owner } = args;
   const plan = clusterPlan({
@@ -215,14 +227,8 @@ async function start(args: StartArgs, cleanups: (() => Promise<void>)[]): Promis
   });
   const image = await ensureTestImage(imgIn, (m) => console.log(`      ${m}`));
 
-  const keyIn: SshKeyInputs = { comment: "fame-e2e" };
-  const key = (
-    await (
-      await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", keyIn))
-    ).provider.create(keyIn)
-  ).outs!;
   const keyFile = path.join(dir, "id_ed25519");
-  fs.writeFileSync(keyFile, key.privateKey, { mode: 0o600 });
+  const key = await stackKey("fame-e2e", keyFile);
 
   const famIn = famInputs(path.join(dir, "FAM"), { sizeBytes: args.famSizeBytes ?? GiB });
   const fam = (await loadSerialized<FamFileInputs, FamFileOutputs>(() => new FamFile("fam", famIn)))

@@ -30,8 +30,7 @@ import {
   type LibrarianServiceOutputs,
 } from "../../providers/librarianService";
 import { Network, type NetworkInputs, type NetworkOutputs } from "../../providers/network";
-import { SshKey, type SshKeyInputs, type SshKeyOutputs } from "../../providers/sshKey";
-import { provisionNode } from "./debianCluster";
+import { provisionNode, stackKey } from "./debianCluster";
 import { type LoadedProvider, loadSerialized } from "./engine";
 import { famInputs, networkInputs } from "./fixtures";
 import { TM_LIBRARIAN } from "./lfs";
@@ -146,13 +145,7 @@ export class LfsCluster {
     const uri = sandboxUri();
     this.image = await ensureTestImage(this.imgIn, this.log, "LFS golden image");
 
-    const keyIn: SshKeyInputs = { comment: "fame-e2e-lfs" };
-    const key = (
-      await (
-        await loadSerialized<SshKeyInputs, SshKeyOutputs>(() => new SshKey("k", keyIn))
-      ).provider.create(keyIn)
-    ).outs!;
-    fs.writeFileSync(this.keyFile, key.privateKey, { mode: 0o600 });
+    const key = await stackKey("fame-e2e-lfs", this.keyFile);
 
     const famIn = famInputs(path.join(this.dir, "FAM"), { sizeBytes: LFS_FAM_BYTES });
     this.famIn = famIn;
