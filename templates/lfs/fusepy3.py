@@ -159,8 +159,8 @@ class fuse_operations(ctypes.Structure):
     ]
 
 
-# Calls into the operations object run inside a request (fame's tm_fuse
-# marks them); libfuse 3's context is only meaningful there.
+# Every callback runs with its thread marked as in a request (FUSE3._wrap);
+# libfuse 3's context is only meaningful there.
 _in_request = threading.local()
 
 
@@ -192,8 +192,8 @@ def mount_args(kwargs, fsname, mountpoint):
     return args + ["-o", ",".join(options), mountpoint]
 
 
-# Operations whose libfuse 3 signature differs from libfuse 2's: the method
-# that adapts it to fusepy's.
+# Operations whose libfuse 3 signature (or, for open, behaviour: atomic
+# O_TRUNC) differs from libfuse 2's: the method that adapts it to fusepy's.
 _ADAPTED = {
     "getattr": "_getattr3",
     "chmod": "_chmod3",
