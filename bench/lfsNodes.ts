@@ -44,8 +44,9 @@ async function main(): Promise<void> {
     await c.start();
     for (const [i, ip] of c.ips.entries()) {
       const node = `node0${i + 1}`;
-      log(`${node} (libfuse ${i + 1 === 1 ? 2 : 3}): ${RUNS} run(s) of 64 MiB`);
-      results.push({ node, fuse: i === 0 ? 2 : 3, result: await c.workload(ip, RUNS) });
+      const fuse = i === 0 ? 2 : 3; // as LfsCluster boots them
+      log(`${node} (libfuse ${fuse}): ${RUNS} run(s) of 64 MiB`);
+      results.push({ node, fuse, result: await c.workload(ip, RUNS) });
     }
   } finally {
     await c.stop();

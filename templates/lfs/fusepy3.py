@@ -301,18 +301,8 @@ class FUSE3(fusepy.FUSE):
         return self.utimens(path, buf)
 
     def _readdir3(self, path, buf, filler, offset, fip, flags):
-        for item in self.operations("readdir", self._decode_optional_path(path), fip.contents.fh):
-            if isinstance(item, str):
-                name, st, off = item, None, 0
-            else:
-                name, attrs, off = item
-                st = None
-                if attrs:
-                    st = fusepy.c_stat()
-                    fusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
-            if filler(buf, name.encode(self.encoding), st, off, 0) != 0:
-                break
-        return 0
+        # fusepy's readdir, with libfuse 3's filler (its last argument: no fill flags).
+        return self.readdir(path, buf, lambda b, name, st, off: filler(b, name, st, off, 0), offset, fip)
 
     def _init3(self, conn, cfg):
         threading.Thread(target=self._read_ahead, name="fame-read-ahead", daemon=True).start()
