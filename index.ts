@@ -23,7 +23,7 @@ import { hostFacts } from "./lib/host/hostfacts";
 import { librarianDbRefusal } from "./lib/host/librarian";
 import { ownershipFacts } from "./lib/host/ownership";
 import { qemuUserFor, reachRefusals } from "./lib/host/reach";
-import { bootsFameInitrd } from "./lib/image";
+import { bootsFameBoot } from "./lib/image";
 import { fameBootArgs } from "./lib/lfs";
 import { librarianIni as makeLibrarianIni } from "./lib/librarian";
 import { ownershipProblems } from "./lib/ownership";
@@ -161,7 +161,7 @@ const report = describeChanges(
     goldenKey,
     owner,
     fameBootArgs(config, domainType),
-    bootsFameInitrd(domainType, config),
+    bootsFameBoot(domainType, config),
   ),
   config.famAllowShrink,
   famStat?.isFile() ? famStat.size : undefined,

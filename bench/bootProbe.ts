@@ -7,11 +7,11 @@
  *
  *   sudo npx ts-node bench/bootProbe.ts 'bookworm|' 'bookworm|quiet'
  *
- * Each argument is `<suite>[@<cached image key>]|<extra kernel arguments>[|<initrd>[|<vcpus>]]` (a key
+ * Each argument is `<suite>[@<cached image key>]|<extra kernel arguments>[|<initrd>[|<vcpus>[|<kernel>]]]` (a key
  * boots that image of the cache, e.g. one an older recipe made), the arguments added to the command line
  * fame booted before issue 19 (lib/image legacyImageCmdline); `<initrd>` is `image` for the image's own
  * initrd or a path (default: fame's boot initrd, as under TCG); `<vcpus>` per node (default 2, fame's
- * default); FAME_PROBE_RUNS rounds (default 1).
+ * default); `<kernel>` a kernel file (default: what fame boots under TCG); FAME_PROBE_RUNS rounds (default 1).
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -78,7 +78,7 @@ function consoleMarks(file: string): string {
 
 async function main(): Promise<void> {
   const variants = process.argv.slice(2).map((a) => {
-    const [name = "", extra = "", initrd = "", vcpus = ""] = a.split("|");
+    const [name = "", extra = "", initrd = "", vcpus = "", kernel = ""] = a.split("|");
     const [suite, key] = name.split("@");
     if (vcpus && !(Number.isSafeInteger(Number(vcpus)) && Number(vcpus) > 0)) {
       throw new Error(`bootProbe: vcpus '${vcpus}' in '${a}' is not a positive integer`);
@@ -89,6 +89,7 @@ async function main(): Promise<void> {
       extra: extra.trim(),
       initrd,
       vcpus: vcpus ? Number(vcpus) : undefined,
+      kernel,
       label: name,
     };
   });
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
             ...d,
             ...(v.initrd ? { initrd: v.initrd === "image" ? image.initrd : v.initrd } : {}),
             ...(v.vcpus ? { vcpus: v.vcpus } : {}),
+            ...(v.kernel ? { kernel: v.kernel } : {}),
             cmdline: nodeCmdline(base, node),
             shutdownTimeoutMs: 60_000,
           });
@@ -170,6 +172,10 @@ async function main(): Promise<void> {
         );
         const n1 = plan.nodes[0]?.ip as string;
         const q = async (cmd: string) => (await ssh(keyFile, STACK.user, n1, cmd, 120_000)).stdout;
+        // Before any other query adds its own work: what the boot itself cost, per cgroup.
+        const cpuAtReady = await q(
+          "cat /proc/uptime; head -1 /proc/stat; cd /sys/fs/cgroup && awk '/usage_usec/{print $2, FILENAME}' $(find . -name cpu.stat) | sort -rn | head -25; ps -eo cputime,comm --sort=-cputime | head -8",
+        );
         // Wall time from create minus the guest's uptime: firmware and kernel loading.
         const up = Number((await q("cut -d' ' -f1 /proc/uptime")).trim());
         const preKernel = (Date.now() - t0) / 1000 - up;
@@ -203,6 +209,8 @@ async function main(): Promise<void> {
             `fam.status: ${status.trim()}; ed25519 host key ${hostkeys.trim()}`,
             "```",
             analyze.trim(),
+            "--- CPU at SSH-ready (uptime, /proc/stat, cgroups' usage_usec, processes)",
+            cpuAtReady.trim(),
             "--- critical-chain",
             chain.trim(),
             "--- critical-chain ssh.service",

@@ -5,7 +5,7 @@ import { APPARMOR_LOCAL_FILE } from "../lib/apparmor";
 import { appliedConfig } from "../lib/changes";
 import type { FameConfig } from "../lib/config";
 import { tmLibrarianDir } from "../lib/host/tmlibrarian";
-import { bootsFameInitrd } from "../lib/image";
+import { bootsFameBoot } from "../lib/image";
 import { fameBootArgs, tmLibrarianSource } from "../lib/lfs";
 import { librarianIni, librarianWarnings } from "../lib/librarian";
 import {
@@ -172,12 +172,8 @@ export class FameCluster extends pulumi.ComponentResource {
       { comment: args.owner.replaceAll("/", "-") },
       { parent: this },
     );
-    const fameInitrd = bootsFameInitrd(args.domainType, config);
-    const image = new GoldenImage(
-      `${name}-image`,
-      { ...imgArgs, bootInitrd: fameInitrd },
-      { parent: this },
-    );
+    const fameBoot = bootsFameBoot(args.domainType, config);
+    const image = new GoldenImage(`${name}-image`, { ...imgArgs, fameBoot }, { parent: this });
 
     // libvirt cannot see paths passed through qemu:commandline: open exactly these for its QEMU profiles.
     const apparmor = new AppArmorAccess(
@@ -210,7 +206,7 @@ export class FameCluster extends pulumi.ComponentResource {
       .apply(([pub, priv, password]) => seedFiles(identity, pub, priv, password, config.proxy));
     const bootArgs = fameBootArgs(config, args.domainType);
     const boot = {
-      kernel: config.kernelPath || image.kernel,
+      kernel: config.kernelPath || (image.bootKernel ?? image.kernel),
       initrd: config.initrdPath || (image.bootInitrd ?? image.initrd),
       cmdline: `${bootArgs} ${config.cmdline}`.trim(),
     };
@@ -292,7 +288,7 @@ export class FameCluster extends pulumi.ComponentResource {
       `${name}-applied`,
       {
         path: inDir(APPLIED_FILE),
-        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner, bootArgs, fameInitrd), null, 2)}\n`,
+        content: `${JSON.stringify(appliedConfig(config, image.key, args.owner, bootArgs, fameBoot), null, 2)}\n`,
         mode: 0o644,
       },
       { parent: this, dependsOn: [memory, network, ...nodes, ...(lfs ? [lfs] : [])] },

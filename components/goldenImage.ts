@@ -2,12 +2,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { BOOT_INITRD_VERSION } from "../lib/bootinitrd";
+import { BOOT_KERNEL_VERSION } from "../lib/bootkernel";
 import type { Suite } from "../lib/config";
 import { tmLibrarianFiles } from "../lib/host/tmlibrarian";
 import { type ImageInputs, type ImageRecipe, imageKey, imageRecipe } from "../lib/image";
 import { ADAPTER_FILES, lfsImageExtras } from "../lib/lfs";
 import { SCHEMA } from "../lib/schema";
 import { BootInitrdFile } from "../providers/bootInitrd";
+import { BootKernelFile } from "../providers/bootKernel";
 import { GoldenImageBuild } from "../providers/goldenImage";
 
 const TEMPLATES = path.join(__dirname, "..", "templates");
@@ -43,10 +45,11 @@ export interface GoldenImageArgs {
    */
   lfs?: { tmLibrarianDir: string; port: number };
   /**
-   * Also make fame's boot initrd beside the image's initrd (lib/bootinitrd:
-   * what TCG nodes boot; not part of the recipe). Default: false.
+   * Also make fame's boot files beside the image's: its boot initrd
+   * (lib/bootinitrd) and the kernel unpacked for a PVH boot (lib/bootkernel).
+   * What TCG nodes boot; not part of the recipe. Default: false.
    */
-  bootInitrd?: boolean;
+  fameBoot?: boolean;
 }
 
 /** The image additions for the Librarian File System (reads templates/lfs and the tm-librarian tree). */
@@ -97,8 +100,10 @@ export class GoldenImage extends pulumi.ComponentResource {
   readonly kernel: pulumi.Output<string>;
   readonly initrd: pulumi.Output<string>;
   readonly packages: pulumi.Output<string[]>;
-  /** fame's boot initrd, when `bootInitrd` asked for it. */
+  /** fame's boot initrd, when `fameBoot` asked for it. */
   readonly bootInitrd?: pulumi.Output<string>;
+  /** The kernel for a PVH boot (the image's own if it has no PVH entry), when `fameBoot` asked for it. */
+  readonly bootKernel?: pulumi.Output<string>;
   readonly build: GoldenImageBuild;
 
   constructor(name: string, args: GoldenImageArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -122,10 +127,15 @@ export class GoldenImage extends pulumi.ComponentResource {
     this.kernel = this.build.kernel;
     this.initrd = this.build.initrd;
     this.packages = this.build.packages;
-    if (args.bootInitrd) {
+    if (args.fameBoot) {
       this.bootInitrd = new BootInitrdFile(
         `${name}-boot-initrd`,
         { source: this.initrd, version: BOOT_INITRD_VERSION },
+        { parent: this },
+      ).path;
+      this.bootKernel = new BootKernelFile(
+        `${name}-boot-kernel`,
+        { source: this.kernel, version: BOOT_KERNEL_VERSION },
         { parent: this },
       ).path;
     }
@@ -136,6 +146,7 @@ export class GoldenImage extends pulumi.ComponentResource {
       initrd: this.initrd,
       packages: this.packages,
       bootInitrd: this.bootInitrd,
+      bootKernel: this.bootKernel,
     });
   }
 }

@@ -8,6 +8,7 @@
  * from the FAM file itself, so a stale or damaged record cannot block a change.
  */
 import { BOOT_INITRD_FILE } from "./bootinitrd";
+import { BOOT_KERNEL_FILE } from "./bootkernel";
 import { type FameConfig, LEGACY_SUITE, SUITES, type Suite } from "./config";
 import { legacyImageCmdline } from "./image";
 import { nodeName } from "./plan";
@@ -51,6 +52,11 @@ export type AppliedConfig = Pick<FameConfig, (typeof APPLIED_KEYS)[number]> & {
    * image's own; absent in a record written before fame had one (the image's).
    */
   bootInitrd?: string;
+  /**
+   * fame's boot kernel file (lib/bootkernel BOOT_KERNEL_FILE), or "" for the
+   * image's vmlinuz; absent in a record written before fame had one (the image's).
+   */
+  bootKernel?: string;
   /** fame:famPrealloc; absent in a record written before the key existed (off). */
   famPrealloc?: boolean;
 };
@@ -60,7 +66,7 @@ export function appliedConfig(
   imageKey: string,
   owner: string,
   bootArgs: string,
-  fameInitrd: boolean,
+  fameBoot: boolean,
 ): AppliedConfig {
   const picked = Object.fromEntries(APPLIED_KEYS.map((k) => [k, config[k]]));
   return {
@@ -70,7 +76,8 @@ export function appliedConfig(
     owner,
     suite: config.suite,
     bootArgs,
-    bootInitrd: fameInitrd ? BOOT_INITRD_FILE : "",
+    bootInitrd: fameBoot ? BOOT_INITRD_FILE : "",
+    bootKernel: fameBoot ? BOOT_KERNEL_FILE : "",
     famPrealloc: config.famPrealloc,
   };
 }
@@ -122,6 +129,8 @@ export function parseApplied(
     return { problem: "field bootArgs is of the wrong type" };
   if (rec.bootInitrd !== undefined && typeof rec.bootInitrd !== "string")
     return { problem: "field bootInitrd is of the wrong type" };
+  if (rec.bootKernel !== undefined && typeof rec.bootKernel !== "string")
+    return { problem: "field bootKernel is of the wrong type" };
   if (rec.famPrealloc !== undefined && typeof rec.famPrealloc !== "boolean")
     return { problem: "field famPrealloc is of the wrong type" };
   if (rec.owner !== owner)
@@ -297,6 +306,11 @@ function consequences(
   if (next.bootInitrd !== undefined && prevInitrd !== next.bootInitrd) {
     const what = (f: string) => (f ? `fame's own (${f})` : "the image's");
     restartWhy.push(`fame's boot initrd (${what(prevInitrd)} -> ${what(next.bootInitrd)})`);
+  }
+  const prevKernel = prev.bootKernel ?? "";
+  if (next.bootKernel !== undefined && prevKernel !== next.bootKernel) {
+    const what = (f: string) => (f ? `fame's unpacked one (${f})` : "the image's vmlinuz");
+    restartWhy.push(`fame's boot kernel (${what(prevKernel)} -> ${what(next.bootKernel)})`);
   }
   // A replaced domain restarts anyway (said above).
   if (restartWhy.length > 0 && kept > 0 && !renamed && !moved) {

@@ -545,12 +545,14 @@ export const TCG_CMDLINE: readonly string[] = [
 ];
 
 /**
- * Whether nodes boot fame's boot initrd (lib/bootinitrd) instead of the
- * image's: under TCG, on the image's own kernel (not L4FAME's, not
- * fame:kernelPath's). With the blacklist above it shortens a boot by about a
- * quarter (README "Boot time"); either alone did not measurably.
+ * Whether nodes boot fame's boot files instead of the image's: fame's boot
+ * initrd (lib/bootinitrd) and the image's kernel unpacked for a PVH boot
+ * (lib/bootkernel). Under TCG, on the image's own kernel (not L4FAME's, not
+ * fame:kernelPath's). With the blacklist above the initrd shortens a boot by
+ * about a quarter (either alone did not measurably); the unpacked kernel
+ * saves the emulated CPU unpacking it (README "Boot time").
  */
-export function bootsFameInitrd(
+export function bootsFameBoot(
   domainType: DomainType,
   config: { l4fame: string; kernelPath: string },
 ): boolean {

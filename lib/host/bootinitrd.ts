@@ -58,7 +58,7 @@ export async function bootInitrdProblem(busybox = HOST_BUSYBOX): Promise<string>
 }
 
 /** Decompresses with zlib or the zstd/xz tools (through files: run() returns text, not bytes). */
-async function decompress(data: Buffer, kind: Compression, tmp: string): Promise<Buffer> {
+export async function decompress(data: Buffer, kind: Compression, tmp: string): Promise<Buffer> {
   if (kind === "none") return data;
   if (kind === "gzip") return zlib.gunzipSync(data);
   const plain = path.join(tmp, "plain");

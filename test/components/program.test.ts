@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { BOOT_INITRD_FILE, BOOT_INITRD_VERSION } from "../../lib/bootinitrd";
+import { BOOT_KERNEL_FILE, BOOT_KERNEL_VERSION } from "../../lib/bootkernel";
 import type { ProgramHostFacts } from "../../lib/host/hostfacts";
 import { sessionQemuUser, systemQemuUser } from "../../lib/host/reach";
 import { hostsFile, TCG_CMDLINE } from "../../lib/image";
@@ -68,6 +69,11 @@ describe("program under mocks", function () {
         [[`${imageDir}/initrd.img`, BOOT_INITRD_VERSION]],
         "one boot initrd, made from the image's",
       );
+      assert.deepEqual(
+        run.ofType(T("BootKernel")).map((r) => [r.inputs.source, r.inputs.version]),
+        [[`${imageDir}/vmlinuz`, BOOT_KERNEL_VERSION]],
+        "one boot kernel, unpacked from the image's",
+      );
 
       const doms = run.ofType(T("Domain"));
       assert.equal(doms.length, scenario.nodes);
@@ -84,8 +90,9 @@ describe("program under mocks", function () {
         assert.equal(d.inputs.mac, `48:50:42:${nn}:${nn}:${nn}`);
         assert.equal(d.inputs.type, "qemu", "the test host (TEST_HOST) has no vmx/svm: TCG");
         assert.equal(d.inputs.consoleLog, `/srv/fame/${name}.console.log`);
-        assert.equal(d.inputs.kernel, `${imageDir}/vmlinuz`);
-        // TCG: fame's boot initrd, made from the image's (lib/bootinitrd).
+        // TCG: the image's kernel unpacked for a PVH boot (lib/bootkernel), and fame's boot
+        // initrd, made from the image's (lib/bootinitrd).
+        assert.equal(d.inputs.kernel, `${imageDir}/${BOOT_KERNEL_FILE}`);
         assert.equal(d.inputs.initrd, `${imageDir}/${BOOT_INITRD_FILE}`);
         assert.equal(
           d.inputs.cmdline,
@@ -182,6 +189,7 @@ describe("program under mocks", function () {
     assert.equal(d?.kernel, "/boot/k");
     assert.equal(d?.initrd, "/boot/i");
     assert.equal(run.ofType(T("BootInitrd")).length, 0, "no boot initrd made for another kernel");
+    assert.equal(run.ofType(T("BootKernel")).length, 0, "nor a boot kernel");
     assert.equal(
       d?.cmdline,
       `root=/dev/vda rw console=ttyS0 net.ifnames=0 ${TCG} quiet systemd.hostname=node01 fame.node=1`,
@@ -572,6 +580,7 @@ describe("program under mocks", function () {
         suite: _s,
         bootArgs: _b,
         bootInitrd: _i,
+        bootKernel: _k,
         ...old
       } = JSON.parse(artifact(bookworm, "applied.json"));
       assert.equal(old.imageKey, image(bookworm).key);
@@ -594,13 +603,14 @@ describe("program under mocks", function () {
       );
       assert.match(
         said.join("\n"),
-        /fame: node01 restart to apply fame's kernel arguments \(\+mitigations=off \+modprobe\.blacklist=floppy,[a-z0-9_,]+\), fame's boot initrd \(the image's -> fame's own \(fame-initrd-v\d+\.img\)\) \(disks and FAM kept\)/,
+        /fame: node01 restart to apply fame's kernel arguments \(\+mitigations=off \+modprobe\.blacklist=floppy,[a-z0-9_,]+\), fame's boot initrd \(the image's -> fame's own \(fame-initrd-v\d+\.img\)\), fame's boot kernel \(the image's vmlinuz -> fame's unpacked one \(fame-vmlinux-v\d+\)\) \(disks and FAM kept\)/,
       );
       assert.equal(
         JSON.parse(artifact(upgraded, "applied.json")).bootArgs,
         `root=/dev/vda rw console=ttyS0 net.ifnames=0 ${TCG}`,
       );
       assert.equal(JSON.parse(artifact(upgraded, "applied.json")).bootInitrd, BOOT_INITRD_FILE);
+      assert.equal(JSON.parse(artifact(upgraded, "applied.json")).bootKernel, BOOT_KERNEL_FILE);
       assert.doesNotMatch(upgraded.warnings.join("\n"), /golden image|disk is replaced/);
 
       // Asking for trixie on that stack: said to replace every disk, naming both releases.

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { lsaFileName, nodeCmdline } from "../../components/fameNode";
 import { BOOT_INITRD_VERSION } from "../../lib/bootinitrd";
+import { BOOT_KERNEL_VERSION } from "../../lib/bootkernel";
 import { type FamMode, SUITES, type Suite } from "../../lib/config";
 import { imageCmdline } from "../../lib/image";
 import { seedFiles } from "../../lib/outputs";
@@ -21,6 +22,11 @@ import {
   type BootInitrdInputs,
   type BootInitrdOutputs,
 } from "../../providers/bootInitrd";
+import {
+  BootKernelFile,
+  type BootKernelInputs,
+  type BootKernelOutputs,
+} from "../../providers/bootKernel";
 import { Domain, type DomainInputs, type DomainOutputs } from "../../providers/domain";
 import { FamFile, type FamFileInputs, type FamFileOutputs } from "../../providers/famFile";
 import type { GoldenImageOutputs } from "../../providers/goldenImage";
@@ -149,17 +155,23 @@ export async function provisionNode(
   await (
     await loadSerialized<SeedDiskInputs, SeedDiskOutputs>(() => new SeedDisk("s", seedIn))
   ).provider.create(seedIn);
-  // Under TCG on the image's kernel FameCluster boots fame's boot initrd (lib/image bootsFameInitrd).
+  // Under TCG on the image's kernel FameCluster boots fame's boot initrd and kernel (lib/image bootsFameBoot).
   const initrdIn: BootInitrdInputs = { source: o.image.initrd, version: BOOT_INITRD_VERSION };
   const initrd = await (
     await loadSerialized<BootInitrdInputs, BootInitrdOutputs>(
       () => new BootInitrdFile("i", initrdIn),
     )
   ).provider.create(initrdIn);
+  const kernelIn: BootKernelInputs = { source: o.image.kernel, version: BOOT_KERNEL_VERSION };
+  const kernel = await (
+    await loadSerialized<BootKernelInputs, BootKernelOutputs>(
+      () => new BootKernelFile("k", kernelIn),
+    )
+  ).provider.create(kernelIn);
   return domainInputs(node, {
     uri: o.uri,
     plan: o.plan,
-    kernel: o.image.kernel,
+    kernel: (kernel.outs as BootKernelOutputs).path,
     initrd: initrd.id,
     cmdline: imageCmdline(o.suite, "ivshmem", "qemu"),
     dir: o.dir,

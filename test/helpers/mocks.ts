@@ -6,6 +6,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { BOOT_INITRD_FILE } from "../../lib/bootinitrd";
+import { BOOT_KERNEL_FILE } from "../../lib/bootkernel";
 import { hostFacts, type ProgramHostFacts } from "../../lib/host/hostfacts";
 import { librarianUnitName, monitorUnitName, monitorUrl } from "../../lib/lfs";
 
@@ -48,6 +49,10 @@ const COMPUTED: Record<string, (inputs: Record<string, unknown>) => Record<strin
     path: `${String(i.source).replace(/\/[^/]*$/, "")}/${BOOT_INITRD_FILE}`,
     kernelRelease: "6.1.0-mock-amd64",
     modules: ["virtio_pci", "virtio_blk", "ext4"],
+  }),
+  "pulumi-nodejs:dynamic/fame:BootKernel": (i) => ({
+    path: `${String(i.source).replace(/\/[^/]*$/, "")}/${BOOT_KERNEL_FILE}`,
+    pvhEntry: 0x1000850,
   }),
 };
 

@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import { BOOT_INITRD_FILE } from "../../lib/bootinitrd";
+import { BOOT_KERNEL_FILE } from "../../lib/bootkernel";
 import {
   type AppliedConfig,
   appliedConfig,
@@ -237,6 +238,34 @@ describe("change report (what preview says before anything happens)", () => {
       (parseApplied(JSON.stringify({ ...base, bootInitrd: 2 }), "fame/dev") as { problem: string })
         .problem,
       /field bootInitrd is of the wrong type/,
+    );
+  });
+
+  it("says the nodes restart on their disks to boot fame's boot kernel, also against a record from before it existed", () => {
+    const config = { ...base, suite: "bookworm" } as unknown as Parameters<typeof appliedConfig>[0];
+    assert.equal(appliedConfig(config, "k", "fame/dev", "a", true).bootKernel, BOOT_KERNEL_FILE);
+    assert.equal(appliedConfig(config, "k", "fame/dev", "a", false).bootKernel, "");
+    // A record of the fame before it (bootInitrd, no bootKernel): only the kernel is new.
+    const prev = { ...base, bootInitrd: BOOT_INITRD_FILE };
+    const upgraded = say(prev, { bootInitrd: BOOT_INITRD_FILE, bootKernel: BOOT_KERNEL_FILE });
+    assert.deepEqual(upgraded.info, [
+      `node01, node02, node03, node04 restart to apply fame's boot kernel (the image's vmlinuz -> fame's unpacked one (${BOOT_KERNEL_FILE})) (disks and FAM kept)`,
+    ]);
+    assert.deepEqual(upgraded.warnings, [], "no disk is replaced");
+    assert.deepEqual(say(prev, { bootInitrd: BOOT_INITRD_FILE, bootKernel: "" }).info, [
+      "no change to the cluster",
+    ]);
+    assert.match(
+      say(
+        { ...prev, bootKernel: BOOT_KERNEL_FILE },
+        { accel: "kvm", bootInitrd: "", bootKernel: "" },
+      ).info.join(),
+      /fame's boot kernel \(fame's unpacked one \(fame-vmlinux-v\d+\) -> the image's vmlinuz\)/,
+    );
+    assert.match(
+      (parseApplied(JSON.stringify({ ...base, bootKernel: 1 }), "fame/dev") as { problem: string })
+        .problem,
+      /field bootKernel is of the wrong type/,
     );
   });
 

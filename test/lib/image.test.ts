@@ -8,7 +8,7 @@ import { goldenImageRecipe } from "../../components/goldenImage";
 import { resolveRaw, validateConfig } from "../../lib/config";
 import {
   aptProxyConf,
-  bootsFameInitrd,
+  bootsFameBoot,
   hostsFile,
   type ImageInputs,
   INITRAMFS_CONF,
@@ -350,10 +350,10 @@ describe("golden image: the Debian release (fame:suite)", () => {
 
   it("boots fame's boot initrd under TCG on the image's own kernel only", () => {
     const stock = { l4fame: "", kernelPath: "" };
-    assert.equal(bootsFameInitrd("qemu", stock), true);
-    assert.equal(bootsFameInitrd("kvm", stock), false);
-    assert.equal(bootsFameInitrd("qemu", { ...stock, l4fame: "http://x/l4fame" }), false);
-    assert.equal(bootsFameInitrd("qemu", { ...stock, kernelPath: "/boot/vmlinuz" }), false);
+    assert.equal(bootsFameBoot("qemu", stock), true);
+    assert.equal(bootsFameBoot("kvm", stock), false);
+    assert.equal(bootsFameBoot("qemu", { ...stock, l4fame: "http://x/l4fame" }), false);
+    assert.equal(bootsFameBoot("qemu", { ...stock, kernelPath: "/boot/vmlinuz" }), false);
   });
 
   it("turns the guest's speculation mitigations and unused board drivers off under TCG only, on both releases", () => {
