@@ -12,8 +12,11 @@
  * lib/host/bootinitrd.ts.
  */
 
-/** Part of the file name: a change to what goes in (or to init.sh) is a new file. */
-export const BOOT_INITRD_VERSION = "1";
+/**
+ * Part of the file name: a change to what goes in (or to init.sh) is a new
+ * file. v2: /init also mounts the root's /run with the masks below.
+ */
+export const BOOT_INITRD_VERSION = "2";
 
 /** The file fame writes beside the image's initrd.img. */
 export const BOOT_INITRD_FILE = `fame-initrd-v${BOOT_INITRD_VERSION}.img`;
@@ -26,13 +29,66 @@ export const ROOT_MODULES: readonly string[] = [
   "crc32c_generic",
 ];
 
+/**
+ * Units a node never needs that systemd would start at every boot, each a
+ * modprobe run (about 1 s of emulated CPU): no device mapper, EFI or DRM
+ * (blacklisted) on a node; loop and dm_mod still load on first use (their
+ * /dev nodes autoload them).
+ */
+export const MASKED_UNITS: readonly string[] = [
+  "modprobe@dm_mod.service",
+  "modprobe@loop.service",
+  "modprobe@efi_pstore.service",
+  "modprobe@drm.service",
+];
+
+/**
+ * Generators for what a node does not have: a GPT root or ESP, hibernation,
+ * systemd-boot, dm-verity/integrity/crypt volumes, offline updates, and
+ * (trixie) sshd on AF_VSOCK, whose probe loads the vsock and VMware VMCI
+ * drivers to find no vsock device; sshd on the network is ssh.service's. One
+ * that is not installed is masked harmlessly.
+ */
+export const MASKED_GENERATORS: readonly string[] = [
+  "systemd-gpt-auto-generator",
+  "systemd-hibernate-resume-generator",
+  "systemd-bless-boot-generator",
+  "systemd-veritysetup-generator",
+  "systemd-integritysetup-generator",
+  "systemd-cryptsetup-generator",
+  "systemd-system-update-generator",
+  "systemd-ssh-generator",
+];
+
+/**
+ * The initrd's tree init.sh copies into the tmpfs it mounts on the root's
+ * /run: systemd keeps a /run that is already mounted (as after
+ * initramfs-tools) and reads runtime masks there, so they hold for this boot
+ * only and the image is unchanged.
+ */
+export const RUN_TREE = "fame-run";
+
+/** The RUN_TREE entries: directories, and each mask a symlink to /dev/null. */
+export function runMaskEntries(): CpioEntry[] {
+  const dir = (name: string) => ({ name, mode: 0o040755, data: Buffer.alloc(0) });
+  const mask = (name: string) => ({ name, mode: 0o120777, data: Buffer.from("/dev/null") });
+  return [
+    dir(RUN_TREE),
+    dir(`${RUN_TREE}/systemd`),
+    dir(`${RUN_TREE}/systemd/system`),
+    dir(`${RUN_TREE}/systemd/system-generators`),
+    ...MASKED_UNITS.map((u) => mask(`${RUN_TREE}/systemd/system/${u}`)),
+    ...MASKED_GENERATORS.map((g) => mask(`${RUN_TREE}/systemd/system-generators/${g}`)),
+  ];
+}
+
 /** The list init.sh loads, in order (file names under lib/modules/ of the initrd). */
 export const MODULE_ORDER_FILE = "lib/modules/order";
 
 export interface CpioEntry {
   /** Path without a leading slash ("init", "bin/busybox"). */
   name: string;
-  /** File type and permission bits (0o100755, 0o040755). */
+  /** File type and permission bits (0o100755, 0o040755; 0o120777 a symlink, its target the data). */
   mode: number;
   data: Buffer;
 }

@@ -538,10 +538,11 @@ const BASE_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
 export const TCG_CMDLINE: readonly string[] = [
   "mitigations=off",
   // Drivers for board devices of QEMU's pc machine a node never uses (floppy, PC speaker,
-  // PS/2 mouse, IDE, SMBus) and for what TCG cannot offer (KVM in the guest, the AMD
-  // crypto coprocessor): each costs emulated time at every boot. evdev and button stay
-  // (the ACPI power button of a graceful shutdown).
-  "modprobe.blacklist=floppy,pcspkr,psmouse,serio_raw,kvm,kvm_amd,kvm_intel,ccp,drm,ata_piix,ata_generic,i2c_piix4",
+  // PS/2 mouse, IDE, SMBus), for what TCG cannot offer (KVM in the guest, the AMD crypto
+  // coprocessor) and for radios a node has none of (cfg80211, which trixie's networking
+  // loads and then looks for a regulatory database): each costs emulated time at every
+  // boot. evdev and button stay (the ACPI power button of a graceful shutdown).
+  "modprobe.blacklist=floppy,pcspkr,psmouse,serio_raw,kvm,kvm_amd,kvm_intel,ccp,drm,ata_piix,ata_generic,i2c_piix4,cfg80211",
 ];
 
 /**

@@ -1,8 +1,8 @@
 /**
  * Makes fame's boot initrd (lib/bootinitrd.ts) beside the golden image's
  * initrd.img: decompresses the image's initrd (zstd, gzip or xz), takes the
- * root's modules and modules.dep from it, adds the host's static busybox and
- * templates/boot/init.sh, and writes an uncompressed newc archive. The result
+ * root's modules and modules.dep from it, adds the host's static busybox,
+ * templates/boot/init.sh and the /run masks, and writes an uncompressed newc archive. The result
  * depends only on those inputs, so stacks sharing an image share the file;
  * it is written aside and renamed, so a booting node never reads half of it.
  */
@@ -23,6 +23,7 @@ import {
   parseModulesDep,
   ROOT_MODULES,
   readNewc,
+  runMaskEntries,
   splitInitrd,
   writeNewc,
 } from "../bootinitrd";
@@ -105,6 +106,7 @@ export async function bootInitrdEntries(
     if (!isStaticElf(bb)) throw new Error(await bootInitrdProblem(busybox));
     entries.push({ name: "bin/busybox", mode: 0o100755, data: bb });
     entries.push({ name: "init", mode: 0o100755, data: await fs.readFile(INIT_SCRIPT) });
+    entries.push(...runMaskEntries());
     const names: string[] = [];
     for (const rel of order) {
       const f = files.get(`${modDir}/${rel}`);

@@ -1,9 +1,10 @@
 #!/bin/busybox sh
 # shellcheck shell=sh
 # /init of fame's boot initrd (lib/bootinitrd.ts): load the root's drivers,
-# mount /dev/vda read-only, hand over to systemd. systemd checks the root
-# (systemd-fsck-root) and remounts it as /etc/fstab says. Lines start with
-# "fame-init:" on the console (the serial log).
+# mount /dev/vda read-only and a /run with this boot's masks, hand over to
+# systemd. systemd checks the root (systemd-fsck-root) and remounts it as
+# /etc/fstab says. Lines start with "fame-init:" on the console (the serial
+# log).
 bb=/bin/busybox
 $bb mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
@@ -31,6 +32,14 @@ done
 $bb mount -t ext4 -o ro /dev/vda /root || fail "cannot mount /dev/vda"
 [ -x /root/sbin/init ] || [ -L /root/sbin/init ] || fail "/dev/vda has no /sbin/init"
 echo "fame-init: root /dev/vda mounted read-only (loaded:$loaded)"
+# The root's /run, mounted as systemd would (it keeps a mounted one), with
+# this boot's masks (lib/bootinitrd.ts RUN_TREE). Without it the node boots
+# as before, only slower.
+if $bb mount -t tmpfs -o mode=0755,nosuid,nodev,size=20%,nr_inodes=800k tmpfs /root/run; then
+	$bb cp -a /fame-run/systemd /root/run/ || echo "fame-init: could not copy the masks into /run"
+else
+	echo "fame-init: could not mount /run; booting without the masks"
+fi
 $bb umount /proc /sys
 $bb mount --move /dev /root/dev
 exec $bb switch_root /root /sbin/init "$@"

@@ -108,7 +108,7 @@ describe("e2e: Debian trixie nodes share FAM over IVSHMEM and CXL", function () 
         c.consoleLog(i),
         /fame-init: root \/dev\/vda mounted read-only \(loaded:.* virtio_blk .*ext4/,
       );
-      const [fsck, rootOpts, cmdline, mods] = (
+      const [fsck, rootOpts, cmdline, mods, run, loopUnit, failed, loopDev] = (
         await c.on(
           i,
           [
@@ -116,15 +116,25 @@ describe("e2e: Debian trixie nodes share FAM over IVSHMEM and CXL", function () 
             "findmnt -no OPTIONS /",
             "cat /proc/cmdline",
             "lsmod | tail -n +2 | cut -d' ' -f1 | sort | tr '\\n' ' '",
+            "findmnt -no FSTYPE,OPTIONS /run",
+            "systemctl is-enabled modprobe@loop.service || true",
+            "echo failed: $(systemctl --failed --no-legend --plain | cut -d' ' -f1)",
+            "sudo losetup -f",
           ].join("; "),
         )
       ).split("\n");
       assert.match(fsck ?? "", /^fameroot: clean, /, "systemd-fsck-root checked the root");
       assert.match(rootOpts ?? "", /^rw,/);
       assert.match(cmdline ?? "", / modprobe\.blacklist=floppy,/);
-      // The board drivers stay out; the power button's (a graceful ACPI shutdown) is in.
-      assert.doesNotMatch(mods ?? "", /\b(floppy|psmouse|ata_piix|kvm)\b/);
+      // The board drivers, the radio stack and the vsock drivers systemd-ssh-generator's probe
+      // loaded (masked) stay out; the power button's (a graceful ACPI shutdown) is in.
+      assert.doesNotMatch(mods ?? "", /\b(floppy|psmouse|ata_piix|kvm|cfg80211|vsock|vmw_vmci)\b/);
       assert.match(mods ?? "", /\bevdev\b/);
+      // v2's /init mounted /run with this boot's masks; what they skip still loads on use.
+      assert.match(run ?? "", /^tmpfs +rw,nosuid,nodev,/);
+      assert.equal(loopUnit, "masked-runtime");
+      assert.equal(failed, "failed:", "no unit failed");
+      assert.match(loopDev ?? "", /^\/dev\/loop\d+$/, "loop loads when first used");
     }
     await both((i) => c.on(i, "gcc -O2 -o hello_fabric /usr/local/share/fame/hello_fabric.c"));
     // Over IVSHMEM hello_fabric maps BAR2 (as the original's); over CXL it uses /dev/fam.

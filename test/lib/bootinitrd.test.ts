@@ -7,11 +7,14 @@ import {
   BOOT_INITRD_FILE,
   compressionOf,
   isStaticElf,
+  MASKED_GENERATORS,
+  MASKED_UNITS,
   MODULE_ORDER_FILE,
   moduleLoadOrder,
   moduleName,
   parseBuiltin,
   parseModulesDep,
+  RUN_TREE,
   readNewc,
   splitInitrd,
   writeNewc,
@@ -188,6 +191,30 @@ describe("fame's boot initrd: made from an image's initrd", () => {
       files.get(MODULE_ORDER_FILE)?.data.toString(),
       `${made.modules.map((m) => `${m}.ko`).join("\n")}\n`,
     );
+    // The masks init.sh copies into the root's /run: symlinks to /dev/null, as cpio unpacks them.
+    assert.match(
+      files.get("init")?.data.toString() ?? "",
+      /cp -a \/fame-run\/systemd \/root\/run\//,
+    );
+    const unpacked = path.join(dir, "unpacked");
+    fs.mkdirSync(unpacked);
+    execFileSync("cpio", ["-idm", "--quiet", `${RUN_TREE}/*`], {
+      cwd: unpacked,
+      input: fs.readFileSync(made.path),
+    });
+    const masks = (sub: string) =>
+      fs.readdirSync(path.join(unpacked, RUN_TREE, "systemd", sub)).map((n) => {
+        const p = path.join(unpacked, RUN_TREE, "systemd", sub, n);
+        return fs.lstatSync(p).isSymbolicLink() ? `${n} -> ${fs.readlinkSync(p)}` : n;
+      });
+    assert.deepEqual(masks("system").sort(), MASKED_UNITS.map((u) => `${u} -> /dev/null`).sort());
+    assert.deepEqual(
+      masks("system-generators").sort(),
+      MASKED_GENERATORS.map((g) => `${g} -> /dev/null`).sort(),
+    );
+    assert.ok(MASKED_UNITS.includes("modprobe@loop.service"));
+    assert.ok(!MASKED_UNITS.some((u) => /fuse|configfs/.test(u)), "/lfs and CXL keep theirs");
+    fs.rmSync(unpacked, { recursive: true });
     assert.equal(fs.statSync(made.path).mode & 0o777, 0o644, "QEMU (libvirt-qemu) reads it");
     assert.deepEqual(
       fs.readdirSync(dir).sort(),

@@ -230,6 +230,13 @@ describe("change report (what preview says before anything happens)", () => {
     ]);
     assert.deepEqual(upgraded.warnings, [], "no disk is replaced");
     assert.deepEqual(say(base, { bootInitrd: "" }).info, ["no change to the cluster"]);
+    // A new version of it (v1 had no /run masks) restarts the nodes onto the new file.
+    assert.deepEqual(
+      say({ ...base, bootInitrd: "fame-initrd-v1.img" }, { bootInitrd: BOOT_INITRD_FILE }).info,
+      [
+        `node01, node02, node03, node04 restart to apply fame's boot initrd (fame's own (fame-initrd-v1.img) -> fame's own (${BOOT_INITRD_FILE})) (disks and FAM kept)`,
+      ],
+    );
     assert.match(
       say({ ...base, bootInitrd: BOOT_INITRD_FILE }, { accel: "kvm", bootInitrd: "" }).info.join(),
       /restart to apply accel auto -> kvm, fame's boot initrd \(fame's own \(fame-initrd-v\d+\.img\) -> the image's\)/,

@@ -359,7 +359,7 @@ describe("golden image: the Debian release (fame:suite)", () => {
   it("turns the guest's speculation mitigations and unused board drivers off under TCG only, on both releases", () => {
     const base = "root=/dev/vda rw console=ttyS0 net.ifnames=0";
     const tcg =
-      "mitigations=off modprobe.blacklist=floppy,pcspkr,psmouse,serio_raw,kvm,kvm_amd,kvm_intel,ccp,drm,ata_piix,ata_generic,i2c_piix4";
+      "mitigations=off modprobe.blacklist=floppy,pcspkr,psmouse,serio_raw,kvm,kvm_amd,kvm_intel,ccp,drm,ata_piix,ata_generic,i2c_piix4,cfg80211";
     assert.equal(TCG_CMDLINE.join(" "), tcg);
     assert.equal(imageCmdline("bookworm", "ivshmem", "qemu"), `${base} ${tcg}`);
     assert.equal(imageCmdline("trixie", "ivshmem", "qemu"), `${base} ${tcg}`);
