@@ -8,6 +8,11 @@
  *   sudo npm run bench:boot                     # 2 nodes, 3 runs per release
  *   FAME_BENCH_RUNS=5 sudo npm run bench:boot   # more runs
  *   FAME_BOOT_EIGHT=1 sudo npm run bench:boot   # also 8 nodes (one run per release)
+ *   FAME_BOOT_BASELINE=0 sudo npm run bench:boot  # without the baseline
+ *
+ * The baseline, in every round beside fame's own boot: the same 2 nodes on
+ * the image's own kernel and initrd (`fame:kernelPath`, `fame:initrdPath`),
+ * i.e. without fame's boot kernel and boot initrd (README "Boot time").
  *
  * Each figure is the median of the runs, with min and max. The SSH probe is
  * tried every 0.5 s; "domains started" is when the engine reported the last
@@ -30,6 +35,7 @@ import { type Stat, stat } from "./report";
 
 const RUNS = Number(process.env.FAME_BENCH_RUNS ?? 3);
 const EIGHT = process.env.FAME_BOOT_EIGHT === "1";
+const BASELINE = process.env.FAME_BOOT_BASELINE !== "0";
 const MIRROR = process.env.FAME_TEST_MIRROR ?? "http://deb.debian.org/debian";
 /** The Debian e2e tests' image size: their cached images serve this benchmark too. */
 const IMAGE_GB = 4;
@@ -92,14 +98,23 @@ async function main(): Promise<void> {
   }
   const quiet = { onOutput: () => {} };
 
+  /** The image's own boot files, for the baseline. */
+  const imageBoot = (suite: Suite) => {
+    const d = path.join(testImageCache(), keys[suite] as string);
+    return { kernel: path.join(d, "vmlinuz"), initrd: path.join(d, "initrd.img") };
+  };
+
   /** One `pulumi up` of `count` nodes to SSH-ready, then a destroy. */
-  async function once(suite: Suite, count: number): Promise<Run> {
+  async function once(suite: Suite, count: number, baseline = false): Promise<Run> {
     const stack = stacks.get(suite) as Awaited<ReturnType<typeof projectStack>>;
+    const boot = imageBoot(suite);
     await stack.setAllConfig({
       "fame:suite": { value: suite },
       "fame:nodes": { value: String(count) },
       "fame:running": { value: "all" },
       "fame:famSize": { value: "1G" },
+      "fame:kernelPath": { value: baseline ? boot.kernel : "" },
+      "fame:initrdPath": { value: baseline ? boot.initrd : "" },
     });
     const plan = clusterPlan({ nodes: count, ...STACKS[suite] });
     const load = loadavg();
@@ -122,7 +137,7 @@ async function main(): Promise<void> {
       load,
     };
     log(
-      `${suite}, ${count} nodes: domains started ${run.domains.toFixed(1)} s, up returned ${run.up.toFixed(1)} s, all SSH-ready ${run.ready.toFixed(1)} s (load ${load})`,
+      `${suite}, ${count} nodes${baseline ? " (the image's kernel and initrd)" : ""}: domains started ${run.domains.toFixed(1)} s, up returned ${run.up.toFixed(1)} s, all SSH-ready ${run.ready.toFixed(1)} s (load ${load})`,
     );
     await stack.destroy(quiet);
     return run;
@@ -135,7 +150,10 @@ async function main(): Promise<void> {
   };
   try {
     for (let r = 0; r < RUNS; r++) {
-      for (const suite of SUITES) add(`${suite}/2`, await once(suite, 2));
+      for (const suite of SUITES) {
+        add(`${suite}/2`, await once(suite, 2));
+        if (BASELINE) add(`${suite}/2/image`, await once(suite, 2, true));
+      }
     }
     if (EIGHT) for (const suite of SUITES) add(`${suite}/8`, await once(suite, 8));
   } finally {
@@ -148,10 +166,11 @@ async function main(): Promise<void> {
 
   const rows: string[] = [];
   for (const key of Object.keys(runs)) {
-    const [suite, count] = key.split("/") as [Suite, string];
+    const [suite, count, variant] = key.split("/") as [Suite, string, string | undefined];
     const rs = runs[key] as Run[];
+    const nodes = variant ? `${count}, the image's kernel and initrd (baseline)` : count;
     rows.push(
-      `| ${suite} | ${count} | ${fmt(stat(rs.map((x) => x.ready)))} | ${fmt(stat(rs.map((x) => x.domains)))} | ${fmt(stat(rs.map((x) => x.up)))} | ${rs.map((x) => x.load).join("; ")} |`,
+      `| ${suite} | ${nodes} | ${fmt(stat(rs.map((x) => x.ready)))} | ${fmt(stat(rs.map((x) => x.domains)))} | ${fmt(stat(rs.map((x) => x.up)))} | ${rs.map((x) => x.load).join("; ")} |`,
     );
   }
   for (const suite of SUITES) {
