@@ -139,10 +139,19 @@ export async function ensureBootInitrd(
   const existing = await readBootInitrd(target);
   if (existing) return existing;
   const { entries, kernelRelease, modules } = await bootInitrdEntries(source, busybox);
+  await writeBeside(target, writeNewc(entries), source);
+  return { path: target, kernelRelease, modules };
+}
+
+/**
+ * Writes one of fame's boot files beside the image's `source`, owned as it
+ * is (the image's files are libvirt-qemu's, lib/host/imagebuild: QEMU reads
+ * this one too), mode 644; aside and renamed, so a reader never sees half.
+ */
+export async function writeBeside(target: string, data: Buffer, source: string): Promise<void> {
   const next = `${target}.fame-new-${process.pid}`;
   try {
-    await fs.writeFile(next, writeNewc(entries), { mode: 0o644 });
-    // The image's own files are libvirt-qemu's (lib/host/imagebuild): QEMU reads this one too.
+    await fs.writeFile(next, data, { mode: 0o644 });
     const st = await fs.stat(source);
     await fs.chown(next, st.uid, st.gid).catch(() => undefined);
     await fs.chmod(next, 0o644);
@@ -150,7 +159,6 @@ export async function ensureBootInitrd(
   } finally {
     await fs.rm(next, { force: true }).catch(() => undefined);
   }
-  return { path: target, kernelRelease, modules };
 }
 
 /** What a boot initrd file holds, or undefined when there is none (any other error is thrown). */

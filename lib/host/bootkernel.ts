@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { compressionOf } from "../bootinitrd";
 import { BOOT_KERNEL_FILE, bzImagePayload, pvhEntry, splitPayload } from "../bootkernel";
-import { decompress } from "./bootinitrd";
+import { decompress, writeBeside } from "./bootinitrd";
 
 export interface BootKernel {
   /** The kernel fame boots TCG nodes with: the unpacked one, or the image's own when it has no PVH entry. */
@@ -52,17 +52,7 @@ export async function ensureBootKernel(source: string): Promise<BootKernel> {
   const elf = await unpackKernel(source);
   const entry = pvhEntry(elf);
   if (entry === undefined) return { path: source, pvhEntry: 0 };
-  const next = `${target}.fame-new-${process.pid}`;
-  try {
-    await fs.writeFile(next, elf, { mode: 0o644 });
-    // The image's own files are libvirt-qemu's (lib/host/imagebuild): QEMU reads this one too.
-    const st = await fs.stat(source);
-    await fs.chown(next, st.uid, st.gid).catch(() => undefined);
-    await fs.chmod(next, 0o644);
-    await fs.rename(next, target);
-  } finally {
-    await fs.rm(next, { force: true }).catch(() => undefined);
-  }
+  await writeBeside(target, elf, source);
   return { path: target, pvhEntry: entry };
 }
 
