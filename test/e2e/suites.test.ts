@@ -115,7 +115,8 @@ describe("e2e: Debian trixie nodes share FAM over IVSHMEM and CXL", function () 
             "sudo journalctl -b -o cat -u systemd-fsck-root --no-pager | grep -E 'clean|error' || echo no-fsck",
             "findmnt -no OPTIONS /",
             "cat /proc/cmdline",
-            "lsmod | tail -n +2 | cut -d' ' -f1 | sort | tr '\\n' ' '",
+            // One line (tr would leave no newline before the next command's output).
+            "echo $(lsmod | tail -n +2 | cut -d' ' -f1 | sort)",
             "findmnt -no FSTYPE,OPTIONS /run",
             "systemctl is-enabled modprobe@loop.service || true",
             "echo failed: $(systemctl --failed --no-legend --plain | cut -d' ' -f1)",
