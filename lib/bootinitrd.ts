@@ -239,12 +239,25 @@ export function parseBuiltin(text: string): Set<string> {
   return new Set(text.split("\n").filter(Boolean).map(moduleName));
 }
 
+/** An ELF64 file's program header table (where, entry size, count), or undefined for any other file. */
+export function elf64ProgramHeaders(
+  buf: Buffer,
+): { phoff: number; phentsize: number; phnum: number } | undefined {
+  if (buf.length < 64 || buf.toString("latin1", 0, 4) !== "\x7fELF" || buf[4] !== 2) {
+    return undefined;
+  }
+  return {
+    phoff: Number(buf.readBigUInt64LE(32)),
+    phentsize: buf.readUInt16LE(54),
+    phnum: buf.readUInt16LE(56),
+  };
+}
+
 /** True for a static ELF executable (no program interpreter): one that runs in an initrd without libc. */
 export function isStaticElf(buf: Buffer): boolean {
-  if (buf.length < 64 || buf.toString("latin1", 0, 4) !== "\x7fELF" || buf[4] !== 2) return false;
-  const phoff = Number(buf.readBigUInt64LE(32));
-  const phentsize = buf.readUInt16LE(54);
-  const phnum = buf.readUInt16LE(56);
+  const table = elf64ProgramHeaders(buf);
+  if (!table) return false;
+  const { phoff, phentsize, phnum } = table;
   for (let i = 0; i < phnum; i++) {
     const at = phoff + i * phentsize;
     if (at + 4 > buf.length) return false;

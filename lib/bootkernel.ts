@@ -10,6 +10,7 @@
  * Pure: the bzImage setup header and the ELF note. The host side is
  * lib/host/bootkernel.ts.
  */
+import { elf64ProgramHeaders } from "./bootinitrd";
 
 /** Part of the file name: a change to how it is made is a new file. */
 export const BOOT_KERNEL_VERSION = "1";
@@ -60,12 +61,9 @@ export function splitPayload(payload: Buffer): { stream: Buffer; size: number } 
  * ELF64 file.
  */
 export function pvhEntry(elf: Buffer): number | undefined {
-  if (elf.length < 64 || elf.toString("latin1", 0, 4) !== "\x7fELF" || elf[4] !== 2) {
-    return undefined;
-  }
-  const phoff = Number(elf.readBigUInt64LE(32));
-  const phentsize = elf.readUInt16LE(54);
-  const phnum = elf.readUInt16LE(56);
+  const table = elf64ProgramHeaders(elf);
+  if (!table) return undefined;
+  const { phoff, phentsize, phnum } = table;
   for (let i = 0; i < phnum; i++) {
     const ph = phoff + i * phentsize;
     if (ph + 56 > elf.length) return undefined;
